@@ -1,0 +1,132 @@
+"""The flow record: one HTTP exchange as plain trace values, and back to a mitmproxy flow.
+
+    {
+      "id": "3",                                  # the host's x-rr-flow id
+      "request": {"method": "GET", "url": "https://host/p?q", "http_version": "HTTP/1.1",
+                  "headers": [[b"name", b"value"], ...],   # wire order, raw bytes
+                  "body": b"..."},                          # de-chunked
+      "response": None | {"status": 200, "reason": "OK", "http_version": "HTTP/1.1",
+                          "headers": [[b"name", b"value"], ...],
+                          "body": b"..."},        # de-chunked, content-encoding NOT decoded
+      "error": None | {"kind": "refused", "message": "..."},   # kind in errors.KINDS
+      "timings": {"start": t, "request_end": t?, "response_start": t?, "end": t},  # unix seconds
+    }
+
+Header names and values are bytes: HTTP allows obs-text bytes in values, and bytes are the
+only representation that is lossless for every header mitmproxy can receive.
+A record has either a response or an error: mitmproxy buffers whole responses, so when the
+exchange fails the client got no part of the response, only rr's error 502.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from mitmproxy import connection, http
+from mitmproxy import flow as mflow
+
+from .errors import classify
+
+FlowRecord = dict[str, Any]
+# Where the host's flow id travels on a mitmproxy flow (survives .mitm files).
+META_FLOW_ID = "rr.flow"
+
+
+def _headers_to_record(headers: http.Headers) -> list[list[bytes]]:
+    return [[bytes(name), bytes(value)] for name, value in headers.fields]
+
+
+def _headers_from_record(fields: list[list[bytes]]) -> http.Headers:
+    return http.Headers([(bytes(name), bytes(value)) for name, value in fields])
+
+
+def flow_to_record(flow: http.HTTPFlow) -> FlowRecord:
+    req = flow.request
+    timings: dict[str, float] = {"start": req.timestamp_start}
+    if req.timestamp_end is not None:
+        timings["request_end"] = req.timestamp_end
+    response = None
+    error = None
+    if flow.error is not None:
+        error = {"kind": classify(flow.error.msg), "message": flow.error.msg}
+        timings["end"] = flow.error.timestamp
+    elif flow.response is not None:
+        resp = flow.response
+        response = {
+            "status": resp.status_code,
+            "reason": resp.reason,
+            "http_version": resp.http_version,
+            "headers": _headers_to_record(resp.headers),
+            "body": resp.raw_content or b"",
+        }
+        timings["response_start"] = resp.timestamp_start
+        timings["end"] = resp.timestamp_end if resp.timestamp_end is not None else time.time()
+    else:
+        timings["end"] = time.time()
+    return {
+        "id": str(flow.metadata.get(META_FLOW_ID, flow.id)),
+        "request": {
+            "method": req.method,
+            "url": req.url,
+            "http_version": req.http_version,
+            "headers": _headers_to_record(req.headers),
+            "body": req.raw_content or b"",
+        },
+        "response": response,
+        "error": error,
+        "timings": timings,
+    }
+
+
+def response_from_record(rec_response: dict[str, Any], start: float, end: float) -> http.Response:
+    return http.Response(
+        rec_response["http_version"].encode(),
+        rec_response["status"],
+        rec_response["reason"].encode(),
+        _headers_from_record(rec_response["headers"]),
+        bytes(rec_response["body"]),
+        None,
+        start,
+        end,
+    )
+
+
+def record_to_flow(rec: FlowRecord) -> http.HTTPFlow:
+    """Rebuild a finished flow from a record, byte for byte (for HAR, .mitm files and replay)."""
+    req_rec = rec["request"]
+    timings = rec["timings"]
+    start, end = timings["start"], timings["end"]
+    url = urlsplit(req_rec["url"])
+    scheme = url.scheme or "http"
+    port = url.port or (443 if scheme == "https" else 80)
+    host = url.hostname or ""
+    path = url.path or "/"
+    if url.query:
+        path += "?" + url.query
+
+    client = connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0), timestamp_start=start)
+    server = connection.Server(address=(host, port))
+    flow = http.HTTPFlow(client, server)
+    flow.request = http.Request(
+        host,
+        port,
+        req_rec["method"].encode(),
+        scheme.encode(),
+        b"",
+        path.encode("utf-8", "surrogateescape"),
+        req_rec["http_version"].encode(),
+        _headers_from_record(req_rec["headers"]),
+        bytes(req_rec["body"]),
+        None,
+        start,
+        timings.get("request_end", start),
+    )
+    if rec["response"] is not None:
+        flow.response = response_from_record(rec["response"], timings.get("response_start", end), end)
+    if rec["error"] is not None:
+        flow.error = mflow.Error(rec["error"]["message"], timestamp=end)
+    flow.metadata[META_FLOW_ID] = rec["id"]
+    flow.live = False
+    return flow

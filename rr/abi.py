@@ -1,0 +1,533 @@
+"""The host-call layer: every WASI function rr implements in Python crosses here.
+
+wasmtime-py's stock `add_func` re-reads the function type and converts every value
+through generic per-type objects on every call (8-55 us a call, list<u8> at ~1 MB/s).
+This module instead compiles, once per imported function, a lifter per parameter and
+a lowerer for the result, from the component's *own* import types, and registers one
+raw C-API trampoline for all of them.
+
+Python representation of WIT values (both directions):
+    bool/ints/floats/string  native;  char  str of length 1
+    list<u8>                 bytes (moved in bulk with numpy, not element by element)
+    list<T>, tuple<..>       list / tuple
+    record                   tuple in field order (lowering also takes a dict)
+    variant                  (case, payload) tuple; lowering takes a bare str for a payload-less case
+    enum                     str;  flags  frozenset[str] (lowering takes any iterable)
+    option<T>                None or the value
+    result<T, E>             nested: ('ok', v) / ('err', e).  At the top level of a host
+                             function, returning v means ok and raising WasiError(e) means err.
+    own<R> / borrow<R>       the Python object that represents the host resource
+
+Two exceptions cross a host call on purpose: WasiError (becomes an `err` value) and
+GuestExit (unwinds the guest: wasi:cli/exit).  Anything else is a bug in rr; it traps
+the guest and is re-raised by the runner with the function's name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from collections.abc import Callable
+from ctypes import POINTER, byref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import wasmtime
+import wasmtime._ffi as ffi
+from wasmtime import component as wc
+
+VAL = ffi.wasmtime_component_val_t
+VAL_SIZE = ctypes.sizeof(VAL)  # 32 bytes: kind (u8) at 0, payload union at 8
+PAYLOAD_OFFSET = VAL.of.offset
+assert VAL_SIZE == 32 and PAYLOAD_OFFSET == 8, "unexpected wasmtime_component_val_t layout"
+
+K = ffi  # kind constants live on the ffi module: K.WASMTIME_COMPONENT_U8 ...
+_U8_KIND = ffi.WASMTIME_COMPONENT_U8.value
+
+
+class WasiError(Exception):
+    """Raised by a host function to return `err(payload)` to the guest."""
+
+    def __init__(self, payload: Any):
+        super().__init__(payload)
+        self.payload = payload
+
+
+class GuestExit(BaseException):
+    """wasi:cli/exit: unwinds the guest's stack; the runner turns it into a status."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class HostFault(Exception):
+    """A host function failed in a way that is rr's fault; carries the WIT name."""
+
+
+# --------------------------------------------------------------------------- resources
+
+
+class ResourceTable:
+    """Host resources handed to the guest: rep (u32 handle payload) <-> Python object."""
+
+    def __init__(self) -> None:
+        self._objects: dict[int, Any] = {}
+        self._next = itertools.count(1)
+
+    def add(self, obj: Any) -> int:
+        rep = next(self._next)
+        self._objects[rep] = obj
+        return rep
+
+    def get(self, rep: int) -> Any:
+        return self._objects[rep]
+
+    def take(self, rep: int) -> Any:
+        return self._objects.pop(rep)
+
+    def drop(self, rep: int) -> None:
+        """The guest dropped its handle: release what the object holds."""
+        obj = self._objects.pop(rep, None)
+        close = getattr(obj, "close", None)
+        if close is not None:
+            close()
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+
+_type_ids: dict[str, int] = {}
+
+
+def resource_type_id(qualified: str) -> int:
+    """One host type id per resource, shared by every version of its interface.
+
+    `qualified` is e.g. "wasi:io/streams/output-stream" (no @version): a component that
+    imports wasi:io/streams@0.2.12 and wasi:http/types@0.2.0 must see one stream type.
+    """
+    return _type_ids.setdefault(qualified, len(_type_ids) + 1)
+
+
+# --------------------------------------------------------------------------- converters
+
+Lift = Callable[[Any, VAL], Any]          # (ctx pointer, val) -> python
+Lower = Callable[[Any, Any, VAL], None]   # (ctx pointer, python, val to fill) -> None
+
+
+def _take_name(vec: Any) -> str:
+    s = ffi.to_str(vec)
+    ffi.wasm_byte_vec_delete(byref(vec))
+    return s
+
+
+def _neutralize(val: VAL) -> None:
+    """Mark a value whose contents we took over so that its destructor frees nothing."""
+    val.kind = ffi.WASMTIME_COMPONENT_BOOL.value
+    val.of.boolean = False
+
+
+def _array_view(ptr: Any, n: int) -> np.ndarray:
+    """A numpy (n, 32) uint8 view of n consecutive wasmtime_component_val_t."""
+    addr = ctypes.cast(ptr, ctypes.c_void_p).value
+    buf = (ctypes.c_uint8 * (n * VAL_SIZE)).from_address(addr)
+    return np.frombuffer(buf, dtype=np.uint8).reshape(n, VAL_SIZE)
+
+
+class Converters:
+    """Builds lifters/lowerers for value types; knows the run's resource table."""
+
+    def __init__(self, table: ResourceTable, resources: list[tuple[wc.ResourceType, int]]):
+        self.table = table
+        self._resources = resources  # (imported ResourceType, host type id)
+
+    # ---- resources
+    def _host_type_of(self, ty: wc.ResourceType) -> int:
+        for candidate, type_id in self._resources:
+            if candidate == ty:
+                return type_id
+        raise HostFault("a function uses a resource type from an interface rr does not serve")
+
+    def _lift_resource(self, own: bool) -> Lift:
+        table = self.table
+
+        def lift(ctx: Any, val: VAL) -> Any:
+            any_ptr = ffi.take_pointer(val.of, "resource")  # nulls the field: the caller frees args
+            host_ptr = POINTER(ffi.wasmtime_component_resource_host_t)()
+            err = ffi.wasmtime_component_resource_any_to_host(ctx, any_ptr, byref(host_ptr))
+            ffi.wasmtime_component_resource_any_delete(any_ptr)
+            if err:
+                raise wasmtime.WasmtimeError._from_ptr(err)
+            rep = ffi.wasmtime_component_resource_host_rep(host_ptr)
+            ffi.wasmtime_component_resource_host_delete(host_ptr)
+            # An owned handle moves to the host: the object leaves the table and the
+            # callee becomes responsible for it (e.g. outgoing-body.finish).
+            return table.take(rep) if own else table.get(rep)
+
+        return lift
+
+    def _lower_own(self, type_id: int) -> Lower:
+        table = self.table
+
+        def lower(ctx: Any, obj: Any, val: VAL) -> None:
+            rep = table.add(obj)
+            host_ptr = ffi.wasmtime_component_resource_host_new(True, rep, type_id)
+            any_ptr = POINTER(ffi.wasmtime_component_resource_any_t)()
+            err = ffi.wasmtime_component_resource_host_to_any(ctx, host_ptr, byref(any_ptr))
+            ffi.wasmtime_component_resource_host_delete(host_ptr)
+            if err:
+                table.take(rep)
+                raise wasmtime.WasmtimeError._from_ptr(err)
+            val.kind = ffi.WASMTIME_COMPONENT_RESOURCE.value
+            val.of.resource = any_ptr
+
+        return lower
+
+    # ---- dispatch on type
+    def lift(self, ty: wc.ValType) -> Lift:
+        scalar = _SCALARS.get(type(ty))
+        if scalar is not None:
+            field = scalar[1]
+            return lambda ctx, val: getattr(val.of, field)
+        if isinstance(ty, wc.Char):
+            return lambda ctx, val: chr(val.of.character)
+        if isinstance(ty, wc.String):
+            return lambda ctx, val: _take_name(val.of.string)
+        if isinstance(ty, wc.ListType):
+            return self._lift_list(ty)
+        if isinstance(ty, (wc.RecordType, wc.TupleType)):
+            return self._lift_fields(ty)
+        if isinstance(ty, wc.EnumType):
+            return lambda ctx, val: _take_name(val.of.enumeration)
+        if isinstance(ty, wc.FlagsType):
+            def lift_flags(ctx: Any, val: VAL) -> frozenset[str]:
+                flags = val.of.flags
+                names = frozenset(ffi.to_str(flags.data[i]) for i in range(flags.size))
+                ffi.wasmtime_component_valflags_delete(byref(flags))
+                return names
+            return lift_flags
+        if isinstance(ty, wc.OptionType):
+            inner = self.lift(ty.payload)
+            def lift_option(ctx: Any, val: VAL) -> Any:
+                box = val.of.option
+                return _unbox(ctx, box, inner) if box else None
+            return lift_option
+        if isinstance(ty, wc.ResultType):
+            ok = self.lift(ty.ok) if ty.ok is not None else None
+            er = self.lift(ty.err) if ty.err is not None else None
+            def lift_result(ctx: Any, val: VAL) -> tuple[str, Any]:
+                res = val.of.result
+                lifter = ok if res.is_ok else er
+                payload = _unbox(ctx, res.val, lifter) if res.val else None
+                return ("ok" if res.is_ok else "err", payload)
+            return lift_result
+        if isinstance(ty, wc.VariantType):
+            cases = {name: (self.lift(p) if p is not None else None) for name, p in ty.cases}
+            def lift_variant(ctx: Any, val: VAL) -> tuple[str, Any]:
+                var = val.of.variant
+                name = _take_name(var.discriminant)
+                payload = _unbox(ctx, var.val, cases[name]) if var.val else None
+                return (name, payload)
+            return lift_variant
+        if isinstance(ty, wc.OwnType):
+            return self._lift_resource(own=True)
+        if isinstance(ty, wc.BorrowType):
+            return self._lift_resource(own=False)
+        raise HostFault(f"rr cannot lift values of type {type(ty).__name__}")
+
+    def lower(self, ty: wc.ValType) -> Lower:
+        scalar = _SCALARS.get(type(ty))
+        if scalar is not None:
+            kind, field = scalar
+            def lower_scalar(ctx: Any, v: Any, val: VAL) -> None:
+                val.kind = kind
+                setattr(val.of, field, v)
+            return lower_scalar
+        if isinstance(ty, wc.Char):
+            def lower_char(ctx: Any, v: str, val: VAL) -> None:
+                val.kind = ffi.WASMTIME_COMPONENT_CHAR.value
+                val.of.character = ord(v)
+            return lower_char
+        if isinstance(ty, wc.String):
+            def lower_string(ctx: Any, v: str, val: VAL) -> None:
+                val.kind = ffi.WASMTIME_COMPONENT_STRING.value
+                val.of.string = ffi.str_to_capi(v)
+            return lower_string
+        if isinstance(ty, wc.ListType):
+            return self._lower_list(ty)
+        if isinstance(ty, (wc.RecordType, wc.TupleType)):
+            return self._lower_fields(ty)
+        if isinstance(ty, wc.EnumType):
+            def lower_enum(ctx: Any, v: str, val: VAL) -> None:
+                val.kind = ffi.WASMTIME_COMPONENT_ENUM.value
+                val.of.enumeration = ffi.str_to_capi(v)
+            return lower_enum
+        if isinstance(ty, wc.FlagsType):
+            def lower_flags(ctx: Any, v: Any, val: VAL) -> None:
+                names = list(v)
+                raw = ffi.wasmtime_component_valflags_t()
+                ffi.wasmtime_component_valflags_new_uninit(raw, len(names))
+                for i, name in enumerate(names):
+                    raw.data[i] = ffi.str_to_capi(name)
+                val.kind = ffi.WASMTIME_COMPONENT_FLAGS.value
+                val.of.flags = raw
+            return lower_flags
+        if isinstance(ty, wc.OptionType):
+            inner = self.lower(ty.payload)
+            def lower_option(ctx: Any, v: Any, val: VAL) -> None:
+                box = _box(ctx, v, inner) if v is not None else None
+                val.kind = ffi.WASMTIME_COMPONENT_OPTION.value
+                val.of.option = box
+            return lower_option
+        if isinstance(ty, wc.ResultType):
+            ok = self.lower(ty.ok) if ty.ok is not None else None
+            er = self.lower(ty.err) if ty.err is not None else None
+            def lower_result(ctx: Any, v: tuple[str, Any], val: VAL) -> None:
+                tag, payload = v
+                lowerer = ok if tag == "ok" else er
+                val.kind = ffi.WASMTIME_COMPONENT_RESULT.value
+                val.of.result.is_ok = tag == "ok"
+                val.of.result.val = _box(ctx, payload, lowerer) if lowerer else None
+            return lower_result
+        if isinstance(ty, wc.VariantType):
+            cases = {name: (self.lower(p) if p is not None else None) for name, p in ty.cases}
+            def lower_variant(ctx: Any, v: Any, val: VAL) -> None:
+                tag, payload = (v, None) if isinstance(v, str) else v
+                lowerer = cases[tag]
+                val.kind = ffi.WASMTIME_COMPONENT_VARIANT.value
+                val.of.variant.discriminant = ffi.str_to_capi(tag)
+                val.of.variant.val = _box(ctx, payload, lowerer) if lowerer else None
+            return lower_variant
+        if isinstance(ty, wc.OwnType):
+            return self._lower_own(self._host_type_of(ty.ty))
+        raise HostFault(f"rr cannot lower values of type {type(ty).__name__}")
+
+    # ---- lists: bytes in bulk
+    def _lift_list(self, ty: wc.ListType) -> Lift:
+        element = ty.element
+        if isinstance(element, wc.U8):
+            def lift_bytes(ctx: Any, val: VAL) -> bytes:
+                lst = val.of.list
+                n = lst.size
+                data = _array_view(lst.data, n)[:, PAYLOAD_OFFSET].tobytes() if n else b""
+                ffi.wasmtime_component_vallist_delete(byref(lst))
+                return data
+            return lift_bytes
+        inner = self.lift(element)
+        def lift_list(ctx: Any, val: VAL) -> list[Any]:
+            lst = val.of.list
+            out = []
+            for i in range(lst.size):
+                item = lst.data[i]
+                out.append(inner(ctx, item))
+                _neutralize(item)
+            ffi.wasmtime_component_vallist_delete(byref(lst))
+            return out
+        return lift_list
+
+    def _lower_list(self, ty: wc.ListType) -> Lower:
+        element = ty.element
+        if isinstance(element, wc.U8):
+            def lower_bytes(ctx: Any, v: bytes, val: VAL) -> None:
+                n = len(v)
+                raw = ffi.wasmtime_component_vallist_t()
+                ffi.wasmtime_component_vallist_new_uninit(raw, n)
+                if n:
+                    view = _array_view(raw.data, n)
+                    view[:, 0] = _U8_KIND
+                    view[:, PAYLOAD_OFFSET] = np.frombuffer(v, dtype=np.uint8)
+                val.kind = ffi.WASMTIME_COMPONENT_LIST.value
+                val.of.list = raw
+            return lower_bytes
+        inner = self.lower(element)
+        def lower_list(ctx: Any, v: list[Any], val: VAL) -> None:
+            items = list(v)
+            raw = ffi.wasmtime_component_vallist_t()
+            ffi.wasmtime_component_vallist_new_uninit(raw, len(items))
+            for i, item in enumerate(items):
+                inner(ctx, item, raw.data[i])
+            val.kind = ffi.WASMTIME_COMPONENT_LIST.value
+            val.of.list = raw
+        return lower_list
+
+    # ---- records and tuples
+    def _lift_fields(self, ty: wc.RecordType | wc.TupleType) -> Lift:
+        is_record = isinstance(ty, wc.RecordType)
+        lifts = [self.lift(t) for _, t in ty.fields] if is_record else [self.lift(t) for t in ty.elements]
+
+        def lift_fields(ctx: Any, val: VAL) -> tuple[Any, ...]:
+            raw = val.of.record if is_record else val.of.tuple
+            out = []
+            for i, lifter in enumerate(lifts):
+                item = raw.data[i].val if is_record else raw.data[i]
+                out.append(lifter(ctx, item))
+                _neutralize(item)
+            if is_record:
+                ffi.wasmtime_component_valrecord_delete(byref(raw))
+            else:
+                ffi.wasmtime_component_valtuple_delete(byref(raw))
+            return tuple(out)
+
+        return lift_fields
+
+    def _lower_fields(self, ty: wc.RecordType | wc.TupleType) -> Lower:
+        if isinstance(ty, wc.RecordType):
+            names = [name for name, _ in ty.fields]
+            lowers = [self.lower(t) for _, t in ty.fields]
+
+            def lower_record(ctx: Any, v: Any, val: VAL) -> None:
+                values = [v[n] for n in names] if isinstance(v, dict) else list(v)
+                raw = ffi.wasmtime_component_valrecord_t()
+                ffi.wasmtime_component_valrecord_new_uninit(raw, len(names))
+                for i, (name, lowerer, item) in enumerate(zip(names, lowers, values, strict=True)):
+                    raw.data[i].name = ffi.str_to_capi(name)
+                    lowerer(ctx, item, raw.data[i].val)
+                val.kind = ffi.WASMTIME_COMPONENT_RECORD.value
+                val.of.record = raw
+
+            return lower_record
+        lowers = [self.lower(t) for t in ty.elements]
+
+        def lower_tuple(ctx: Any, v: Any, val: VAL) -> None:
+            raw = ffi.wasmtime_component_valtuple_t()
+            ffi.wasmtime_component_valtuple_new_uninit(raw, len(lowers))
+            for i, (lowerer, item) in enumerate(zip(lowers, v, strict=True)):
+                lowerer(ctx, item, raw.data[i])
+            val.kind = ffi.WASMTIME_COMPONENT_TUPLE.value
+            val.of.tuple = raw
+
+        return lower_tuple
+
+
+_SCALARS: dict[type, tuple[int, str]] = {
+    wc.Bool: (ffi.WASMTIME_COMPONENT_BOOL.value, "boolean"),
+    wc.S8: (ffi.WASMTIME_COMPONENT_S8.value, "s8"),
+    wc.U8: (ffi.WASMTIME_COMPONENT_U8.value, "u8"),
+    wc.S16: (ffi.WASMTIME_COMPONENT_S16.value, "s16"),
+    wc.U16: (ffi.WASMTIME_COMPONENT_U16.value, "u16"),
+    wc.S32: (ffi.WASMTIME_COMPONENT_S32.value, "s32"),
+    wc.U32: (ffi.WASMTIME_COMPONENT_U32.value, "u32"),
+    wc.S64: (ffi.WASMTIME_COMPONENT_S64.value, "s64"),
+    wc.U64: (ffi.WASMTIME_COMPONENT_U64.value, "u64"),
+    wc.F32: (ffi.WASMTIME_COMPONENT_F32.value, "f32"),
+    wc.F64: (ffi.WASMTIME_COMPONENT_F64.value, "f64"),
+}
+
+
+def _box(ctx: Any, payload: Any, lowerer: Lower) -> Any:
+    """Lower into a heap-allocated value (variant/option/result payloads)."""
+    tmp = VAL()
+    lowerer(ctx, payload, tmp)
+    return ffi.wasmtime_component_val_new(byref(tmp))
+
+
+def _unbox(ctx: Any, box: Any, lifter: Lift | None) -> Any:
+    if lifter is None:
+        ffi.wasmtime_component_val_free(box)
+        return None
+    value = lifter(ctx, box.contents)
+    _neutralize(box.contents)
+    ffi.wasmtime_component_val_free(box)
+    return value
+
+
+# --------------------------------------------------------------------------- functions
+
+
+@dataclass
+class BoundFunc:
+    """One imported function: its WIT name, compiled converters and implementation."""
+
+    name: str
+    impl: Callable[..., Any]
+    lifts: list[Lift]
+    lower: Lower | None
+    top_level_result: bool  # result type is result<..>: returns are ok, WasiError is err
+    ok_lower: Lower | None = None
+    err_lower: Lower | None = None
+
+
+_BOUND: list[BoundFunc] = []
+# The last exception raised by a host function (GuestExit, or a bug) for the runner.
+pending: list[BaseException] = []
+
+
+def _error(message: str) -> int:
+    err = ffi.wasmtime_error_new(message.encode("utf-8"))
+    return ctypes.cast(err, ctypes.c_void_p).value or 0
+
+
+@ffi.wasmtime_component_func_callback_t
+def _trampoline(env, ctx, _ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
+    bound = _BOUND[env or 0]
+    try:
+        pyargs = [lift(ctx, args[i]) for i, lift in enumerate(bound.lifts)]
+        if bound.top_level_result:
+            try:
+                value = bound.impl(*pyargs)
+            except WasiError as e:
+                _lower_top_result(ctx, bound, False, e.payload, results[0])
+            else:
+                _lower_top_result(ctx, bound, True, value, results[0])
+        else:
+            value = bound.impl(*pyargs)
+            if bound.lower is not None:
+                bound.lower(ctx, value, results[0])
+        return 0
+    except GuestExit as e:
+        pending.append(e)
+        return _error(f"guest exited with status {e.status}")
+    except BaseException as e:  # noqa: BLE001 - a bug in rr: trap, and let the runner report it
+        fault = HostFault(f"host function {bound.name} failed: {type(e).__name__}: {e}")
+        fault.__cause__ = e
+        pending.append(fault)
+        return _error(str(fault))
+
+
+def _lower_top_result(ctx: Any, bound: BoundFunc, is_ok: bool, payload: Any, val: VAL) -> None:
+    lowerer = bound.ok_lower if is_ok else bound.err_lower
+    val.kind = ffi.WASMTIME_COMPONENT_RESULT.value
+    val.of.result.is_ok = is_ok
+    val.of.result.val = _box(ctx, payload, lowerer) if lowerer else None
+
+
+@ffi.wasmtime_component_resource_destructor_t
+def _no_finalize(_env):  # type: ignore[no-untyped-def]
+    return None
+
+
+_finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _env: None)
+
+
+def bind(conv: Converters, name: str, fty: wc.FuncType, impl: Callable[..., Any]) -> BoundFunc:
+    lifts = [conv.lift(t) for _, t in fty.params]
+    result = fty.result
+    bound = BoundFunc(name=name, impl=impl, lifts=lifts, lower=None, top_level_result=False)
+    if isinstance(result, wc.ResultType):
+        bound.top_level_result = True
+        bound.ok_lower = conv.lower(result.ok) if result.ok is not None else None
+        bound.err_lower = conv.lower(result.err) if result.err is not None else None
+    elif result is not None:
+        bound.lower = conv.lower(result)
+    return bound
+
+
+def add_func(instance: wc.LinkerInstance, name: str, bound: BoundFunc) -> None:
+    """Register through the raw C API: one trampoline, the function's index as env."""
+    idx = len(_BOUND)
+    _BOUND.append(bound)
+    name_bytes = name.encode("utf-8")
+    err = ffi.wasmtime_component_linker_instance_add_func(
+        instance.ptr(), ctypes.create_string_buffer(name_bytes), len(name_bytes),
+        _trampoline, idx, _finalize,
+    )
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+
+
+def take_pending() -> BaseException | None:
+    """The exception a host function raised during the last guest call, if any."""
+    exc = pending[-1] if pending else None
+    pending.clear()
+    return exc

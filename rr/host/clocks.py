@@ -1,0 +1,59 @@
+"""wasi:clocks — wall-clock and monotonic-clock (incl. subscribe-instant/duration)."""
+
+from __future__ import annotations
+
+import time
+
+from .context import HostContext
+from .poll import Pollable
+from .wit import Interface
+
+wall_if = Interface("wasi:clocks/wall-clock")
+mono_if = Interface("wasi:clocks/monotonic-clock")
+
+
+def _wall_now() -> tuple[int, int]:
+    ns = time.time_ns()
+    return (ns // 1_000_000_000, ns % 1_000_000_000)
+
+
+@wall_if.func("now")
+def wall_now(host: HostContext) -> tuple[int, int]:
+    return tuple(host.tap("wasi:clocks/wall-clock.now", [], _wall_now))  # type: ignore[return-value]
+
+
+@wall_if.func("resolution")
+def wall_resolution(host: HostContext) -> tuple[int, int]:
+    def live() -> tuple[int, int]:
+        res = time.get_clock_info("time").resolution
+        return (0, max(1, int(res * 1e9)))
+    return tuple(host.tap("wasi:clocks/wall-clock.resolution", [], live))  # type: ignore[return-value]
+
+
+@mono_if.func("now")
+def mono_now(host: HostContext) -> int:
+    return host.tap("wasi:clocks/monotonic-clock.now", [], time.monotonic_ns)
+
+
+@mono_if.func("resolution")
+def mono_resolution(host: HostContext) -> int:
+    def live() -> int:
+        return max(1, int(time.get_clock_info("monotonic").resolution * 1e9))
+    return host.tap("wasi:clocks/monotonic-clock.resolution", [], live)
+
+
+def _timer(when_ns: int) -> Pollable:
+    return Pollable(lambda: time.monotonic_ns() >= when_ns, deadline_ns=when_ns, label=f"timer@{when_ns}")
+
+
+@mono_if.func("subscribe-instant")
+def mono_subscribe_instant(host: HostContext, when: int) -> Pollable:
+    return _timer(when)
+
+
+@mono_if.func("subscribe-duration")
+def mono_subscribe_duration(host: HostContext, duration: int) -> Pollable:
+    # The deadline depends on "now": recorded, so a replayed guest sees the same label.
+    start = host.tap("wasi:clocks/monotonic-clock.subscribe-duration", [duration], time.monotonic_ns)
+    return Pollable(lambda: time.monotonic_ns() >= start + duration,
+                    deadline_ns=start + duration, label=f"timer+{duration}")

@@ -1,0 +1,87 @@
+"""The state of one guest run that every interface module shares."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..abi import ResourceTable
+
+if TYPE_CHECKING:
+    from ..tap import Tap
+
+
+class GuestInterrupted(BaseException):
+    """The run was stopped from outside (timeout, Ctrl-C) while the guest waited in a host call."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Preopen:
+    host: str          # directory on the host ("" during replay: never touched)
+    guest: str         # path the guest sees
+    writable: bool = False
+
+
+@dataclass
+class Sandbox:
+    """What the guest is granted. Nothing else of the host is visible to it."""
+
+    argv: list[str]
+    env: list[tuple[str, str]] = field(default_factory=list)
+    preopens: list[Preopen] = field(default_factory=list)
+    cwd: str | None = None
+    stdin: BinaryIO | None = None    # None: empty stdin
+    stdout: BinaryIO | None = None   # None: discard
+    stderr: BinaryIO | None = None
+
+
+class HostContext:
+    """Per-run state: granted resources, the resource table, the tap and the waker.
+
+    The guest runs on its own thread. Producers (stdin reader, HTTP transfers) run on
+    other threads and call `notify()`; a guest blocked in poll/block/blocking-read
+    waits on `cond` with a timeout at its nearest clock deadline.
+    """
+
+    def __init__(self, sandbox: Sandbox, tap: "Tap"):
+        self.sandbox = sandbox
+        self.tap = tap
+        self.table = ResourceTable()
+        self.cond = threading.Condition()
+        self.interrupted: str | None = None
+        self.services: dict[str, Any] = {}   # lazily created per-interface state
+
+    def notify(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+    def interrupt(self, reason: str) -> None:
+        with self.cond:
+            self.interrupted = reason
+            self.cond.notify_all()
+
+    def wait_for(self, ready: Callable[[], bool], deadline_ns: int | None = None) -> None:
+        """Block the guest thread until `ready()` or the monotonic deadline passes."""
+        with self.cond:
+            while not ready():
+                if self.interrupted:
+                    raise GuestInterrupted(self.interrupted)
+                timeout = None
+                if deadline_ns is not None:
+                    timeout = (deadline_ns - time.monotonic_ns()) / 1e9
+                    if timeout <= 0:
+                        return
+                self.cond.wait(timeout if timeout is None else min(timeout, 1.0))
+
+    def service(self, key: str, factory: Callable[[], Any]) -> Any:
+        svc = self.services.get(key)
+        if svc is None:
+            svc = self.services[key] = factory()
+        return svc

@@ -1,0 +1,270 @@
+"""Engine, cache, linker, instantiate, call wasi:cli/run — one guest run.
+
+The guest runs on its own thread: host functions block it (poll, blocking reads)
+while producers on other threads feed data; the calling thread enforces --timeout
+and Ctrl-C by interrupting both the wasm code (epochs) and host waits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+import wasmtime._ffi as ffi
+from wasmtime import component as wc
+
+from . import abi, host as _host_modules  # noqa: F401 - importing registers every interface
+from .abi import Converters, GuestExit, HostFault
+from .cache import load_component
+from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, UnsupportedError
+from .host.context import GuestInterrupted, HostContext, Sandbox
+from .host.wit import INTERFACES, split_versioned
+from .tap import Tap
+
+ENGINE_KEY = "concurrency=off,epoch=on"
+
+
+@dataclass
+class Limits:
+    max_memory: int | None = None   # bytes of linear memory for the whole store
+    timeout: float | None = None    # wall seconds for the whole run
+
+
+@dataclass
+class Outcome:
+    """How the guest ended: kind is "exit" or "trap" (or "timeout"/"memory" limits)."""
+
+    kind: str
+    status: int
+    message: str | None = None
+
+
+@dataclass
+class Program:
+    """A loaded, compiled command component."""
+
+    path: Path
+    wasm: bytes
+    sha256: str
+    engine: wasmtime.Engine
+    component: wc.Component
+    cache_hit: bool
+    imports: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def imported_interfaces(self) -> list[str]:
+        return list(self.imports)
+
+
+def make_engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    # wasmtime 50 traps with "deferred host scope has no call context" when a host
+    # function receives two or more borrows (poll) unless this is off (FIELD-NOTES).
+    ffi.wasmtime_config_concurrency_support_set(config.ptr(), False)
+    config.epoch_interruption = True
+    return wasmtime.Engine(config)
+
+
+_ENGINE: wasmtime.Engine | None = None
+
+
+def engine() -> wasmtime.Engine:
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = make_engine()
+    return _ENGINE
+
+
+def load(path: str | Path, use_cache: bool = True) -> Program:
+    path = Path(path)
+    try:
+        wasm = path.read_bytes()
+    except FileNotFoundError:
+        raise ComponentError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ComponentError(f"{path}: cannot read: {e.strerror}") from None
+    if wasm[:4] != b"\0asm":
+        raise ComponentError(f"{path}: not a WebAssembly file")
+    if wasm[4:8] == b"\x01\x00\x00\x00":
+        raise ComponentError(f"{path}: is a core wasm module, not a component "
+                             "(build for wasm32-wasip2 or adapt it with `wasm-tools component new`)")
+    sha = hashlib.sha256(wasm).hexdigest()
+    eng = engine()
+    try:
+        component, hit = load_component(eng, wasm, sha, ENGINE_KEY, use_cache)
+    except wasmtime.WasmtimeError as e:
+        raise ComponentError(f"{path}: invalid component: {_first_line(e)}") from None
+    imports = component.type.imports(eng)
+    exports = component.type.exports(eng)
+    if not any(split_versioned(name)[0] == "wasi:cli/run" for name in exports):
+        raise ComponentError(f"{path}: not a wasi:cli command (it exports no wasi:cli/run)")
+    return Program(path, wasm, sha, eng, component, hit, imports)
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _not_implemented(name: str) -> Any:
+    def trap(*_args: Any) -> None:
+        raise HostFault(f"{name} is not implemented by rr")
+    return trap
+
+
+def link(program: Program, host: HostContext) -> wc.Linker:
+    """Define every import under the exact name the component uses."""
+    eng = program.engine
+    linker = wc.Linker(eng)
+    instances: list[tuple[str, str, dict[str, Any]]] = []
+    resources: list[tuple[wc.ResourceType, int]] = []
+    resource_ids: dict[tuple[str, str], int] = {}
+    for name, ext in program.imports.items():
+        ty = ext.ty
+        if not isinstance(ty, wc.ComponentInstanceType):
+            raise UnsupportedError(f"{program.path.name}: unsupported import {name!r} "
+                                   "(rr serves WASI interfaces only)")
+        base, _ = split_versioned(name)
+        items = {item_name: item.ty for item_name, item in ty.exports(eng).items()}
+        instances.append((name, base, items))
+        for item_name, item_ty in items.items():
+            if isinstance(item_ty, wc.ResourceType):
+                # `use wasi:io/error.{error}` re-exports the same type under another
+                # interface: it must map to the same host type, so reuse its id.
+                same = next((tid for rt, tid in resources if rt == item_ty), None)
+                type_id = same or abi.resource_type_id(f"{base}/{item_name}")
+                resources.append((item_ty, type_id))
+                resource_ids[(name, item_name)] = type_id
+
+    conv = Converters(host.table, resources)
+    with linker.root() as root:
+        for name, base, items in instances:
+            iface = INTERFACES.get(base)
+            with root.add_instance(name) as inst:
+                for item_name, item_ty in items.items():
+                    if isinstance(item_ty, wc.ResourceType):
+                        type_id = resource_ids[(name, item_name)]
+                        inst.add_resource(item_name, wc.ResourceType.host(type_id),
+                                          lambda _store, rep: host.table.drop(rep))
+                for item_name, item_ty in items.items():
+                    if not isinstance(item_ty, wc.FuncType):
+                        continue
+                    impl = iface.funcs.get(item_name) if iface else None
+                    qualified = f"{name}.{item_name}"
+                    fn = partial(impl, host) if impl else _not_implemented(qualified)
+                    abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn))
+    return linker
+
+
+def unsupported_imports(program: Program) -> list[str]:
+    """Imported functions rr has no implementation for (they trap if called)."""
+    missing = []
+    for name, ext in program.imports.items():
+        if not isinstance(ext.ty, wc.ComponentInstanceType):
+            missing.append(name)
+            continue
+        iface = INTERFACES.get(split_versioned(name)[0])
+        for item_name, item in ext.ty.exports(program.engine).items():
+            if isinstance(item.ty, wc.FuncType) and (iface is None or item_name not in iface.funcs):
+                missing.append(f"{name}.{item_name}")
+    return missing
+
+
+def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
+        limits: Limits | None = None) -> Outcome:
+    limits = limits or Limits()
+    host = HostContext(sandbox, tap or Tap())
+    linker = link(program, host)
+    store = wasmtime.Store(program.engine)
+    if limits.max_memory is not None:
+        store.set_limits(memory_size=limits.max_memory)
+    store.set_epoch_deadline(1 << 62)  # effectively never, until a timeout lowers it
+
+    result: list[Outcome] = []
+    failure: list[BaseException] = []
+
+    def guest_main() -> None:
+        try:
+            result.append(_call_run(program, linker, store, host, limits))
+        except BaseException as e:  # re-raised on the calling thread below
+            failure.append(e)
+
+    guest = threading.Thread(target=guest_main, name="rr-guest", daemon=True)
+    guest.start()
+    timed_out = False
+    try:
+        guest.join(limits.timeout)
+        if guest.is_alive():
+            timed_out = True
+            _stop(program, store, host, "timeout")
+            guest.join()
+    except KeyboardInterrupt:
+        _stop(program, store, host, "interrupted")
+        guest.join(5)
+        raise
+    if failure:
+        raise failure[0]
+    outcome = result[0]
+    if timed_out and outcome.kind == "trap":
+        return Outcome("timeout", EXIT_TIMEOUT, f"guest exceeded --timeout {limits.timeout:g}s")
+    return outcome
+
+
+def _stop(program: Program, store: wasmtime.Store, host: HostContext, reason: str) -> None:
+    host.interrupt(reason)
+    store.set_epoch_deadline(1)
+    program.engine.increment_epoch()
+    program.engine.increment_epoch()
+
+
+def _call_run(program: Program, linker: wc.Linker, store: wasmtime.Store,
+              host: HostContext, limits: Limits) -> Outcome:
+    try:
+        instance = linker.instantiate(store, program.component)
+    except wasmtime.WasmtimeError as e:
+        text = str(e)
+        if limits.max_memory is not None and "memory" in text:
+            return Outcome("memory", EXIT_LIMIT, f"guest needs more memory than --max-memory allows: {_first_line(e)}")
+        raise UnsupportedError(f"{program.path.name}: cannot instantiate: {e}") from None
+    run_iface = next(n for n in program.component.type.exports(program.engine)
+                     if split_versioned(n)[0] == "wasi:cli/run")
+    iface_idx = instance.get_export_index(store, run_iface)
+    func_idx = instance.get_export_index(store, "run", iface_idx)
+    func = instance.get_func(store, func_idx) if func_idx else None
+    if func is None:
+        raise ComponentError(f"{program.path.name}: {run_iface} has no `run` function")
+    abi.take_pending()
+    try:
+        value = func(store)
+        func.post_return(store)
+    except GuestInterrupted:
+        return Outcome("trap", EXIT_TRAP, "interrupted")
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
+        pending = abi.take_pending()
+        if isinstance(pending, GuestExit):
+            return Outcome("exit", pending.status)
+        if isinstance(pending, GuestInterrupted):
+            return Outcome("trap", EXIT_TRAP, pending.reason)
+        if isinstance(pending, HostFault):
+            raise pending
+        return Outcome("trap", EXIT_TRAP, _trap_message(e, limits))
+    except GuestExit as e:
+        return Outcome("exit", e.status)
+    ok = getattr(value, "tag", "ok") == "ok"
+    return Outcome("exit", 0 if ok else 1)
+
+
+def _trap_message(e: BaseException, limits: Limits) -> str:
+    text = str(e).strip()
+    lines = text.splitlines()
+    # wasmtime puts the cause last ("wasm trap: wasm `unreachable` instruction executed").
+    cause = next((ln.strip() for ln in reversed(lines) if ln.strip().startswith(("wasm trap", "Caused by"))), None)
+    message = cause or (lines[0] if lines else type(e).__name__)
+    if "interrupt" in text and limits.timeout is not None:
+        message = f"guest exceeded --timeout {limits.timeout:g}s"
+    return message

@@ -1,0 +1,65 @@
+"""Parsing the sandbox flags shared by `rr run` and `rr record` into a Sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+from .errors import UsageError
+from .host.context import Preopen, Sandbox
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$", re.IGNORECASE)
+
+
+def add_sandbox_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sandbox (nothing is granted unless asked for)")
+    g.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="set an environment variable for the guest (repeatable)")
+    g.add_argument("--inherit-env", action="store_true",
+                   help="pass rr's whole environment to the guest (before --env)")
+    g.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
+                   help="grant a host directory, read-only, at GUEST (default: same path)")
+    g.add_argument("--dir-rw", action="append", default=[], metavar="HOST[::GUEST]",
+                   help="grant a host directory read-write")
+    g.add_argument("--max-memory", metavar="SIZE", type=parse_size,
+                   help="limit the guest's linear memory, e.g. 64M, 1G")
+    g.add_argument("--timeout", metavar="SECONDS", type=float,
+                   help="stop the guest after this many seconds (exit status 124)")
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 64M or 1G)")
+    number, unit = float(m.group(1)), m.group(2).upper()
+    return int(number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit])
+
+
+def _preopen(spec: str, writable: bool) -> Preopen:
+    host, sep, guest = spec.partition("::")
+    if not host:
+        raise UsageError(f"--dir {spec!r}: empty host path")
+    if not os.path.isdir(host):
+        raise UsageError(f"--dir {spec!r}: {host} is not a directory")
+    return Preopen(host=os.path.abspath(host), guest=guest if sep else host, writable=writable)
+
+
+def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: list[str]) -> Sandbox:
+    env: dict[str, str] = dict(os.environ) if args.inherit_env else {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {item!r}: expected K=V")
+        env[key] = value
+    preopens = [_preopen(d, False) for d in args.dir] + [_preopen(d, True) for d in args.dir_rw]
+    return Sandbox(
+        argv=[program_name, *guest_args],
+        env=list(env.items()),
+        preopens=preopens,
+        cwd=None,
+        stdin=sys.stdin.buffer if sys.stdin is not None else None,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr.buffer,
+    )

@@ -1,0 +1,104 @@
+"""Model objects <-> format-neutral raw records (plain dicts), shared by both codecs.
+
+Header and outcome records are maps with a "t" key; the CBOR codec writes them as CBOR
+maps, the JSONL codec as JSON objects (values through `to_jsonable`). Header keys are
+written in a fixed order followed by `extra`, so re-encoding a decoded header is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import RecordError
+from .model import ComponentInfo, Event, Header, Outcome
+from .values import normalize
+from .versions import CURRENT_VERSION, FORMAT_NAME
+
+HEADER_KEYS = ("t", "format", "version", "rr_version", "wasmtime_version", "component",
+               "argv", "env", "dirs", "start_time")
+_OUTCOME_FIELD = {"exit": "status", "trap": "message", "stopped": "event"}
+
+
+def header_to_raw(h: Header) -> dict[str, Any]:
+    """Raw header for writing; raises ValueError/TypeError for a header that would not read back."""
+    if h.format != FORMAT_NAME or h.version != CURRENT_VERSION:
+        raise ValueError(f"this rr writes {FORMAT_NAME} version {CURRENT_VERSION}, "
+                         f"not {h.format!r} version {h.version!r}")
+    c = h.component
+    raw: dict[str, Any] = {
+        "t": "header", "format": h.format, "version": h.version,
+        "rr_version": h.rr_version, "wasmtime_version": h.wasmtime_version,
+        "component": {"sha256": c.sha256, "size": c.size, "name": c.name},
+        "argv": list(h.argv), "env": [[k, v] for k, v in h.env],
+        "dirs": [dict(d) for d in h.dirs],
+        "start_time": float(h.start_time),
+    }
+    clash = raw.keys() & h.extra.keys()
+    if clash:
+        raise ValueError(f"header extra fields clash with standard ones: {sorted(clash)}")
+    raw.update(normalize(h.extra))
+    try:
+        header_from_raw(raw)
+    except RecordError as e:
+        raise ValueError(f"invalid header: {e}") from None
+    return raw
+
+
+def header_from_raw(raw: dict[str, Any]) -> Header:
+    """Build a Header from an (already version-upgraded) raw header; RecordError if malformed."""
+    comp = _field(raw, "component", dict)
+    for key, typ in (("sha256", str), ("size", int), ("name", str)):
+        if type(comp.get(key)) is not typ:
+            raise RecordError(f"header field 'component.{key}' must be {typ.__name__}")
+    argv = _field(raw, "argv", list)
+    if not all(type(a) is str for a in argv):
+        raise RecordError("header field 'argv' must be a list of str")
+    env = _field(raw, "env", list)
+    if not all(type(p) is list and len(p) == 2 and all(type(s) is str for s in p) for p in env):
+        raise RecordError("header field 'env' must be a list of [name, value] str pairs")
+    dirs = _field(raw, "dirs", list)
+    if not all(type(d) is dict and all(type(d.get(k)) is str for k in ("host", "guest", "mode"))
+               for d in dirs):
+        raise RecordError("header field 'dirs' must be a list of {host, guest, mode} str maps")
+    start = raw.get("start_time")
+    if type(start) is not float:
+        raise RecordError("header field 'start_time' must be a float")
+    return Header(
+        format=raw["format"], version=raw["version"],
+        rr_version=_field(raw, "rr_version", str),
+        wasmtime_version=_field(raw, "wasmtime_version", str),
+        component=ComponentInfo(comp["sha256"], comp["size"], comp["name"]),
+        argv=argv, env=[(k, v) for k, v in env], dirs=dirs, start_time=start,
+        extra={k: v for k, v in raw.items() if k not in HEADER_KEYS},
+    )
+
+
+def event_from_raw(raw: dict[str, Any]) -> Event:
+    call, args, failed = raw.get("call"), raw.get("args"), raw.get("failed", False)
+    if type(call) is not str or type(args) is not list or type(failed) is not bool or "result" not in raw:
+        raise RecordError("event must have call: str, args: list, result and optional failed: bool")
+    return Event(call, args, raw["result"], failed)
+
+
+def outcome_to_raw(o: Outcome) -> dict[str, Any]:
+    name = _OUTCOME_FIELD[o.kind]
+    return {"t": "outcome", "kind": o.kind, name: getattr(o, name)}
+
+
+def outcome_from_raw(raw: dict[str, Any]) -> Outcome:
+    kind = raw.get("kind")
+    name = _OUTCOME_FIELD.get(kind) if type(kind) is str else None
+    if name is None or set(raw) != {"t", "kind", name}:
+        raise RecordError(f"outcome must be {{kind: exit|trap|stopped, status|message|event}}, "
+                          f"got keys {sorted(raw)}")
+    try:
+        return Outcome(kind, **{name: raw[name]})  # type: ignore[arg-type]
+    except ValueError as e:
+        raise RecordError(str(e)) from None
+
+
+def _field(raw: dict[str, Any], key: str, typ: type) -> Any:
+    value = raw.get(key)
+    if type(value) is not typ:
+        raise RecordError(f"header field {key!r} must be {typ.__name__}")
+    return value

@@ -1,0 +1,72 @@
+;; exit_code.wat: a WASI 0.2 command that prints "exiting\n" to stdout, then calls
+;; the unstable wasi:cli/exit.exit-with-code(3) (@unstable(feature =
+;; cli-exit-with-code)); the wasmtime CLI needs `-S cli-exit-with-code` to
+;; provide it, and then exits with status 3.
+;;
+;; exit-with-code(status-code: u8) -> core (status-code i32); never returns.
+;; blocking-write-and-flush(self, contents) -> result<_, stream-error>
+;;   core: (self i32, ptr i32, len i32, ret i32); result at ret (12 bytes):
+;;   +0 u8 0=ok 1=err; +4 u8 stream-error case; +8 i32 error handle.
+;;   The result is ignored: stdout has nowhere to report its own failure.
+(component
+  (import "wasi:io/error@0.2.0" (instance $wasi-io-error
+    (export "error" (type (sub resource)))))
+  (alias export $wasi-io-error "error" (type $error))
+  (import "wasi:io/streams@0.2.0" (instance $wasi-io-streams
+    (alias outer 1 $error (type $error'))
+    (export "error" (type $e (eq $error')))
+    (export "output-stream" (type $output-stream (sub resource)))
+    (type $stream-error' (variant (case "last-operation-failed" (own $e)) (case "closed")))
+    (export "stream-error" (type $stream-error (eq $stream-error')))
+    (export "[method]output-stream.blocking-write-and-flush"
+      (func (param "self" (borrow $output-stream)) (param "contents" (list u8))
+            (result (result (error $stream-error)))))))
+  (alias export $wasi-io-streams "output-stream" (type $output-stream))
+  (import "wasi:cli/stdout@0.2.0" (instance $wasi-cli-stdout
+    (alias outer 1 $output-stream (type $output-stream'))
+    (export "output-stream" (type $os (eq $output-stream')))
+    (export "get-stdout" (func (result (own $os))))))
+  (import "wasi:cli/exit@0.2.0" (instance $wasi-cli-exit
+    (export "exit-with-code" (func (param "status-code" u8)))))
+
+  ;; libc: the component's memory (no import returns a list, so no allocator).
+  (core module $Libc
+    (memory (export "memory") 1))
+  (core instance $libc (instantiate $Libc))
+  (alias core export $libc "memory" (core memory $memory))
+
+  (core func $get-stdout (canon lower (func $wasi-cli-stdout "get-stdout")))
+  (core func $blocking-write-and-flush
+    (canon lower (func $wasi-io-streams "[method]output-stream.blocking-write-and-flush")
+      (memory $memory)))
+  (core func $drop-output-stream (canon resource.drop $output-stream))
+  (core func $exit-with-code (canon lower (func $wasi-cli-exit "exit-with-code")))
+
+  (core module $Main
+    (import "libc" "memory" (memory 1))
+    (import "wasi" "get-stdout" (func $get-stdout (result i32)))
+    (import "wasi" "blocking-write-and-flush" (func $blocking-write-and-flush (param i32 i32 i32 i32)))
+    (import "wasi" "drop-output-stream" (func $drop-output-stream (param i32)))
+    (import "wasi" "exit-with-code" (func $exit-with-code (param i32)))
+
+    (data (i32.const 128) "exiting\n")  ;; 8 bytes
+
+    (func (export "run") (result i32)
+      (local $stdout i32)
+      (local.set $stdout (call $get-stdout))
+      (call $blocking-write-and-flush (local.get $stdout) (i32.const 128) (i32.const 8) (i32.const 0))
+      (call $drop-output-stream (local.get $stdout))
+      (call $exit-with-code (i32.const 3))
+      unreachable))  ;; exit does not return
+
+  (core instance $main (instantiate $Main
+    (with "libc" (instance $libc))
+    (with "wasi" (instance
+      (export "get-stdout" (func $get-stdout))
+      (export "blocking-write-and-flush" (func $blocking-write-and-flush))
+      (export "drop-output-stream" (func $drop-output-stream))
+      (export "exit-with-code" (func $exit-with-code))))))
+
+  (func $run (result (result)) (canon lift (core func $main "run")))
+  (instance $run-instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run-instance)))

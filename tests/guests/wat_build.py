@@ -1,0 +1,23 @@
+"""Compile the hand-written WAT guests in tests/guests/wat/ to component binaries.
+
+Tests build guests at test time with `wasmtime.wat2wasm` (a few ms each), so no
+toolchain and no checked-in binaries are needed.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+import wasmtime
+
+WAT_DIR = Path(__file__).parent / "wat"
+
+
+def names() -> list[str]:
+    """Names of every guest, i.e. the stems of tests/guests/wat/*.wat."""
+    return sorted(path.stem for path in WAT_DIR.glob("*.wat"))
+
+
+@lru_cache(maxsize=None)
+def build(name: str) -> bytes:
+    """The component binary of tests/guests/wat/<name>.wat."""
+    return wasmtime.wat2wasm((WAT_DIR / f"{name}.wat").read_text())
