@@ -54,7 +54,15 @@ class WasiError(Exception):
         self.payload = payload
 
 
-class GuestExit(BaseException):
+class Unwind(BaseException):
+    """Stops the guest on purpose from inside a host call; the runner handles it.
+
+    Subclasses: GuestExit (wasi:cli/exit), a replay divergence, a partial replay's
+    stop, an interrupted wait. A BaseException so that no host code catches it.
+    """
+
+
+class GuestExit(Unwind):
     """wasi:cli/exit: unwinds the guest's stack; the runner turns it into a status."""
 
     def __init__(self, status: int):
@@ -475,9 +483,9 @@ def _trampoline(env, ctx, _ty, args, nargs, results, nresults):  # type: ignore[
             if bound.lower is not None:
                 bound.lower(ctx, value, results[0])
         return 0
-    except GuestExit as e:
+    except Unwind as e:
         pending.append(e)
-        return _error(f"guest exited with status {e.status}")
+        return _error(f"guest stopped: {e}")
     except BaseException as e:  # noqa: BLE001 - a bug in rr: trap, and let the runner report it
         fault = HostFault(f"host function {bound.name} failed: {type(e).__name__}: {e}")
         fault.__cause__ = e

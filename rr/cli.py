@@ -32,6 +32,41 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_flags(run)
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
+
+    rec = sub.add_parser("record", help="run a component and record everything nondeterministic it receives",
+                         epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_component(rec)
+    rec.add_argument("-t", "--trace", default="rr-trace.cbor", metavar="TRACE",
+                     help="where to write the trace (default: rr-trace.cbor)")
+    rec.add_argument("-f", "--format", choices=["cbor", "json"],
+                     help="trace encoding (default: from the extension; .gz compresses)")
+    rec.add_argument("--force", action="store_true", help="replace an existing trace file")
+    add_sandbox_flags(rec)
+    _add_common(rec)
+    rec.set_defaults(handler=_cmd_record)
+
+    rep = sub.add_parser("replay", help="re-run a component from its trace alone",
+                         epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("component", help="the .wasm command component that was recorded")
+    rep.add_argument("trace", nargs="?", default="rr-trace.cbor", help="the trace (default: rr-trace.cbor)")
+    rep.add_argument("--until", type=int, metavar="N", help="stop cleanly before event N")
+    rep.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after this long")
+    _add_common(rep)
+    rep.set_defaults(handler=_cmd_replay)
+
+    conv = sub.add_parser("convert", help="convert a trace between CBOR and JSON Lines (losslessly)")
+    conv.add_argument("input")
+    conv.add_argument("output")
+    conv.add_argument("-f", "--format", choices=["cbor", "json"], help="output encoding (default: from extension)")
+    conv.add_argument("--force", action="store_true", help="replace an existing output file")
+    conv.set_defaults(handler=_cmd_convert)
+
+    insp = sub.add_parser("inspect", help="show a trace: header, outcome, counts and events")
+    insp.add_argument("trace")
+    insp.add_argument("--json", action="store_true", help="machine-readable output")
+    insp.add_argument("--no-events", action="store_true", help="header, outcome and counts only")
+    insp.add_argument("--limit", type=int, metavar="N", help="show at most N events")
+    insp.set_defaults(handler=_cmd_inspect)
     return p
 
 
@@ -64,6 +99,71 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
     outcome = runner.run(program, sandbox, limits=runner.Limits(args.max_memory, args.timeout))
     return _finish(outcome)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from . import runner, session
+    from .sandbox_args import sandbox_from_args
+
+    program = runner.load(args.component, use_cache=not args.no_cache)
+    if args.verbose:
+        _verbose_program(program)
+    sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
+    fmt = {"json": "jsonl"}.get(args.format, args.format)
+    rec = session.record(program, sandbox, args.trace, fmt,
+                         runner.Limits(args.max_memory, args.timeout), overwrite=args.force)
+    status = _finish(rec.outcome)
+    _report(f"recorded {rec.events} events to {rec.path} ({_describe_outcome(rec.outcome)})")
+    return status
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from . import runner, session
+
+    program = runner.load(args.component, use_cache=not args.no_cache)
+    result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
+                            until=args.until, limits=runner.Limits(timeout=args.timeout))
+    sys.stdout.flush()
+    if result.stopped_at is not None:
+        why = f" (the recording ends there: {result.incomplete})" if result.incomplete else ""
+        _report(f"replay stopped before event {result.stopped_at}{why}")
+        return 0
+    status = _finish(result.outcome)
+    if args.verbose:
+        _report(f"replayed {result.events} events ({_describe_outcome(result.outcome)})")
+    return status
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .session import BadTrace
+    from .trace import TraceError, convert
+
+    fmt = {"json": "jsonl"}.get(args.format, args.format)
+    try:
+        convert(args.input, args.output, fmt, overwrite=args.force)
+    except FileNotFoundError:
+        raise BadTrace(f"{args.input}: no such file") from None
+    except TraceError as e:
+        raise BadTrace(str(e)) from None
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import inspect_trace
+    from .session import BadTrace
+    from .trace import TraceError
+
+    try:
+        inspect_trace(args.trace, args.json, not args.no_events, args.limit)
+    except FileNotFoundError:
+        raise BadTrace(f"{args.trace}: no such file") from None
+    except TraceError as e:
+        raise BadTrace(str(e)) from None
+    return 0
+
+
+def _describe_outcome(outcome) -> str:  # type: ignore[no-untyped-def]
+    return f"exit status {outcome.status}" if outcome.kind == "exit" else f"{outcome.kind}: {outcome.message}"
 
 
 def _verbose_program(program) -> None:  # type: ignore[no-untyped-def]

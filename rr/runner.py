@@ -20,7 +20,7 @@ import wasmtime._ffi as ffi
 from wasmtime import component as wc
 
 from . import abi, host as _host_modules  # noqa: F401 - importing registers every interface
-from .abi import Converters, GuestExit, HostFault
+from .abi import Converters, GuestExit, HostFault, Unwind
 from .cache import load_component
 from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, UnsupportedError
 from .host.context import GuestInterrupted, HostContext, Sandbox
@@ -250,8 +250,8 @@ def _call_run(program: Program, linker: wc.Linker, store: wasmtime.Store,
             return Outcome("exit", pending.status)
         if isinstance(pending, GuestInterrupted):
             return Outcome("trap", EXIT_TRAP, pending.reason)
-        if isinstance(pending, HostFault):
-            raise pending
+        if isinstance(pending, (HostFault, Unwind)):
+            raise pending  # a divergence, a partial replay's stop, or a bug in rr
         return Outcome("trap", EXIT_TRAP, _trap_message(e, limits))
     except GuestExit as e:
         return Outcome("exit", e.status)

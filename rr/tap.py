@@ -7,16 +7,23 @@ reading, random bytes, stdin data, which pollables are ready, ...) obtains it as
 
 `call` names the WASI function ("wasi:clocks/wall-clock.now"), `args` are the
 guest's arguments that identify the request, and `live()` produces the real value.
-`Live` just calls `live()`.  The recorder and the replayer (rr/record.py) subclass
-`Tap`: the recorder writes (call, args, result) to the trace, the replayer checks
+`Tap` itself just calls `live()` (`rr run`).  `Recorder` and `Replayer` below: the recorder writes (call, args, result) to the trace, the replayer checks
 (call, args) against the next recorded event and returns its result without calling
 `live()` at all.  A `WasiError` raised by `live()` is a result too (an `err`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .abi import Unwind, WasiError
+from .trace.errors import TraceError
+from .trace.model import Event
+
+if TYPE_CHECKING:
+    from .trace import TraceWriter
 
 T = TypeVar("T")
 
@@ -32,3 +39,154 @@ class Tap:
     def block(self, wait: Callable[[], None]) -> None:
         """A wait with no result (pollable.block): real while live, skipped on replay."""
         wait()
+
+
+# ---------------------------------------------------------------- trace values
+# Host results are trace values already (ints, bytes, str, lists), except for the one
+# resource that travels inside an error: wasi:io/error.error (stream errors).
+
+
+def to_trace(value: Any) -> Any:
+    from .host.io import IoError
+    if isinstance(value, IoError):
+        return {"io-error": value.message}
+    if isinstance(value, (list, tuple)):
+        return [to_trace(v) for v in value]
+    return value
+
+
+def from_trace(value: Any) -> Any:
+    from .host.io import IoError
+    if isinstance(value, dict) and value.keys() == {"io-error"}:
+        return IoError(value["io-error"])
+    if isinstance(value, list):
+        return [from_trace(v) for v in value]
+    return value
+
+
+class Recorder(Tap):
+    """`rr record`: every value obtained live is also appended to the trace."""
+
+    def __init__(self, writer: "TraceWriter"):
+        self.writer = writer
+        self.count = 0
+
+    def __call__(self, call: str, args: list[Any], live: Callable[[], T]) -> T:
+        try:
+            result = live()
+        except WasiError as e:
+            self._write(Event(call, to_trace(args), to_trace(e.payload), failed=True))
+            raise
+        self._write(Event(call, to_trace(args), to_trace(result)))
+        return result
+
+    def _write(self, event: "Event") -> None:
+        self.writer.write_event(event)
+        self.count += 1
+
+
+class Divergence(Unwind):
+    """Replay: the guest asked for something other than the next recorded event."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TraceCorrupt(Unwind):
+    """Replay met an unreadable record in the middle of the trace."""
+
+
+class ReplayStopped(Unwind):
+    """`rr replay --until N` reached event N."""
+
+    def __init__(self, index: int):
+        super().__init__(f"stopped before event {index}")
+        self.index = index
+
+
+class Replayer(Tap):
+    """`rr replay`: results come from the trace; `live()` is never called."""
+
+    replaying = True
+    CONTEXT = 3  # events shown around a divergence
+
+    def __init__(self, events: Iterator["Event"], until: int | None = None):
+        self._events = events
+        self._ahead: deque[Event] = deque()
+        self._behind: deque[tuple[int, Event]] = deque(maxlen=self.CONTEXT)
+        self.index = 0            # index of the next event to consume
+        self.until = until
+
+    def _peek(self, n: int) -> list["Event"]:
+        while len(self._ahead) < n:
+            try:
+                nxt = next(self._events, None)
+            except TraceError as e:  # corruption found mid-replay: stop the guest, say where
+                raise TraceCorrupt(str(e)) from None
+            if nxt is None:
+                break
+            self._ahead.append(nxt)
+        return list(self._ahead)[:n]
+
+    def __call__(self, call: str, args: list[Any], live: Callable[[], T]) -> T:
+        if self.until is not None and self.index >= self.until:
+            raise ReplayStopped(self.index)
+        upcoming = self._peek(1)
+        wanted = to_trace(args)
+        if not upcoming:
+            raise Divergence(self._describe(f"the guest called {format_call(call, wanted)} "
+                                            "but the trace has no more events", None))
+        event = upcoming[0]
+        if event.call != call or event.args != wanted:
+            raise Divergence(self._describe(
+                f"expected {format_call(event.call, event.args)}, "
+                f"the guest called {format_call(call, wanted)}", event))
+        self._ahead.popleft()
+        self._behind.append((self.index, event))
+        self.index += 1
+        if event.failed:
+            raise WasiError(from_trace(event.result))
+        return from_trace(event.result)  # type: ignore[no-any-return]
+
+    def block(self, wait: Callable[[], None]) -> None:
+        # Time passing is visible to the guest only through recorded clock readings.
+        return None
+
+    def leftover(self) -> list["Event"]:
+        """Events the guest never asked for (an error once the guest has finished)."""
+        return self._peek(self.CONTEXT + 1)
+
+    def _describe(self, what: str, expected: "Event | None") -> str:
+        lines = [f"replay diverged at event {self.index}: {what}"]
+        for i, ev in self._behind:
+            lines.append(f"      {i:>6}  {format_event(ev)}")
+        for offset, ev in enumerate(self._peek(self.CONTEXT)):
+            marker = ">>" if offset == 0 else "  "
+            lines.append(f"   {marker} {self.index + offset:>6}  {format_event(ev)}")
+        return "\n".join(lines)
+
+
+def format_value(value: Any, limit: int = 48) -> str:
+    if isinstance(value, bytes):
+        shown = value[:16].hex()
+        return f"<{len(value)} bytes {shown}{'...' if len(value) > 16 else ''}>"
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 4] + "...'"
+    if isinstance(value, list):
+        inner = ", ".join(format_value(v, limit) for v in value[:6])
+        return f"[{inner}{', ...' if len(value) > 6 else ''}]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k}: {format_value(v, limit)}" for k, v in list(value.items())[:6])
+        return "{" + inner + "}"
+    return repr(value)
+
+
+def format_call(call: str, args: list[Any]) -> str:
+    return f"{call}({', '.join(format_value(a) for a in args)})"
+
+
+def format_event(event: "Event") -> str:
+    arrow = "-> err" if event.failed else "->"
+    return f"{format_call(event.call, event.args)} {arrow} {format_value(event.result)}"

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..abi import ResourceTable
+from ..abi import ResourceTable, Unwind
 
 if TYPE_CHECKING:
     from ..tap import Tap
 
 
-class GuestInterrupted(BaseException):
+class GuestInterrupted(Unwind):
     """The run was stopped from outside (timeout, Ctrl-C) while the guest waited in a host call."""
 
     def __init__(self, reason: str):

@@ -24,7 +24,7 @@ from typing import Any
 
 import cbor2
 
-from .errors import RecordError, TraceError
+from .errors import RecordError
 from .model import Event
 from .streams import ByteSource
 from .values import normalize
@@ -66,26 +66,26 @@ class CborDecoder:
         self._dec = cbor2.CBORDecoder(src)
         self._names: list[str] = []
 
-    def header(self) -> tuple[dict[str, Any] | None, int]:
-        """The raw header (None if the file ends inside it); TraceError if it is not a header."""
+    def header(self) -> dict[str, Any] | None:
+        """The raw header, None if the file ends inside it; RecordError if it is not a header."""
         self._src.read(len(MAGIC))
         try:
             raw = self._dec.decode()
         except cbor2.CBORDecodeEOF:
-            return None, 0
-        except cbor2.CBORDecodeError as e:
-            raise RecordError(f"not an rr trace: undecodable header ({e})") from None
+            return None
+        except (cbor2.CBORDecodeError, ValueError) as e:
+            raise RecordError(f"not an rr trace: undecodable header ({e})", 0) from None
         if not isinstance(raw, dict) or raw.get("t") != "header":
-            raise RecordError("not an rr trace: the first record is not a header")
+            raise RecordError("not an rr trace: the first record is not a header", 0)
         try:
-            return normalize(raw), 0
+            return normalize(raw)
         except TypeError as e:
-            raise RecordError(f"corrupt header: {e}") from None
+            raise RecordError(f"corrupt header: {e}", 0) from None
 
     def records(self) -> Generator[tuple[str, Any, int], None, int | None]:
         """Yield ("event" | "outcome" | "call", raw, byte offset); return the offset of a torn
         last record, or None at a clean end."""
-        src, dec = self._src, self._dec
+        src = self._src
         while True:
             pos = src.pos
             head = src.read(1)
@@ -95,10 +95,11 @@ class CborDecoder:
                 kind, raw = self._record(head[0])
             except cbor2.CBORDecodeEOF:
                 return pos
-            except (cbor2.CBORDecodeError, TypeError) as e:
-                raise _Corrupt(pos, f"undecodable record: {e}") from None
             except RecordError as e:
-                raise _Corrupt(pos, str(e)) from None
+                raise RecordError(str(e), pos) from None
+            except (cbor2.CBORDecodeError, TypeError, ValueError, OverflowError) as e:
+                # cbor2 turns some tags into other types or rejects their contents
+                raise RecordError(f"undecodable record: {e}", pos) from None
             yield kind, raw, pos
 
     def _record(self, head: int) -> tuple[str, Any]:
@@ -129,10 +130,3 @@ class CborDecoder:
             raise RecordError(f"unexpected record type {t!r}")
         raise RecordError(f"byte 0x{head:02x} cannot start a record")
 
-
-class _Corrupt(Exception):
-    """Raised by a codec with the offset of the corrupt record; the reader turns it into TraceError."""
-
-    def __init__(self, pos: int, what: str):
-        super().__init__(what)
-        self.pos = pos

@@ -16,4 +16,9 @@ class TraceExistsError(TraceError, FileExistsError):
 
 
 class RecordError(ValueError):
-    """A decoded record has the wrong shape; the reader adds the location and raises TraceError."""
+    """A record is undecodable or has the wrong shape. Codecs set `pos` (byte offset or line
+    number); the reader turns it into a TraceError that names the file and the event."""
+
+    def __init__(self, what: str, pos: int | None = None):
+        super().__init__(what)
+        self.pos = pos

@@ -1,0 +1,244 @@
+"""The embedded mitmproxy that carries the guest's outgoing HTTP, in record or replay mode.
+
+rr's host sends every guest request as plain HTTP/1.1 in absolute form to 127.0.0.1:<port>
+with an `x-rr-flow: <id>` header; mitmproxy does any upstream TLS. The proxy runs on its
+own asyncio loop in a daemon thread. mitmproxy is imported lazily (~0.8 s) and only one
+instance can run per process (its options and context are process globals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from mitmproxy.master import Master
+    from proxy_addon import FlowRecord, RecordAddon, ReplayAddon
+
+START_TIMEOUT_S = 30.0
+_one_at_a_time = threading.Lock()
+
+
+def default_confdir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "rr" / "mitmproxy"
+
+
+def upstream_trust(extra_ca: Path | None, confdir: Path) -> dict[str, str | None]:
+    """mitmproxy options that verify upstream TLS against the system trust store (+ extra_ca).
+
+    mitmproxy's default is certifi's bundle, and pyOpenSSL's bundled OpenSSL does not know the
+    system's paths, so they come from the Python ssl module (the system OpenSSL's defaults)."""
+    paths = ssl.get_default_verify_paths()
+    capath = paths.capath if paths.capath and Path(paths.capath).is_dir() else None
+    cafile = paths.cafile if paths.cafile and Path(paths.cafile).is_file() else None
+    extra = str(extra_ca) if extra_ca else None
+    if capath is not None or cafile is None or extra is None:
+        # One file and one hashed directory can both be given to OpenSSL.
+        return {"ssl_verify_upstream_trusted_confdir": capath,
+                "ssl_verify_upstream_trusted_ca": extra or (cafile if capath is None else None)}
+    bundle = confdir / "rr-upstream-trust.pem"
+    bundle.write_bytes(Path(cafile).read_bytes() + b"\n" + Path(extra).read_bytes())
+    return {"ssl_verify_upstream_trusted_confdir": None, "ssl_verify_upstream_trusted_ca": str(bundle)}
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _route_mitmproxy_logs(verbose: bool) -> None:
+    """mitmproxy logs must never reach stdout (the guest's stdout is the process's stdout):
+    with verbose they go to stderr, otherwise nowhere."""
+    log = logging.getLogger("mitmproxy")
+    log.propagate = False
+    for handler in list(log.handlers):
+        if getattr(handler, "rr_handler", False):
+            log.removeHandler(handler)
+    handler: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()
+    handler.rr_handler = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("mitmproxy: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+class _DumpLines:
+    """One line per finished flow on stderr."""
+
+    def response(self, flow: Any) -> None:
+        self._line(flow)
+
+    def error(self, flow: Any) -> None:
+        self._line(flow)
+
+    def _line(self, flow: Any) -> None:
+        from proxy_addon.flowrecord import META_FLOW_ID
+
+        req = flow.request
+        if flow.error is not None:
+            outcome = f"error: {flow.error.msg}"
+        else:
+            outcome = f"{flow.response.status_code} {len(flow.response.raw_content or b'')}B"
+        print(f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {req.url} -> {outcome}",
+              file=sys.stderr, flush=True)
+
+
+class _Ready:
+    """Signals the starting thread once mitmproxy's servers are up (the `running` hook)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def running(self) -> None:
+        self._event.set()
+
+
+class EmbeddedProxy:
+    """mitmproxy on 127.0.0.1:<ephemeral port> with rr's record or replay addon.
+
+    record: `on_flow(record)` is called from the proxy's thread for every finished flow.
+    replay: `flows` (records) answer every request; see `addon.mismatches` / `addon.unused()`.
+    web: also serve mitmweb on a free loopback port (`web_url` holds the access token).
+    dump: one line per flow on stderr. verbose: mitmproxy's log on stderr."""
+
+    def __init__(
+        self,
+        mode: Literal["record", "replay"] = "record",
+        *,
+        on_flow: Callable[["FlowRecord"], None] | None = None,
+        flows: Sequence["FlowRecord"] = (),
+        extra_ca: Path | None = None,
+        confdir: Path | None = None,
+        web: bool = False,
+        dump: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        if mode not in ("record", "replay"):
+            raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
+        if mode == "record" and on_flow is None:
+            raise ValueError("record mode needs on_flow")
+        self.mode = mode
+        self._on_flow = on_flow
+        self._flows = list(flows)
+        self._extra_ca = extra_ca
+        self.confdir = confdir or default_confdir()
+        self._web = web
+        self._dump = dump
+        self._verbose = verbose
+        self.port: int | None = None
+        self.web_url: str | None = None
+        self.addon: RecordAddon | ReplayAddon | None = None
+        self._master: Master | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._holding_lock = False
+
+    def start(self) -> "EmbeddedProxy":
+        if self._thread is not None:
+            raise RuntimeError("proxy already started")
+        if not _one_at_a_time.acquire(blocking=False):
+            raise RuntimeError("another EmbeddedProxy is running in this process (mitmproxy allows one)")
+        self._holding_lock = True
+        try:
+            from proxy_addon import RecordAddon, ReplayAddon
+            from proxy_addon.errors import install_error_response_headers
+
+            install_error_response_headers()
+            _route_mitmproxy_logs(self._verbose)
+            self.confdir.mkdir(parents=True, exist_ok=True)
+            if self.mode == "record":
+                assert self._on_flow is not None
+                self.addon = RecordAddon(self._on_flow)
+            else:
+                self.addon = ReplayAddon(self._flows)
+            ready = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(ready,), name="rr-proxy", daemon=True)
+            self._thread.start()
+            if not ready.wait(START_TIMEOUT_S):
+                raise RuntimeError(f"mitmproxy did not start within {START_TIMEOUT_S} s")
+            if self._failure is not None:
+                raise RuntimeError(f"mitmproxy failed to start: {self._failure}") from self._failure
+            assert self._master is not None
+            addrs = self._master.addons.get("proxyserver").listen_addrs()
+            if not addrs:
+                raise RuntimeError("mitmproxy is running but not listening (see its log with verbose=True)")
+            self.port = addrs[0][1]
+            if self._web:
+                self.web_url = self._master.web_url  # type: ignore[attr-defined]
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            asyncio.run(self._serve(ready))
+        except BaseException as e:  # noqa: BLE001 - reported to start() / stop()
+            self._failure = e
+        finally:
+            ready.set()
+
+    async def _serve(self, ready: threading.Event) -> None:
+        from mitmproxy import options
+        from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+        from mitmproxy.master import Master
+
+        opts = options.Options()
+        master: Master
+        if self._web:
+            from mitmproxy.tools.web.master import WebMaster
+
+            master = WebMaster(opts, with_termlog=False)  # brings the default addons
+        else:
+            master = Master(opts, with_termlog=False)
+            master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
+                              tlsconfig.TlsConfig(), disable_h2c.DisableH2C())
+        master.addons.add(self.addon)
+        if self._dump:
+            master.addons.add(_DumpLines())
+        master.addons.add(_Ready(ready))
+        settings: dict[str, Any] = {
+            "listen_host": "127.0.0.1",
+            "listen_port": 0,
+            "confdir": str(self.confdir),
+            # Never connect before the request hook ran: replay must open no connection at all.
+            "connection_strategy": "lazy",
+            # Bodies are recorded whole: stream_large_bodies would record them empty.
+            "stream_large_bodies": None,
+            "body_size_limit": None,
+            # HTTP/1.1 upstream, like wasmtime's own wasi:http client.
+            "http2": False,
+            **upstream_trust(self._extra_ca, self.confdir),
+        }
+        if self._web:
+            settings |= {"web_host": "127.0.0.1", "web_port": _free_loopback_port(), "web_open_browser": False}
+        opts.update(**settings)
+        self._master = master
+        await master.run()
+
+    def stop(self) -> None:
+        """Shut down and join the proxy thread. Safe to call more than once."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            if self._master is not None and thread.is_alive():
+                self._master.shutdown()
+            thread.join(timeout=10)
+        if self._holding_lock:
+            self._holding_lock = False
+            _one_at_a_time.release()
+
+    def __enter__(self) -> "EmbeddedProxy":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,124 @@
+"""JSON Lines codec: one JSON object per line, UTF-8, for people and `jq`.
+
+  {"t": "header", "format": "rr-trace", "version": 1, ...}
+  {"call": "wasi:random/random.get-random-u64", "args": [], "result": 123}
+  {"call": "wasi:filesystem/types.[method]descriptor.stat", "args": [3], "result": "no-entry", "failed": true}
+  {"t": "outcome", "kind": "exit", "status": 0}
+
+Values go through `values.to_jsonable` (bytes as {"$bytes": base64}, see values.py). Floats are
+written with Python's shortest round-trip repr and ints in full, so both read back exactly.
+A last line without its newline that does not parse is a torn record (killed recording); a
+line that does not parse anywhere else is corruption.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Generator
+from typing import Any
+
+from .errors import RecordError
+from .model import Event
+from .streams import ByteSource
+from .values import from_jsonable, to_jsonable
+
+_EVENT_KEYS = {"call", "args", "result"}
+_FAILED_EVENT_KEYS = {"call", "args", "result", "failed"}
+
+
+def _dumps(obj: Any) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):   # e.g. 1e999: rr writes {"$float": "inf"} instead
+        raise ValueError(f"number {text} does not fit a float")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(line: bytes) -> Any:
+    return json.loads(line, parse_float=_finite, parse_constant=_reject_constant)
+
+
+class JsonlEncoder:
+    def header(self, raw: dict[str, Any]) -> bytes:
+        return _dumps(to_jsonable(raw))
+
+    def event(self, e: Event) -> bytes:
+        if type(e.call) is not str:
+            raise TypeError(f"event call must be str, not {type(e.call).__name__}")
+        obj = {"call": e.call, "args": to_jsonable(list(e.args)), "result": to_jsonable(e.result)}
+        if e.failed:
+            obj["failed"] = True
+        return _dumps(obj)
+
+    def outcome(self, raw: dict[str, Any]) -> bytes:
+        return _dumps(raw)
+
+
+class JsonlDecoder:
+    unit = "line"
+
+    def __init__(self, src: ByteSource):
+        self._src = src
+        self._line = 0
+
+    def header(self) -> dict[str, Any] | None:
+        """The raw header, None if the file ends inside it; RecordError if it is not a header."""
+        line = self._src.readline()
+        self._line = 1
+        try:
+            raw = from_jsonable(_loads(line))
+        except ValueError:
+            if not line.endswith(b"\n"):
+                return None
+            raise RecordError("not an rr trace: the first line is not JSON", 1) from None
+        if type(raw) is not dict or raw.get("t") != "header":
+            raise RecordError("not an rr trace: the first line is not an rr trace header", 1)
+        return raw
+
+    def records(self) -> Generator[tuple[str, Any, int], None, int | None]:
+        """Yield ("event" | "outcome", raw, line number); return the line number of a torn
+        last line, or None at a clean end."""
+        while True:
+            line = self._src.readline()
+            if not line:
+                return None
+            self._line += 1
+            try:
+                obj = _loads(line)
+            except ValueError as e:
+                if not line.endswith(b"\n"):
+                    return self._line
+                raise RecordError(f"not JSON: {e}", self._line) from None
+            try:
+                record = self._record(obj)
+            except RecordError as e:
+                raise RecordError(str(e), self._line) from None
+            yield record
+
+    def _record(self, obj: Any) -> tuple[str, Any, int]:
+        if type(obj) is not dict:
+            raise RecordError("a record must be a JSON object")
+        try:
+            if "t" in obj:
+                if obj["t"] != "outcome":
+                    raise RecordError(f"unexpected record type {obj['t']!r}")
+                return "outcome", from_jsonable(obj), self._line
+            keys = obj.keys()
+            if not (keys == _EVENT_KEYS or (keys == _FAILED_EVENT_KEYS and obj["failed"] is True)):
+                raise RecordError(f"an event has keys call, args, result (+ failed: true), "
+                                  f"not {sorted(keys)}")
+            return "event", {"call": obj["call"], "args": from_jsonable(obj["args"]),
+                             "result": from_jsonable(obj["result"]),
+                             "failed": "failed" in obj}, self._line
+        except RecordError:
+            raise
+        except ValueError as e:
+            raise RecordError(str(e)) from None
