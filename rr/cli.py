@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import EXIT_INTERNAL, RRError
+from .errors import EXIT_BAD_TRACE, EXIT_INTERNAL, RRError
 from .sandbox_args import add_sandbox_flags
 
 EXIT_STATUS_HELP = """\
@@ -125,8 +125,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                             until=args.until, limits=runner.Limits(timeout=args.timeout))
     sys.stdout.flush()
     if result.stopped_at is not None:
-        why = f" (the recording ends there: {result.incomplete})" if result.incomplete else ""
-        _report(f"replay stopped before event {result.stopped_at}{why}")
+        if result.incomplete:
+            _report(f"trace is incomplete ({result.incomplete}): replay stopped before event "
+                    f"{result.stopped_at}, where the recording ends")
+            return EXIT_BAD_TRACE
+        _report(f"replay stopped before event {result.stopped_at} (--until)")
         return 0
     status = _finish(result.outcome)
     if args.verbose:

@@ -72,6 +72,11 @@ def _route_mitmproxy_logs(verbose: bool) -> None:
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        logging.getLogger("mitmproxy.rr").warning("asyncio: %s", context.get("message"), exc_info=context.get("exception"))
+
+
 class _DumpLines:
     """One line per finished flow on stderr."""
 
@@ -225,6 +230,10 @@ class EmbeddedProxy:
         opts.update(**settings)
         self._master = master
         await master.run()
+        # asyncio.run() now cancels the handlers of still-open client connections; Python 3.12.1
+        # reports each as "Exception in callback ... CancelledError" on stderr. Route such
+        # reports to mitmproxy's (normally silent) log instead.
+        asyncio.get_running_loop().set_exception_handler(_log_loop_exception)
 
     def stop(self) -> None:
         """Shut down and join the proxy thread. Safe to call more than once."""

@@ -42,6 +42,7 @@ class CborEncoder:
         return MAGIC + cbor2.dumps(raw)
 
     def event(self, e: Event) -> bytes:
+        args, result = normalize(e.args), normalize(e.result)   # before interning: may raise
         code = self._codes.get(e.call)
         prefix = b""
         if code is None:
@@ -49,7 +50,7 @@ class CborEncoder:
                 raise TypeError(f"event call must be str, not {type(e.call).__name__}")
             code = self._codes[e.call] = len(self._codes)
             prefix = cbor2.dumps({"t": "call", "code": code, "name": e.call})
-        record = [code, normalize(e.args), normalize(e.result)]
+        record = [code, args, result]
         if e.failed:
             record.append(True)
         return prefix + cbor2.dumps(record)

@@ -57,13 +57,13 @@ class ByteSource:
         return bytes(self._buf[self._start:self._start + n])
 
     def readline(self) -> bytes:
-        scanned = self._start
+        scanned = 0   # relative to _start: _want may move the buffered bytes
         while True:
-            i = self._buf.find(b"\n", scanned)
+            i = self._buf.find(b"\n", self._start + scanned)
             if i >= 0:
                 return self.read(i + 1 - self._start)
-            scanned = len(self._buf)
-            if not self._want(scanned - self._start + 1):
+            scanned = len(self._buf) - self._start
+            if not self._want(scanned + 1):
                 return self.read(len(self._buf) - self._start)
 
     def read_some(self) -> bytes:

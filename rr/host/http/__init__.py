@@ -1,0 +1,10 @@
+"""wasi:http/types and wasi:http/outgoing-handler: the client side of wasi:http.
+
+The guest builds requests out of `fields` and `outgoing-request`; `handle` starts the
+transfer on a thread of its own (transfer.py) through a `Transport` (transport.py):
+straight to the network, or in plaintext absolute form to rr's embedded proxy, which
+records the flows. The host records only what depends on timing: which futures and
+streams were ready and how many bytes each body read returned (bodies.py).
+"""
+
+from . import fields, outgoing, types  # noqa: F401  (registration side effects)
