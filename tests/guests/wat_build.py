@@ -1,6 +1,6 @@
 """Compile the hand-written WAT guests in tests/guests/wat/ to component binaries.
 
-Tests build guests at test time with `wasmtime.wat2wasm` (a few ms each), so no
+Tests build guests at test time with `wasmtime.wat2wasm` (under 1 ms each), so no
 toolchain and no checked-in binaries are needed.
 """
 
@@ -10,11 +10,6 @@ from pathlib import Path
 import wasmtime
 
 WAT_DIR = Path(__file__).parent / "wat"
-
-
-def names() -> list[str]:
-    """Names of every guest, i.e. the stems of tests/guests/wat/*.wat."""
-    return sorted(path.stem for path in WAT_DIR.glob("*.wat"))
 
 
 @lru_cache(maxsize=None)

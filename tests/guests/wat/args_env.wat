@@ -84,13 +84,13 @@
     (import "wasi" "blocking-write-and-flush" (func $blocking-write-and-flush (param i32 i32 i32 i32)))
     (import "wasi" "drop-output-stream" (func $drop-output-stream (param i32)))
 
-    (data (i32.const 96) " \n=")
+    (data (i32.const 97) "\n=")
     (data (i32.const 128) "arg ")  ;; 4
     (data (i32.const 144) "env ")  ;; 4
     (data (i32.const 160) "cwd ")  ;; 4
     (data (i32.const 176) "none")  ;; 4
 
-    ;; ---- output helpers (same in every guest that formats lines) ----
+    ;; ---- output helpers (copied between the guests that format lines) ----
     (global $stdout (mut i32) (i32.const 0))
     (global $line-len (mut i32) (i32.const 0))
 
@@ -121,18 +121,6 @@
       (memory.copy (i32.add (i32.const 1024) (global.get $line-len)) (local.get $p) (local.get $n))
       (global.set $line-len (i32.add (global.get $line-len) (local.get $n))))
 
-    ;; emit-u64(v): v in decimal; the digits are built backwards ending at 64.
-    (func $emit-u64 (param $v i64)
-      (local $p i32)
-      (local.set $p (i32.const 64))
-      (loop $digit
-        (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-        (i64.store8 (local.get $p) (i64.add (i64.const 48) (i64.rem_u (local.get $v) (i64.const 10))))
-        (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
-        (br_if $digit (i64.ne (local.get $v) (i64.const 0))))
-      (call $emit (local.get $p) (i32.sub (i32.const 64) (local.get $p))))
-
-    (func $emit-space (call $emit (i32.const 96) (i32.const 1)))
     (func $emit-newline (call $emit (i32.const 97) (i32.const 1)))
 
     ;; emit-string-at(p): the string whose (ptr, len) pair is stored at p.

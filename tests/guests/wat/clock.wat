@@ -92,7 +92,7 @@
     (data (i32.const 192) "mono2 ")     ;; 6
     (data (i32.const 208) "slept_ok ")  ;; 9
 
-    ;; ---- output helpers (same in every guest that formats lines) ----
+    ;; ---- output helpers (copied between the guests that format lines) ----
     (global $stdout (mut i32) (i32.const 0))
     (global $line-len (mut i32) (i32.const 0))
 

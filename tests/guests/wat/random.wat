@@ -99,7 +99,7 @@
     (data (i32.const 176) "insecure_u64 ")    ;; 13
     (data (i32.const 192) "seed ")            ;; 5
 
-    ;; ---- output helpers (same in every guest that formats lines) ----
+    ;; ---- output helpers (copied between the guests that format lines) ----
     (global $stdout (mut i32) (i32.const 0))
     (global $line-len (mut i32) (i32.const 0))
 

@@ -34,13 +34,11 @@
   (core func $blocking-write-and-flush
     (canon lower (func $wasi-io-streams "[method]output-stream.blocking-write-and-flush")
       (memory $memory)))
-  (core func $drop-output-stream (canon resource.drop $output-stream))
 
   (core module $Main
     (import "libc" "memory" (memory 1))
     (import "wasi" "get-stdout" (func $get-stdout (result i32)))
     (import "wasi" "blocking-write-and-flush" (func $blocking-write-and-flush (param i32 i32 i32 i32)))
-    (import "wasi" "drop-output-stream" (func $drop-output-stream (param i32)))
 
     (data (i32.const 128) "before trap\n")  ;; 12 bytes
 
@@ -54,8 +52,7 @@
     (with "libc" (instance $libc))
     (with "wasi" (instance
       (export "get-stdout" (func $get-stdout))
-      (export "blocking-write-and-flush" (func $blocking-write-and-flush))
-      (export "drop-output-stream" (func $drop-output-stream))))))
+      (export "blocking-write-and-flush" (func $blocking-write-and-flush))))))
 
   (func $run (result (result)) (canon lift (core func $main "run")))
   (instance $run-instance (export "run" (func $run)))
