@@ -70,6 +70,10 @@ class GuestExit(Unwind):
         self.status = status
 
 
+class NotProvided(Unwind):
+    """The guest called an imported function rr does not implement."""
+
+
 class HostFault(Exception):
     """A host function failed in a way that is rr's fault; carries the WIT name."""
 

@@ -20,7 +20,7 @@ import wasmtime._ffi as ffi
 from wasmtime import component as wc
 
 from . import abi, host as _host_modules  # noqa: F401 - importing registers every interface
-from .abi import Converters, GuestExit, HostFault, Unwind
+from .abi import Converters, GuestExit, HostFault, NotProvided, Unwind
 from .cache import load_component
 from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, UnsupportedError
 from .host.context import GuestInterrupted, HostContext, Sandbox
@@ -113,7 +113,7 @@ def _first_line(e: BaseException) -> str:
 
 def _not_implemented(name: str) -> Any:
     def trap(*_args: Any) -> None:
-        raise HostFault(f"{name} is not implemented by rr")
+        raise NotProvided(f"the guest called {name}, which rr does not implement")
     return trap
 
 
@@ -250,6 +250,8 @@ def _call_run(program: Program, linker: wc.Linker, store: wasmtime.Store,
             return Outcome("exit", pending.status)
         if isinstance(pending, GuestInterrupted):
             return Outcome("trap", EXIT_TRAP, pending.reason)
+        if isinstance(pending, NotProvided):
+            raise UnsupportedError(str(pending))
         if isinstance(pending, (HostFault, Unwind)):
             raise pending  # a divergence, a partial replay's stop, or a bug in rr
         return Outcome("trap", EXIT_TRAP, _trap_message(e, limits))
