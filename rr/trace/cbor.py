@@ -64,7 +64,7 @@ class CborDecoder:
 
     def __init__(self, src: ByteSource):
         self._src = src
-        self._dec = cbor2.CBORDecoder(src)
+        self._dec = cbor2.CBORDecoder(src)  # type: ignore[arg-type]  # duck-typed stream
         self._names: list[str] = []
 
     def header(self) -> dict[str, Any] | None:

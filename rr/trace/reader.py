@@ -35,8 +35,7 @@ def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None,
     label = f"{decoder.unit} {{}}" + (" (uncompressed)" if gunzip and decoder.unit == "byte" else "")
 
     def fail(e: RecordError, events: int) -> TraceError:
-        where = label.format(e.pos) if e.pos is not None else "header"
-        return TraceError(f"{name}: {where} (after {events} events): {e}")
+        return TraceError(f"{name}: {label.format(e.pos)} (after {events} events): {e}")
 
     try:
         raw_header = decoder.header()
@@ -60,21 +59,20 @@ def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None,
                 break
             if outcome_seen:
                 raise RecordError("unexpected record after the outcome", pos)
+            if kind == "call":   # a CBOR call definition: the codec has taken it in
+                continue
             try:
                 if kind == "event":
                     if file_version != CURRENT_VERSION:
                         raw = upgrade_event(file_version, raw)
-                    event = event_from_raw(raw)
-                elif kind == "outcome":
-                    outcome = outcome_from_raw(raw)
+                    record: Record = event_from_raw(raw)
+                else:
+                    record = outcome_from_raw(raw)
+                    outcome_seen = True
             except RecordError as e:
                 raise RecordError(str(e), pos) from None
-            if kind == "event":
-                yield event
-                events += 1
-            elif kind == "outcome":
-                outcome_seen = True
-                yield outcome
+            yield record
+            events += kind == "event"
     except RecordError as e:
         raise fail(e, events) from None
 

@@ -104,7 +104,7 @@ class Gunzip:
             try:
                 out = z.decompress(data, _MAX_INFLATE)
             except zlib.error as e:
-                raise TraceError(f"{self._name}: corrupt gzip data near compressed byte "
+                raise TraceError(f"{self._name}: corrupt gzip data before compressed byte "
                                  f"{self._raw.pos}: {e}") from None
             if out:
                 return out
