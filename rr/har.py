@@ -23,13 +23,24 @@ def records_to_har(records: Iterable["FlowRecord"]) -> dict[str, Any]:
     from proxy_addon.flowrecord import record_to_flow
 
     records = list(records)
-    har = SaveHar().make_har([record_to_flow(rec) for rec in records])
+    flows = [record_to_flow(rec) for rec in records]
+    har = SaveHar().make_har(flows)
     har["log"]["creator"]["comment"] = "rr (via mitmproxy savehar)"
-    for rec, entry in zip(records, har["log"]["entries"], strict=True):
+    for rec, flow, entry in zip(records, flows, har["log"]["entries"], strict=True):
         entry["comment"] = f"rr flow {rec['id']}"
         response = entry["response"]
         if not response["content"]:
             response["content"] = {"size": 0, "mimeType": "", "text": ""}
+        elif flow.response is not None:
+            try:
+                content = flow.response.content or b""  # HAR holds the decoded body
+            except ValueError:  # unknown or broken content-encoding: keep the wire bytes
+                content = flow.response.raw_content or b""
+            if not _is_utf8(content):
+                # savehar base64-encodes only "mostly binary" bodies and writes the rest as
+                # lossy text; any body that is not UTF-8 goes base64 here.
+                response["content"]["text"] = base64.b64encode(content).decode()
+                response["content"]["encoding"] = "base64"
         if rec["error"] is not None:
             response["_error"] = rec["error"]["message"]
             response["_rrErrorKind"] = rec["error"]["kind"]
@@ -39,15 +50,21 @@ def records_to_har(records: Iterable["FlowRecord"]) -> dict[str, Any]:
     return har
 
 
-def _post_data(body: bytes, post: dict[str, Any] | None, rec: "FlowRecord") -> dict[str, Any]:
-    """savehar writes postData for POST/PUT/PATCH only, and binary bodies as mangled text."""
-    from mitmproxy.utils import strutils
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
+
+def _post_data(body: bytes, post: dict[str, Any] | None, rec: "FlowRecord") -> dict[str, Any]:
+    """savehar writes postData for POST/PUT/PATCH only, and binary bodies as lossy text."""
     if post is None:
         content_type = next((bytes(v).decode("latin-1") for n, v in rec["request"]["headers"]
                              if bytes(n).lower() == b"content-type"), "")
         post = {"mimeType": content_type, "text": body.decode("utf-8", "replace"), "params": []}
-    if strutils.is_mostly_bin(body):
+    if not _is_utf8(body):
         # HAR 1.2 defines `encoding` only for response content; tools use the same convention
         # here (mitmproxy's HAR reader ignores it).
         post["text"] = base64.b64encode(body).decode()

@@ -36,18 +36,21 @@ def default_confdir() -> Path:
 def upstream_trust(extra_ca: Path | None, confdir: Path) -> dict[str, str | None]:
     """mitmproxy options that verify upstream TLS against the system trust store (+ extra_ca).
 
-    mitmproxy's default is certifi's bundle, and pyOpenSSL's bundled OpenSSL does not know the
-    system's paths, so they come from the Python ssl module (the system OpenSSL's defaults)."""
+    mitmproxy's default is certifi's bundle, and the OpenSSL bundled with pyOpenSSL does not
+    know the system's paths, so they come from the Python ssl module (the system OpenSSL)."""
     paths = ssl.get_default_verify_paths()
-    capath = paths.capath if paths.capath and Path(paths.capath).is_dir() else None
+    if paths.capath and Path(paths.capath).is_dir():
+        # OpenSSL takes a hashed directory and one CA file together.
+        return {"ssl_verify_upstream_trusted_confdir": paths.capath,
+                "ssl_verify_upstream_trusted_ca": str(extra_ca) if extra_ca else None}
     cafile = paths.cafile if paths.cafile and Path(paths.cafile).is_file() else None
-    extra = str(extra_ca) if extra_ca else None
-    if capath is not None or cafile is None or extra is None:
-        # One file and one hashed directory can both be given to OpenSSL.
-        return {"ssl_verify_upstream_trusted_confdir": capath,
-                "ssl_verify_upstream_trusted_ca": extra or (cafile if capath is None else None)}
+    if extra_ca is None:
+        return {"ssl_verify_upstream_trusted_confdir": None, "ssl_verify_upstream_trusted_ca": cafile}
+    # No hashed directory: one bundle of the system file (else certifi's) and the extra CA.
+    import certifi
+
     bundle = confdir / "rr-upstream-trust.pem"
-    bundle.write_bytes(Path(cafile).read_bytes() + b"\n" + Path(extra).read_bytes())
+    bundle.write_bytes(Path(cafile or certifi.where()).read_bytes() + b"\n" + extra_ca.read_bytes())
     return {"ssl_verify_upstream_trusted_confdir": None, "ssl_verify_upstream_trusted_ca": str(bundle)}
 
 
@@ -70,6 +73,24 @@ def _route_mitmproxy_logs(verbose: bool) -> None:
     handler.setFormatter(logging.Formatter("mitmproxy: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _closable_web_master(opts: Any) -> "Master":
+    """mitmweb's WebMaster, keeping a handle on its web server so stop() can close the port
+    (WebMaster.running() creates it as a local and never closes it)."""
+    import tornado.httpserver
+    import tornado.ioloop
+    from mitmproxy.master import Master
+    from mitmproxy.tools.web.master import WebMaster
+
+    class ClosableWebMaster(WebMaster):
+        async def running(self) -> None:
+            tornado.ioloop.IOLoop.current()  # registers tornado with this asyncio loop
+            self.http_server = tornado.httpserver.HTTPServer(self.app, max_buffer_size=2**32)
+            self.http_server.listen(self.options.web_port, self.options.web_host)
+            await Master.running(self)
+
+    return ClosableWebMaster(opts, with_termlog=False)
 
 
 def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -132,6 +153,8 @@ class EmbeddedProxy:
             raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
         if mode == "record" and on_flow is None:
             raise ValueError("record mode needs on_flow")
+        if extra_ca is not None and not extra_ca.is_file():
+            raise FileNotFoundError(f"extra CA file not found: {extra_ca}")
         self.mode = mode
         self._on_flow = on_flow
         self._flows = list(flows)
@@ -201,9 +224,7 @@ class EmbeddedProxy:
         opts = options.Options()
         master: Master
         if self._web:
-            from mitmproxy.tools.web.master import WebMaster
-
-            master = WebMaster(opts, with_termlog=False)  # brings the default addons
+            master = _closable_web_master(opts)  # brings mitmweb's default addons
         else:
             master = Master(opts, with_termlog=False)
             master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
@@ -230,6 +251,11 @@ class EmbeddedProxy:
         opts.update(**settings)
         self._master = master
         await master.run()
+        # Master.run() returns without closing the listening socket; close it so the port is
+        # freed (and refuses) once stop() returns.
+        await master.addons.get("proxyserver").servers.update([])
+        if self._web:
+            master.http_server.stop()  # type: ignore[attr-defined]
         # asyncio.run() now cancels the handlers of still-open client connections; Python 3.12.1
         # reports each as "Exception in callback ... CancelledError" on stderr. Route such
         # reports to mitmproxy's (normally silent) log instead.

@@ -1,0 +1,104 @@
+"""Replay mode: answer every request from recorded flow records, never connecting upstream."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from mitmproxy import http
+from mitmproxy.proxy import server_hooks
+
+from .errors import HEADER_FLOW, HEADER_MISMATCH, error_response
+from .flowrecord import FlowRecord, flow_to_record, response_from_record
+from .matching import differences, format_mismatch
+
+NO_UPSTREAM = "rr replay: upstream connections are disabled"
+
+
+class ReplayAddon:
+    """Matches a request to a record by its x-rr-flow id, then checks method, URL, end-to-end
+    headers and body. A recorded response is answered as recorded, a recorded error as the
+    same x-rr-error 502 that record mode produced. Anything else gets a 502 with
+    x-rr-mismatch: 1 and is described in `mismatches`.
+
+    Run it with connection_strategy=lazy: then the `server_connect` hook below is the only way
+    a connection could still be opened, and it refuses."""
+
+    def __init__(self, records: Iterable[FlowRecord]) -> None:
+        self._records: dict[str, FlowRecord] = {}
+        for rec in records:
+            if rec["id"] in self._records:
+                raise ValueError(f"duplicate flow id in records: {rec['id']!r}")
+            self._records[rec["id"]] = rec
+        self._used: set[str] = set()
+        self._lock = threading.Lock()  # the proxy thread writes, the host's thread reads
+        self._mismatches: list[dict[str, Any]] = []
+
+    @property
+    def mismatches(self) -> list[dict[str, Any]]:
+        """One dict per mismatched request: id, request (as in a record), closest_id, differences."""
+        with self._lock:
+            return list(self._mismatches)
+
+    def unused(self) -> list[FlowRecord]:
+        """Records no request was answered from, in recorded order."""
+        with self._lock:
+            return [rec for flow_id, rec in self._records.items() if flow_id not in self._used]
+
+    def format_diff(self) -> str:
+        return "\n".join(line for m in self.mismatches for line in format_mismatch(m))
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        flow_id = flow.request.headers.pop(HEADER_FLOW, None)
+        live = flow_to_record(flow)["request"]
+        with self._lock:
+            rec, mismatch = self._match(flow_id, live)
+            if rec is not None:
+                self._used.add(rec["id"])
+            else:
+                self._mismatches.append(mismatch)
+        now = time.time()
+        if rec is None:
+            flow.response = http.Response.make(
+                502, "\n".join(format_mismatch(mismatch)) + "\n",
+                {"Content-Type": "text/plain; charset=utf-8", HEADER_MISMATCH: "1", "Connection": "close"},
+            )
+        elif rec["error"] is not None:
+            flow.response = error_response(502, rec["error"]["message"], rec["error"]["kind"])
+        else:
+            flow.response = response_from_record(rec["response"], now, now)
+        flow.is_replay = "response"
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        data.server.error = NO_UPSTREAM
+
+    def _match(self, flow_id: str | None, live: dict[str, Any]) -> tuple[FlowRecord | None, dict[str, Any]]:
+        if flow_id is not None and flow_id in self._records:
+            closest = self._records[flow_id]
+        elif flow_id is None:
+            # No id (a client other than rr's host): first unused exact match.
+            exact = (r for i, r in self._records.items() if i not in self._used and not differences(r["request"], live))
+            if (found := next(exact, None)) is not None:
+                return found, {}
+            closest = self._same_method_url(live)
+        else:
+            closest = self._same_method_url(live)
+        diffs = differences(closest["request"], live) if closest is not None else []
+        if closest is not None and closest["id"] == flow_id and not diffs:
+            return closest, {}
+        if closest is not None and closest["id"] != flow_id:
+            diffs.insert(0, {"field": "id", "recorded": closest["id"], "replayed": flow_id})
+        return None, {
+            "id": flow_id,
+            "request": live,
+            "closest_id": None if closest is None else closest["id"],
+            "differences": diffs,
+        }
+
+    def _same_method_url(self, live: dict[str, Any]) -> FlowRecord | None:
+        candidates = [r for r in self._records.values()
+                      if r["request"]["method"] == live["method"] and r["request"]["url"] == live["url"]]
+        unused = [r for r in candidates if r["id"] not in self._used]
+        return (unused or candidates or [None])[0]
