@@ -222,8 +222,8 @@ class Converters:
         if isinstance(ty, wc.OptionType):
             inner = self.lift(ty.payload)
             def lift_option(ctx: Any, val: VAL) -> Any:
-                box = val.of.option
-                return _unbox(ctx, box, inner) if box else None
+                # take_pointer nulls the parent's field: wasmtime frees the args after the call
+                return _unbox(ctx, ffi.take_pointer(val.of, "option"), inner) if val.of.option else None
             return lift_option
         if isinstance(ty, wc.ResultType):
             ok = self.lift(ty.ok) if ty.ok is not None else None
@@ -231,7 +231,7 @@ class Converters:
             def lift_result(ctx: Any, val: VAL) -> tuple[str, Any]:
                 res = val.of.result
                 lifter = ok if res.is_ok else er
-                payload = _unbox(ctx, res.val, lifter) if res.val else None
+                payload = _unbox(ctx, ffi.take_pointer(res, "val"), lifter) if res.val else None
                 return ("ok" if res.is_ok else "err", payload)
             return lift_result
         if isinstance(ty, wc.VariantType):
@@ -239,7 +239,7 @@ class Converters:
             def lift_variant(ctx: Any, val: VAL) -> tuple[str, Any]:
                 var = val.of.variant
                 name = _take_name(var.discriminant)
-                payload = _unbox(ctx, var.val, cases[name]) if var.val else None
+                payload = _unbox(ctx, ffi.take_pointer(var, "val"), cases[name]) if var.val else None
                 return (name, payload)
             return lift_variant
         if isinstance(ty, wc.OwnType):

@@ -5,3 +5,4 @@ links them under the exact names and versions a component imports.
 """
 
 from . import cli, clocks, filesystem, io, poll, random  # noqa: F401  (registration side effects)
+from . import http  # noqa: F401  (wasi:http client)

@@ -45,6 +45,8 @@ class RequestBodyPipe:
                 raise StreamFailed(ErrorText("request failed", self._failure))
             if self._finished:
                 raise StreamClosed()
+            if not data:
+                return  # an empty chunk would end a chunked body
             if self.declared_length is not None and self.written + len(data) > self.declared_length:
                 self._fail(errors.code("HTTP-request-body-size", self.written + len(data)))
                 raise StreamFailed(ErrorText("body longer than content-length", self._failure))  # type: ignore[arg-type]
@@ -140,6 +142,11 @@ class ResponseBody(BufferedInput):
     @property
     def done(self) -> bool:
         return self._eof
+
+    def failure_code(self) -> ErrorCode | None:
+        """How the body failed, once done (None: it ended normally)."""
+        failure = self._failure
+        return None if failure is None else getattr(failure, "code", errors.code("internal-error", failure))
 
     # guest side
     def take(self, n: int) -> bytes:

@@ -13,7 +13,6 @@ import socket
 import ssl
 from typing import Any
 
-from ...abi import WasiError
 from ..context import HostContext
 from ..io import IoError
 from .interfaces import types_if
@@ -112,10 +111,6 @@ def to_trace(error: ErrorCode) -> list[Any]:
 def from_trace(value: list[Any]) -> ErrorCode:
     case, payload = value
     return (case, tuple(payload) if isinstance(payload, list) else payload)
-
-
-def guest_error(error: ErrorCode) -> WasiError:
-    return WasiError(error)
 
 
 @types_if.func("http-error-code")

@@ -21,5 +21,6 @@ int main(int argc, char **argv) {
     if (http_send(request, &future, &err) != 0 || http_await(future, &response, &err) != 0)
         http_fail(http_error_code_name(&err));
     http_print_response(response, summary);
-    exit(0);
+    fflush(stdout); /* see wasi_http_init */
+    return 0;
 }

@@ -33,10 +33,12 @@
  * (blocking-read returning its list), the dtors flush stdio, stdio calls back into the host, and
  * the runtime traps ("cannot leave component instance"). lld leaves exports unwrapped when the
  * input calls __wasm_call_ctors itself, so main starts with wasi_http_init(), which runs the
- * constructors unless a newer crt1 already did, and every guest ends through exit(), which runs
- * the destructors (flushing stdout) where a return from main would not with the older crt1. */
+ * constructors unless a newer crt1 already did. The older crt1 (Debian's wasi-libc) then runs
+ * no destructors after main returns, so a guest flushes stdout itself before `return 0`
+ * (exit() flushes, but ends the run through wasi:cli/exit instead of returning from run). */
 extern void __wasm_call_ctors(void);
-static int wasi_http_ctors_ran;
+/* volatile: else clang folds the constructor's store into the initial value and drops the check. */
+static volatile int wasi_http_ctors_ran;
 __attribute__((constructor)) static void wasi_http_mark_ctors_ran(void) { wasi_http_ctors_ran = 1; }
 static inline void wasi_http_init(void) {
     if (!wasi_http_ctors_ran) __wasm_call_ctors();

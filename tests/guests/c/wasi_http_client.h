@@ -100,13 +100,13 @@ static inline int http_send(wasi_handle request, wasi_handle *future, http_error
 }
 
 /* future.get on a future whose pollable is ready: 1 with *response or *err set, 0 if the
- * host says it is not ready after all. Drops the future once it has given its value. */
+ * host says it is not ready after all. The caller drops the future's pollable (its child),
+ * then the future. */
 static inline int http_future_take(wasi_handle future, wasi_handle *response, http_error_code *err,
                             int *failed) {
     http_future_get_result ret;
     http_future_incoming_response_get(future, &ret);
     if (!ret.is_some) return 0;
-    http_future_incoming_response_drop(future);
     if (ret.val.is_err) { /* "already taken": cannot happen, each future is read once */
         fprintf(stderr, "future-incoming-response.get: value already taken\n");
         exit(1);
@@ -121,12 +121,13 @@ static inline int http_future_take(wasi_handle future, wasi_handle *response, ht
 static inline int http_await(wasi_handle future, wasi_handle *response, http_error_code *err) {
     wasi_handle pollable = http_future_incoming_response_subscribe(future);
     wasi_pollable_block(pollable);
-    wasi_pollable_drop(pollable); /* a child of the future: dropped before it */
     int failed = 0;
     if (!http_future_take(future, response, err, &failed)) {
         fprintf(stderr, "future not ready after its pollable blocked\n");
         exit(1);
     }
+    wasi_pollable_drop(pollable);
+    http_future_incoming_response_drop(future);
     return failed ? -1 : 0;
 }
 
@@ -214,7 +215,6 @@ static inline void http_print_response(wasi_handle response, int summary) {
     }
     if (summary)
         printf("body_bytes %" PRIu64 " fnv1a64 %016" PRIx64 "\n", sum.bytes, sum.fnv1a64);
-    fflush(stdout);
 }
 
 #endif
