@@ -1,7 +1,7 @@
 /*
  * Hand-written canonical-ABI bindings for the parts of wasi:http@0.2.0 and wasi:io@0.2.0
  * that the http_*.c guests call (no wit-bindgen on the registries this project uses).
- * The WIT they follow is tests/guests/wit/deps (upstream 0.2.0, unmodified); the world is
+ * The WIT they follow is tests/guests/wit/deps (generated from the built guests by wasm-tools); the world is
  * tests/guests/wit/http-client.wit.
  *
  * Canonical ABI rules applied here (wasm32, so a pointer and size_t are i32):
@@ -153,29 +153,29 @@ enum { HTTP_SCHEME_HTTP = 0, HTTP_SCHEME_HTTPS = 1 };
 /* header-error enum: 0 invalid-syntax, 1 forbidden, 2 immutable. */
 
 /* ---- wasi:io/error@0.2.0 -------------------------------------------------------------- */
-WASI_IMPORT("wasi:io/error@0.2.0", "[resource-drop]error")
+WASI_IMPORT("wasi:io/error@0.2.12", "[resource-drop]error")
 void wasi_io_error_drop(wasi_handle error);
 
 /* ---- wasi:io/poll@0.2.0 --------------------------------------------------------------- */
 /* poll(in: list<borrow<pollable>>) -> list<u32>: indexes (into `in`) of the ready ones. */
-WASI_IMPORT("wasi:io/poll@0.2.0", "poll")
+WASI_IMPORT("wasi:io/poll@0.2.12", "poll")
 void wasi_io_poll(const wasi_handle *pollables, size_t count, wasi_list *ret);
-WASI_IMPORT("wasi:io/poll@0.2.0", "[method]pollable.block")
+WASI_IMPORT("wasi:io/poll@0.2.12", "[method]pollable.block")
 void wasi_pollable_block(wasi_handle self);
-WASI_IMPORT("wasi:io/poll@0.2.0", "[resource-drop]pollable")
+WASI_IMPORT("wasi:io/poll@0.2.12", "[resource-drop]pollable")
 void wasi_pollable_drop(wasi_handle self);
 
 /* ---- wasi:io/streams@0.2.0 ------------------------------------------------------------ */
-WASI_IMPORT("wasi:io/streams@0.2.0", "[method]input-stream.blocking-read")
+WASI_IMPORT("wasi:io/streams@0.2.12", "[method]input-stream.blocking-read")
 void wasi_input_stream_blocking_read(wasi_handle self, uint64_t len,
                                      wasi_result_bytes_stream_error *ret);
-WASI_IMPORT("wasi:io/streams@0.2.0", "[method]output-stream.blocking-write-and-flush")
+WASI_IMPORT("wasi:io/streams@0.2.12", "[method]output-stream.blocking-write-and-flush")
 void wasi_output_stream_blocking_write_and_flush(wasi_handle self, const uint8_t *ptr,
                                                  size_t len,
                                                  wasi_result_unit_stream_error *ret);
-WASI_IMPORT("wasi:io/streams@0.2.0", "[resource-drop]input-stream")
+WASI_IMPORT("wasi:io/streams@0.2.12", "[resource-drop]input-stream")
 void wasi_input_stream_drop(wasi_handle self);
-WASI_IMPORT("wasi:io/streams@0.2.0", "[resource-drop]output-stream")
+WASI_IMPORT("wasi:io/streams@0.2.12", "[resource-drop]output-stream")
 void wasi_output_stream_drop(wasi_handle self);
 
 /* ---- wasi:http/types@0.2.0 ------------------------------------------------------------ */
