@@ -1,0 +1,233 @@
+"""wasi:filesystem under rr: same effects as `wasmtime run --dir`, no way out of a preopen,
+read-only grants enforced, and record/replay reproducing the guest's view without the disk.
+
+Guests: tests/guests/c/fs_ops.c (a fixed sequence of file operations) and
+tests/guests/c/fs_escape.c (attempts to leave its preopen). Real files in tmp_path.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import guests
+from rr.abi import WasiError
+from rr.host.filesystem.errors import error_code
+from rr.host.filesystem.sandbox_paths import beneath
+
+IN_TXT = b"line one\nline two\n"
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Everything a guest could have changed under root: kinds, contents, link targets."""
+    out: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                out[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                out[rel] = ("dir",)
+            else:
+                out[rel] = ("file", path.read_bytes())
+    return out
+
+
+def fs_ops_tree(root: Path) -> Path:
+    (root / "g").mkdir(parents=True)
+    (root / "g" / "in.txt").write_bytes(IN_TXT)
+    return root / "g"
+
+
+def escape_tree(root: Path) -> Path:
+    """A preopen g/ with traps in it, and a secret next to it (outside the grant)."""
+    g = root / "g"
+    (g / "sub").mkdir(parents=True)
+    (g / "inside.txt").write_text("inside\n")
+    (root / "secret.txt").write_text("secret\n")
+    (g / "etc_link").symlink_to("/etc")
+    (g / "up").symlink_to("..")
+    (g / "loop1").symlink_to("loop2")
+    (g / "loop2").symlink_to("loop1")
+    return g
+
+
+# --------------------------------------------------------------------------- rr run vs wasmtime run
+
+
+# fs_ops_py: the same program through componentize-py (CPython's wasip2 libc, no adapter).
+@pytest.mark.parametrize("guest", ["fs_ops", "fs_ops_py"])
+@pytest.mark.parametrize("runs", [1, 2], ids=["fresh", "second-run-eexist"])
+def test_fs_ops_effects_match_wasmtime(tmp_path: Path, wasmtime_bin: Path, runs: int, guest: str) -> None:
+    ours, theirs = fs_ops_tree(tmp_path / "rr"), fs_ops_tree(tmp_path / "wasmtime")
+    fs_ops = guests.c_guest(guest)
+    for _ in range(runs):
+        got = guests.rr_run(fs_ops, "/data", flags=["--dir-rw", f"{ours}::/data"])
+        want = guests.wasmtime_run(fs_ops, "/data", flags=["--dir", f"{theirs}::/data"])
+        assert got.out == want.out, got.err
+        assert got.status == want.status
+    assert snapshot(ours) == snapshot(theirs)
+    if runs == 1:
+        assert "failures 0" in got.out and got.status == 0
+        assert snapshot(ours) == {"in.txt": ("file", IN_TXT), "log.txt": ("file", b"fs_ops ran\n"),
+                                  "sub": ("dir",), "sub/moved.txt": ("file", IN_TXT)}
+    else:
+        assert "mkdir sub: EEXIST" in got.out and got.status == 1
+
+
+def test_escape_attempts_refused_like_wasmtime(tmp_path: Path, wasmtime_bin: Path) -> None:
+    ours, theirs = escape_tree(tmp_path / "rr"), escape_tree(tmp_path / "wasmtime")
+    fs_escape = guests.c_guest("fs_escape")
+    got = guests.rr_run(fs_escape, "/data", "write", flags=["--dir-rw", f"{ours}::/data"])
+    want = guests.wasmtime_run(fs_escape, "/data", "write", flags=["--dir", f"{theirs}::/data"])
+    assert got.out == want.out, got.err
+    lines = dict(line.split(": ", 1) for line in got.out.splitlines())
+    assert lines["open inside.txt"] == "ok read 7 bytes"
+    assert lines["open sub/../inside.txt"] == "ok read 7 bytes"
+    for step in ("open ../secret.txt", "open sub/../../secret.txt", "open etc_link/passwd",
+                 "open up/secret.txt", "open ..", "open etc_link", "stat etc_link/passwd",
+                 "stat ../secret.txt", "readlink etc_link", "create ../created_outside.txt",
+                 "create etc_link/rr_created", "mkdir ../newdir", "symlink /etc/passwd abs_link",
+                 "rename inside.txt ../moved.txt", "unlink ../secret.txt"):
+        assert lines[step] == "EPERM", step
+    assert lines["open loop1"] == lines["open loop1/x"] == "ELOOP"
+    assert lines["truncate inside.txt"] == "ok"  # --dir-rw: writes inside are fine
+    assert snapshot(ours.parent) == snapshot(theirs.parent)
+    assert sorted(p.name for p in ours.parent.iterdir()) == ["g", "secret.txt"]
+
+
+def test_read_only_grant_refuses_writes(tmp_path: Path) -> None:
+    g = escape_tree(tmp_path)
+    before = snapshot(tmp_path)
+    got = guests.rr_run(guests.c_guest("fs_escape"), "/data", "write", flags=["--dir", f"{g}::/data"])
+    assert "open inside.txt: ok read 7 bytes" in got.out, got.err
+    assert "truncate inside.txt: EPERM" in got.out  # not-permitted, as wasmtime's read-only perms
+    assert "mkdir newsub: EPERM" in got.out
+    assert snapshot(tmp_path) == before
+
+    tree = fs_ops_tree(tmp_path / "ops")
+    before = snapshot(tree)
+    ran = guests.rr_run(guests.c_guest("fs_ops"), "/data", flags=["--dir", f"{tree}::/data"])
+    assert ran.out.startswith("read in.txt: ok 18 bytes")
+    for step in ("write copy.txt", "append log.txt", "mkdir sub", "write sub/a.txt",
+                 "rename copy.txt sub/moved.txt", "unlink sub/a.txt"):
+        assert f"{step}: EPERM" in ran.out, step
+    assert snapshot(tree) == before
+
+
+def test_no_grant_no_files(tmp_path: Path) -> None:
+    ran = guests.rr_run(guests.c_guest("fs_ops"), "/data")
+    assert "read in.txt: ENOTCAPABLE" in ran.out and "failures 9" in ran.out, ran.err
+
+
+# --------------------------------------------------------------------------- path resolution
+
+
+def _resolve(base: Path, path: str, follow: bool = True) -> str:
+    """Where `beneath` lands, as a path relative to base (or the error-code)."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with beneath(fd, path, follow) as t:
+            parent = os.readlink(f"/proc/self/fd/{t.dir_fd}")
+            return os.path.relpath(os.path.join(parent, t.name), os.path.realpath(base))
+    except WasiError as e:
+        return e.payload
+    finally:
+        os.close(fd)
+
+
+def test_beneath_confines_paths(tmp_path: Path) -> None:
+    g = escape_tree(tmp_path)
+    (g / "sub" / "rel").symlink_to("../inside.txt")
+    (g / "sub" / "out").symlink_to("../../secret.txt")
+    assert _resolve(g, "inside.txt") == "inside.txt"
+    assert _resolve(g, "sub/rel") == "inside.txt"          # a symlink that stays inside is followed
+    assert _resolve(g, "sub/rel", follow=False) == "sub/rel"
+    assert _resolve(g, "up/g/inside.txt") == "not-permitted"  # through ".." of the preopen
+    assert _resolve(g, "sub/out") == "not-permitted"
+    assert _resolve(g, "sub/out", follow=False) == "sub/out"  # the link itself, e.g. to unlink it
+    assert _resolve(g, "/etc/passwd") == "not-permitted"
+    assert _resolve(g, "/") == "not-permitted"
+    assert _resolve(g, "..") == "not-permitted"
+    assert _resolve(g, "sub/../..") == "not-permitted"
+    assert _resolve(g, "etc_link/passwd") == "not-permitted"
+    assert _resolve(g, "etc_link/", follow=False) == "not-permitted"  # "/" forces following
+    assert _resolve(g, "loop1") == "loop"
+    assert _resolve(g, "inside.txt/x") == "not-directory"
+    assert _resolve(g, "missing/x") == "no-entry"
+    assert _resolve(g, "missing") == "missing"             # a name to create
+    assert _resolve(g, "sub/..") == "."
+    assert _resolve(g, "") == "."
+
+
+@pytest.mark.parametrize("err, code", [
+    (errno.ENOENT, "no-entry"), (errno.EEXIST, "exist"), (errno.ENOTDIR, "not-directory"),
+    (errno.EISDIR, "is-directory"), (errno.EACCES, "access"), (errno.EPERM, "not-permitted"),
+    (errno.ENOTEMPTY, "not-empty"), (errno.EINVAL, "invalid"), (errno.ELOOP, "loop"),
+    (errno.ENAMETOOLONG, "name-too-long"), (errno.EROFS, "read-only"), (errno.EXDEV, "cross-device"),
+    (errno.ENOSPC, "insufficient-space"), (errno.EBADF, "bad-descriptor"), (errno.ECHILD, "io"),
+])
+def test_errno_to_error_code(err: int, code: str) -> None:
+    assert error_code(OSError(err, os.strerror(err))) == code
+
+
+# --------------------------------------------------------------------------- record / replay
+
+
+def _rr(*args: str) -> guests.Ran:
+    done = subprocess.run([sys.executable, "-m", "rr", *args], capture_output=True, timeout=60,
+                          cwd=guests.REPO, env=guests._clean_env(None))
+    return guests.Ran(done.returncode, done.stdout, done.stderr)
+
+
+def test_replay_needs_no_disk_python_guest(tmp_path: Path) -> None:
+    tree = fs_ops_tree(tmp_path / "live")
+    trace = tmp_path / "t.cbor"
+    fs_ops = str(guests.c_guest("fs_ops_py"))
+    recorded = _rr("record", fs_ops, "-t", str(trace), "--dir-rw", f"{tree}::/data", "--", "/data")
+    assert recorded.status == 0 and b"failures 0" in recorded.stdout, recorded.err
+    os.rename(tree, tmp_path / "moved-away")
+    replayed = _rr("replay", fs_ops, str(trace))
+    assert replayed.stdout == recorded.stdout and replayed.status == 0, replayed.err
+    assert not tree.exists()
+
+
+def test_replay_needs_no_disk_and_catches_different_writes(tmp_path: Path) -> None:
+    tree = fs_ops_tree(tmp_path / "live")
+    trace = tmp_path / "t.json"
+    fs_ops = str(guests.c_guest("fs_ops"))
+    recorded = _rr("record", fs_ops, "-t", str(trace), "-f", "json", "--dir-rw", f"{tree}::/data", "--", "/data")
+    assert recorded.status == 0, recorded.err
+    after = snapshot(tree)
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    calls = [e.get("call") for e in events]
+    assert "wasi:filesystem/types.open-at" in calls and "wasi:filesystem/types.read-directory" in calls
+    writes = [e["args"] for e in events if e.get("call") == "wasi:io/streams.write"]
+    assert ["file:/data/log.txt", None, {"$bytes": "ZnNfb3BzIHJhbgo="}] in writes  # append: no offset
+
+    # The host directory is gone: the replay must take everything from the trace.
+    os.rename(tree, tmp_path / "moved-away")
+    replayed = _rr("replay", fs_ops, str(trace))
+    assert replayed.stdout == recorded.stdout and replayed.status == 0, replayed.err
+    assert not tree.exists()
+    assert snapshot(tmp_path / "moved-away") == after
+
+    # Another in.txt in the trace makes the guest write other bytes to copy.txt: divergence.
+    for e in events:
+        if e.get("call") == "wasi:io/streams.blocking-read" and e["args"][0] == "file:/data/in.txt" \
+                and isinstance(e.get("result"), dict):
+            e["result"] = {"$bytes": "TElORSBPTkUKTElORSBUV08K"}  # "LINE ONE\nLINE TWO\n"
+            break
+    else:
+        pytest.fail("no read of in.txt in the trace")
+    trace.write_text("".join(json.dumps(e) + "\n" for e in events))
+    diverged = _rr("replay", fs_ops, str(trace))
+    assert diverged.status == 121, diverged.err
+    assert "streams.write" in diverged.err
