@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_BAD_TRACE, EXIT_INTERNAL, RRError
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-f", "--format", choices=["cbor", "json"],
                      help="trace encoding (default: from the extension; .gz compresses)")
     rec.add_argument("--force", action="store_true", help="replace an existing trace file")
+    web = rec.add_argument_group("HTTP (through the embedded mitmproxy)")
+    web.add_argument("--ca-cert", metavar="PEM", type=Path,
+                     help="also trust this CA for upstream TLS (default: the system trust store)")
+    web.add_argument("--inspect", action="store_true",
+                     help="serve mitmproxy's web UI while recording; prints its URL with the access token")
+    web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
     add_sandbox_flags(rec)
     _add_common(rec)
     rec.set_defaults(handler=_cmd_record)
@@ -110,10 +117,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
     fmt = {"json": "jsonl"}.get(args.format, args.format)
+    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=args.inspect, dump=args.dump,
+                               verbose=args.verbose,
+                               on_web_url=lambda url: _report(f"inspect HTTP live at {url}"))
     rec = session.record(program, sandbox, args.trace, fmt,
-                         runner.Limits(args.max_memory, args.timeout), overwrite=args.force)
+                         runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
     status = _finish(rec.outcome)
-    _report(f"recorded {rec.events} events to {rec.path} ({_describe_outcome(rec.outcome)})")
+    flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
+    _report(f"recorded {rec.events} events{flows} to {rec.path} ({_describe_outcome(rec.outcome)})")
     return status
 
 

@@ -4,17 +4,30 @@ HAR goes through mitmproxy's own `savehar` addon on flows rebuilt from the recor
 fix-ups: a flow that failed without a response gets a valid (empty) `content` object instead
 of mitmproxy's `{}`, and a binary request body is written base64 like response bodies.
 HAR shows decoded (e.g. gunzipped) response text; the `.mitm` file keeps the exact bytes.
+
+From a trace: each HTTP exchange is one event of HTTP_CALL whose result is the flow record
+(`export_har` / `export_mitm` below). Neither ever replaces an existing file unless told to.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from .trace import TraceError, TraceReader, open_trace
 
 if TYPE_CHECKING:
     from proxy_addon.flowrecord import FlowRecord
+
+# The trace event that holds one HTTP exchange: args [flow_id, method, url], result the flow
+# record, failed False (an exchange that failed is a record whose `error` is set).
+HTTP_CALL = "wasi:http/outgoing-handler.handle"
 
 
 def records_to_har(records: Iterable["FlowRecord"]) -> dict[str, Any]:
@@ -74,11 +87,180 @@ def _post_data(body: bytes, post: dict[str, Any] | None, rec: "FlowRecord") -> d
 
 def records_to_mitm(records: Iterable["FlowRecord"], path: Path) -> None:
     """A flow file that `mitmweb -r` / `mitmdump -nr` read; flows keep their rr id in metadata."""
+    with open(path, "wb") as f:
+        _write_mitm(records, f)
+
+
+def _write_mitm(records: Iterable["FlowRecord"], f: IO[bytes]) -> None:
     from mitmproxy import io
 
     from proxy_addon.flowrecord import record_to_flow
 
-    with open(path, "wb") as f:
-        writer = io.FlowWriter(f)
-        for rec in records:
-            writer.add(record_to_flow(rec))
+    writer = io.FlowWriter(f)
+    for rec in records:
+        writer.add(record_to_flow(rec))
+
+
+# ---- from a trace -------------------------------------------------------------------------
+
+class OutputError(Exception):
+    """The export's output file cannot be written (missing directory, permissions, ...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output file exists and overwrite was not asked for."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    kind: str                 # "HAR" or "flow file"
+    flows: int                # HTTP exchanges written
+    failed: int               # of them, exchanges that got no response (record `error` set)
+    incomplete: str | None    # the trace's own problem when the recording was cut short
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        if self.flows:
+            failed = f" ({self.failed} failed)" if self.failed else ""
+            line = f"wrote {self.flows} HTTP exchange{'s' * (self.flows != 1)}{failed} to {self.path}"
+        else:
+            line = f"the trace holds no HTTP exchanges: wrote an empty {self.kind} to {self.path}"
+        if self.incomplete:
+            line += f" (the trace is incomplete: {self.incomplete})"
+        return line
+
+
+def iter_flow_records(reader: TraceReader) -> Iterator["FlowRecord"]:
+    """The flow records of an open trace, in the order the guest made the requests.
+
+    An HTTP_CALL event with `failed` set is a request `handle` refused before any exchange
+    (e.g. an invalid URL): there is no flow to export. Raises TraceError for a corrupt trace
+    or an HTTP_CALL result that is not a flow record."""
+    for index, event in enumerate(reader):
+        if event.call == HTTP_CALL and not event.failed:
+            problem = _record_problem(event.result)
+            if problem is not None:
+                raise TraceError(f"{reader.path}: event {index} ({HTTP_CALL}) does not hold a flow record: {problem}")
+            yield event.result
+
+
+def flow_records(trace_path: str | os.PathLike[str]) -> list["FlowRecord"]:
+    with open_trace(trace_path) as reader:
+        return list(iter_flow_records(reader))
+
+
+def export_har(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+               overwrite: bool = False) -> Exported:
+    """Write the trace's HTTP exchanges as HAR 1.2 (the whole HAR is built in memory)."""
+
+    def write(tally: _Tally, f: IO[bytes]) -> None:
+        har = records_to_har(list(tally))
+        notes = []
+        if not tally.flows:
+            notes.append("the trace holds no HTTP exchanges")
+        if tally.reader.problem:
+            notes.append(f"the trace is incomplete ({tally.reader.problem}): exchanges up to where it ends")
+        if notes:
+            har["log"]["comment"] = "rr: " + "; ".join(notes)
+        f.write(json.dumps(har, indent=2).encode())
+
+    return _export(trace_path, Path(out_path), overwrite, "HAR", write)
+
+
+def export_mitm(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+                overwrite: bool = False) -> Exported:
+    """Write the trace's HTTP exchanges as a mitmproxy flow file, streaming: one flow in memory."""
+    return _export(trace_path, Path(out_path), overwrite, "flow file", _write_mitm)
+
+
+class _Tally:
+    """The trace's flow records, counted as the writer consumes them."""
+
+    def __init__(self, reader: TraceReader) -> None:
+        self.reader = reader
+        self.flows = 0
+        self.failed = 0
+
+    def __iter__(self) -> Iterator["FlowRecord"]:
+        for rec in iter_flow_records(self.reader):
+            self.flows += 1
+            self.failed += rec["error"] is not None
+            yield rec
+
+
+def _export(trace_path: str | os.PathLike[str], out: Path, overwrite: bool, kind: str,
+            write: Callable[[_Tally, IO[bytes]], None]) -> Exported:
+    # The trace is opened (header checked) before the output exists: a missing or foreign
+    # file raises FileNotFoundError / TraceError and leaves nothing behind.
+    with open_trace(trace_path) as reader:
+        if out.exists() and os.path.samefile(trace_path, out):
+            raise OutputError(f"{out}: is the trace being exported; choose another output file")
+        tally = _Tally(reader)
+        if overwrite:
+            _write_replacing(out, lambda f: write(tally, f))
+        else:
+            _write_new(out, lambda f: write(tally, f))
+    return Exported(out, kind, tally.flows, tally.failed, reader.problem)
+
+
+def _write_new(out: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Create `out` atomically ("x": fails if it exists); remove it again if writing fails."""
+    try:
+        f = open(out, "xb")
+    except FileExistsError:
+        raise OutputExistsError(f"{out}: refusing to overwrite an existing file") from None
+    except OSError as e:
+        raise OutputError(f"{out}: cannot create: {e.strerror}") from None
+    try:
+        with f:
+            write(f)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+
+
+def _write_replacing(out: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a temporary file beside `out`, then rename it over `out`: a failed export (e.g. a
+    corrupt trace) leaves the existing file as it was."""
+    tmp = out.with_name(f".{out.name}.rr-{os.getpid()}.tmp")
+    try:
+        f = open(tmp, "wb")
+    except OSError as e:
+        raise OutputError(f"{out}: cannot create: {e.strerror}") from None
+    try:
+        with f:
+            write(f)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# What a flow record must hold for record_to_flow (see proxy_addon.flowrecord).
+_MESSAGE_FIELDS = {
+    "request": {"method": str, "url": str, "http_version": str, "headers": list, "body": bytes},
+    "response": {"status": int, "reason": str, "http_version": str, "headers": list, "body": bytes},
+    "error": {"kind": str, "message": str},
+    "timings": {"start": (int, float), "end": (int, float)},
+}
+
+
+def _record_problem(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return f"the result is a {type(rec).__name__}, not a dict"
+    if not isinstance(rec.get("id"), str):
+        return "no str 'id'"
+    for part, fields in _MESSAGE_FIELDS.items():
+        value = rec.get(part)
+        if value is None and part in ("response", "error") and part in rec:
+            continue
+        if not isinstance(value, dict):
+            return f"{part!r} is not a dict"
+        for name, typ in fields.items():
+            if not isinstance(value.get(name), typ):
+                return f"{part}.{name} is missing or has the wrong type"
+        if part in ("request", "response") and not all(
+                isinstance(h, list) and len(h) == 2 and all(isinstance(x, bytes) for x in h) for h in value["headers"]):
+            return f"{part}.headers is not a list of [name, value] bytes pairs"
+    return None

@@ -57,9 +57,9 @@ class Program:
     cache_hit: bool
     imports: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def imported_interfaces(self) -> list[str]:
-        return list(self.imports)
+    def imports_interface(self, prefix: str) -> bool:
+        """Whether any import's name starts with `prefix` (e.g. "wasi:http/")."""
+        return any(name.startswith(prefix) for name in self.imports)
 
 
 def make_engine() -> wasmtime.Engine:
@@ -176,9 +176,11 @@ def unsupported_imports(program: Program) -> list[str]:
 
 
 def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
-        limits: Limits | None = None) -> Outcome:
+        limits: Limits | None = None, services: dict[str, Any] | None = None) -> Outcome:
+    """Run the guest to its end. `services` pre-sets per-interface state (the HTTP transport)."""
     limits = limits or Limits()
     host = HostContext(sandbox, tap or Tap())
+    host.services.update(services or {})
     linker = link(program, host)
     store = wasmtime.Store(program.engine)
     if limits.max_memory is not None:

@@ -8,15 +8,21 @@ the recording did.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import __version__, runner
+from . import __version__, netlock, runner
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, RRError
 from .host.context import Preopen, Sandbox
+from .host.http.outgoing import TRANSPORT_SERVICE
+from .host.http.transport import ProxyTransport
+from .merge import SharedWriter, flow_records, is_flow
 from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, format_event
 from .trace import ComponentInfo, Header, TraceError, TraceWriter, open_trace
 from .trace import Outcome as TraceOutcome
@@ -54,25 +60,67 @@ class Recorded:
     outcome: runner.Outcome
     events: int
     path: Path
+    flows: int = 0
+
+
+@dataclass
+class HttpOptions:
+    """How the embedded proxy runs (only when the component imports wasi:http)."""
+
+    extra_ca: Path | None = None      # a PEM CA trusted for upstream TLS besides the system's
+    inspect: bool = False             # serve mitmproxy's web UI while recording
+    inspect_host: str = "127.0.0.1"
+    inspect_port: int | None = None
+    dump: bool = False                # one line per flow on stderr
+    verbose: bool = False
+    on_web_url: Callable[[str], None] | None = None
 
 
 def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathLike[str],
            fmt: str | None = None, limits: runner.Limits | None = None,
-           overwrite: bool = False) -> Recorded:
+           overwrite: bool = False, http: HttpOptions | None = None) -> Recorded:
     try:
         writer = TraceWriter(trace_path, fmt, overwrite=overwrite)
     except TraceError as e:
         raise RRError(f"{e} (use --force to replace it)" if "overwrite" in str(e) else str(e)) from None
     except OSError as e:
         raise RRError(f"{trace_path}: cannot create trace: {e.strerror}") from None
-    with writer:
+    http = http or HttpOptions()
+    with writer, contextlib.ExitStack() as stack:
         writer.write_header(make_header(program, sandbox))
-        tap = Recorder(writer)
+        shared = SharedWriter(writer)
+        tap = Recorder(shared)  # type: ignore[arg-type]
+        services: dict[str, Any] = {}
+        if program.imports_interface("wasi:http/"):
+            proxy = stack.enter_context(_start_proxy(_proxy_kwargs(http, "record", on_flow=shared.write_flow), http))
+            services[TRANSPORT_SERVICE] = ProxyTransport(proxy.port)
         # A crash of rr itself leaves the trace without an outcome: readable, and
         # reported as incomplete, never silently truncated.
-        outcome = runner.run(program, sandbox, tap, limits)
+        outcome = runner.run(program, sandbox, tap, limits, services)
+        stack.close()  # stop the proxy: every finished flow is in the trace before the outcome
         writer.write_outcome(to_trace_outcome(outcome))
-    return Recorded(outcome, tap.count, Path(trace_path))
+    return Recorded(outcome, tap.count, Path(trace_path), shared.flows)
+
+
+def _proxy_kwargs(http: HttpOptions, mode: str, **kw: Any) -> dict[str, Any]:
+    return dict(mode=mode, extra_ca=http.extra_ca, web=http.inspect, dump=http.dump,
+                verbose=http.verbose, **kw)
+
+
+@contextlib.contextmanager
+def _start_proxy(kwargs: dict[str, Any], http: HttpOptions) -> Iterator[Any]:
+    from .proxy import EmbeddedProxy
+    try:
+        proxy = EmbeddedProxy(**kwargs)
+    except FileNotFoundError as e:
+        raise RRError(f"--ca-cert: {e}") from None
+    proxy.start()
+    try:
+        if proxy.web_url and http.on_web_url:
+            http.on_web_url(proxy.web_url)
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @dataclass
@@ -106,25 +154,40 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         raise BadTrace(f"{trace_path}: no such file") from None
     except TraceError as e:
         raise BadTrace(str(e)) from None
-    with reader:
+    with reader, contextlib.ExitStack() as stack:
         check_component(program, reader.header, trace_path)
-        tap = Replayer(iter(reader), until)
+        tap = Replayer(iter(reader), until, side_data=is_flow)
         sandbox = replay_sandbox(reader.header, stdout, stderr)
+        services: dict[str, Any] = {}
+        proxy = None
+        if program.imports_interface("wasi:http/"):
+            try:
+                flows = flow_records(trace_path)
+            except TraceError:
+                flows = []  # the corruption is reported when the replay reaches it
+            # Nothing but loopback from here on: the proxy answers from the trace.
+            netlock.engage()
+            stack.callback(netlock.release)
+            proxy = stack.enter_context(_start_proxy(_proxy_kwargs(HttpOptions(), "replay", flows=flows),
+                                                     HttpOptions()))
+            services[TRANSPORT_SERVICE] = ProxyTransport(proxy.port)
         try:
-            outcome = runner.run(program, sandbox, tap, limits)
+            outcome = runner.run(program, sandbox, tap, limits, services)
         except ReplayStopped as stop:
             return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=stop.index)
         except TraceCorrupt as e:
             raise BadTrace(str(e)) from None
         except Divergence as d:
+            _raise_http_mismatch(proxy)
             if not tap.leftover() and _cut_short(reader):
                 # The recording itself was cut short (killed): replay ends where it ended.
                 return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
                                 incomplete=reader.problem)
             raise Diverged(d.message) from None
+        _raise_http_mismatch(proxy)
         leftover = tap.leftover()
         if leftover:
-            shown = "\n".join(f"   >> {tap.index + i:>6}  {format_event(e)}" for i, e in enumerate(leftover))
+            shown = "\n".join(f"   >> {i:>6}  {format_event(e)}" for i, e in leftover)
             raise Diverged(f"replay diverged: the guest finished ({_describe(outcome)}) but the trace "
                            f"has more events from event {tap.index}:\n{shown}")
         try:
@@ -132,11 +195,20 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 pass
         except TraceError as e:
             raise BadTrace(str(e)) from None
+        if proxy is not None and proxy.addon.unused():
+            ids = ", ".join(f"{r['id']} {r['request']['method']} {r['request']['url']}" for r in proxy.addon.unused())
+            raise Diverged(f"replay diverged: recorded HTTP exchanges were never requested: {ids}")
         recorded = reader.outcome
         if recorded is not None and to_trace_outcome(outcome) != recorded:
             raise Diverged(f"replay diverged: the recording ended with {_describe_trace(recorded)}, "
                            f"the replay with {_describe(outcome)}")
-        return Replayed(outcome, tap.index, incomplete=reader.problem)
+        return Replayed(outcome, tap.consumed, incomplete=reader.problem)
+
+
+def _raise_http_mismatch(proxy: Any) -> None:
+    if proxy is not None and proxy.addon.mismatches:
+        raise Diverged("replay diverged: the guest's HTTP request differs from the recording\n"
+                       + proxy.addon.format_diff())
 
 
 def _cut_short(reader) -> bool:  # type: ignore[no-untyped-def]

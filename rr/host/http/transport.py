@@ -85,15 +85,17 @@ class Transport:
         try:
             conn.connect()
             phase = "response"
-            assert conn.sock is not None
-            conn.sock.settimeout(timeouts.first_byte)
+            # Keep our own reference: http.client hands the socket to the response (and sets
+            # conn.sock to None) when the server will close the connection (HTTP/1.0).
+            sock = conn.sock
+            assert sock is not None
+            sock.settimeout(timeouts.first_byte)
             _send_head(conn, self.target(head), head, body, self.extra_headers(flow_id))
             if body is not None:
                 _send_body(conn, body)
             response = conn.getresponse()
             self.check(response)
-            assert conn.sock is not None
-            conn.sock.settimeout(timeouts.between_bytes)
+            sock.settimeout(timeouts.between_bytes)
             return conn, response
         except BaseException as e:
             conn.close()
@@ -124,6 +126,9 @@ class ProxyTransport(Transport):
         return [("x-rr-flow", flow_id)]
 
     def check(self, response: http.client.HTTPResponse) -> None:
+        if response.getheader("x-rr-mismatch"):
+            response.close()
+            raise errors.RequestDiffers(errors.code("internal-error", "request differs from the recording"))
         kind = response.getheader("x-rr-error")
         if kind is None:
             return

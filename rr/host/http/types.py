@@ -250,6 +250,9 @@ def future_get(host: HostContext, f: FutureResponse) -> Any:
     if not ready:
         return None
     host.wait_for(f.done)  # at once when live; a replay waits for the replayed flow
+    if f.outcome is not None and f.outcome[0] == "abort":
+        from ...tap import Divergence
+        raise Divergence(f"HTTP request {f.label} differs from the recording")
     f.taken = True
     return ("ok", f.outcome)
 
