@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also trust this CA for upstream TLS (default: the system trust store)")
     web.add_argument("--inspect", action="store_true",
                      help="serve mitmproxy's web UI while recording; prints its URL with the access token")
+    web.add_argument("--inspect-host", default="127.0.0.1", metavar="ADDR",
+                     help="address the web UI listens on (default 127.0.0.1)")
+    web.add_argument("--inspect-port", type=int, metavar="PORT", help="port of the web UI (default: a free one)")
+    web.add_argument("--inspect-wait", action="store_true",
+                     help="after the guest finishes, keep the web UI up until Ctrl-C (the trace is complete by then)")
     web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
     add_sandbox_flags(rec)
     _add_common(rec)
@@ -67,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-f", "--format", choices=["cbor", "json"], help="output encoding (default: from extension)")
     conv.add_argument("--force", action="store_true", help="replace an existing output file")
     conv.set_defaults(handler=_cmd_convert)
+
+    har = sub.add_parser("har", help="export a trace's HTTP exchanges as HAR 1.2")
+    har.add_argument("trace")
+    har.add_argument("-o", "--output", required=True, metavar="OUT.har")
+    har.add_argument("--force", action="store_true", help="replace an existing output file")
+    har.set_defaults(handler=_cmd_export, export="export_har")
+
+    flows = sub.add_parser("flows", help="export a trace's HTTP exchanges as a mitmproxy flow file")
+    flows.add_argument("trace")
+    flows.add_argument("-o", "--output", required=True, metavar="OUT.mitm",
+                       help="open it with `mitmweb -r OUT.mitm` or `mitmdump -nr OUT.mitm`")
+    flows.add_argument("--force", action="store_true", help="replace an existing output file")
+    flows.set_defaults(handler=_cmd_export, export="export_mitm")
 
     insp = sub.add_parser("inspect", help="show a trace: header, outcome, counts and events")
     insp.add_argument("trace")
@@ -117,15 +135,26 @@ def _cmd_record(args: argparse.Namespace) -> int:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
     fmt = {"json": "jsonl"}.get(args.format, args.format)
-    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=args.inspect, dump=args.dump,
-                               verbose=args.verbose,
-                               on_web_url=lambda url: _report(f"inspect HTTP live at {url}"))
+    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=args.inspect or args.inspect_wait,
+                               inspect_host=args.inspect_host, inspect_port=args.inspect_port,
+                               dump=args.dump, verbose=args.verbose,
+                               on_web_url=lambda url: _report(f"inspect HTTP live at {url}"),
+                               after_run=_wait_for_ctrl_c if args.inspect_wait else None)
     rec = session.record(program, sandbox, args.trace, fmt,
                          runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
     status = _finish(rec.outcome)
     flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
     _report(f"recorded {rec.events} events{flows} to {rec.path} ({_describe_outcome(rec.outcome)})")
     return status
+
+
+def _wait_for_ctrl_c() -> None:
+    import threading
+    _report("the guest has finished and the trace is complete; the web UI stays up: Ctrl-C to quit")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -159,6 +188,26 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         raise BadTrace(f"{args.input}: no such file") from None
     except TraceError as e:
         raise BadTrace(str(e)) from None
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from . import har
+    from .errors import UsageError
+    from .session import BadTrace
+    from .trace import TraceError
+
+    try:
+        exported = getattr(har, args.export)(args.trace, args.output, overwrite=args.force)
+    except FileNotFoundError:
+        raise BadTrace(f"{args.trace}: no such file") from None
+    except TraceError as e:
+        raise BadTrace(str(e)) from None
+    except har.OutputExistsError as e:
+        raise UsageError(f"{e} (use --force to replace it)") from None
+    except har.OutputError as e:
+        raise UsageError(str(e)) from None
+    _report(exported.summary())
     return 0
 
 

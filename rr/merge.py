@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .trace import Event, TraceWriter, open_trace
+from .trace import Event, Outcome, TraceWriter, open_trace
 
 FLOW_CALL = "wasi:http/outgoing-handler.handle"
 
@@ -36,6 +36,8 @@ class SharedWriter:
         self._writer = writer
         self._lock = threading.Lock()
         self.flows = 0
+        self.late_flows = 0       # finished after the outcome was written: not in the trace
+        self.finished = False
 
     def write_event(self, event: Event) -> None:
         with self._lock:
@@ -43,8 +45,16 @@ class SharedWriter:
 
     def write_flow(self, record: dict[str, Any]) -> None:
         with self._lock:
+            if self.finished:
+                self.late_flows += 1
+                return
             self._writer.write_event(flow_event(record))
             self.flows += 1
+
+    def write_outcome(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._writer.write_outcome(outcome)
+            self.finished = True
 
 
 def flow_records(trace_path: str) -> list[dict[str, Any]]:

@@ -146,6 +146,8 @@ class EmbeddedProxy:
         extra_ca: Path | None = None,
         confdir: Path | None = None,
         web: bool = False,
+        web_host: str = "127.0.0.1",
+        web_port: int | None = None,
         dump: bool = False,
         verbose: bool = False,
     ) -> None:
@@ -161,6 +163,8 @@ class EmbeddedProxy:
         self._extra_ca = extra_ca
         self.confdir = confdir or default_confdir()
         self._web = web
+        self._web_host = web_host
+        self._web_port = web_port
         self._dump = dump
         self._verbose = verbose
         self.port: int | None = None
@@ -247,7 +251,8 @@ class EmbeddedProxy:
             **upstream_trust(self._extra_ca, self.confdir),
         }
         if self._web:
-            settings |= {"web_host": "127.0.0.1", "web_port": _free_loopback_port(), "web_open_browser": False}
+            settings |= {"web_host": self._web_host, "web_port": self._web_port or _free_loopback_port(),
+                         "web_open_browser": False}
         opts.update(**settings)
         self._master = master
         await master.run()

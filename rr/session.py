@@ -74,6 +74,9 @@ class HttpOptions:
     dump: bool = False                # one line per flow on stderr
     verbose: bool = False
     on_web_url: Callable[[str], None] | None = None
+    # Called once the guest has finished, before the proxy (and its web UI) stops:
+    # `--inspect-wait` keeps the UI up there until Ctrl-C.
+    after_run: Callable[[], None] | None = None
 
 
 def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathLike[str],
@@ -97,14 +100,21 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         # A crash of rr itself leaves the trace without an outcome: readable, and
         # reported as incomplete, never silently truncated.
         outcome = runner.run(program, sandbox, tap, limits, services)
+        if services and http.after_run:
+            # The trace is finished first: the outcome is written and the writer takes no
+            # more flows (an exchange the guest abandoned mid-flight is left out), so
+            # Ctrl-C while the UI stays up loses nothing.
+            shared.write_outcome(to_trace_outcome(outcome))
+            http.after_run()
         stack.close()  # stop the proxy: every finished flow is in the trace before the outcome
-        writer.write_outcome(to_trace_outcome(outcome))
+        if not shared.finished:
+            shared.write_outcome(to_trace_outcome(outcome))
     return Recorded(outcome, tap.count, Path(trace_path), shared.flows)
 
 
 def _proxy_kwargs(http: HttpOptions, mode: str, **kw: Any) -> dict[str, Any]:
-    return dict(mode=mode, extra_ca=http.extra_ca, web=http.inspect, dump=http.dump,
-                verbose=http.verbose, **kw)
+    return dict(mode=mode, extra_ca=http.extra_ca, web=http.inspect, web_host=http.inspect_host,
+                web_port=http.inspect_port, dump=http.dump, verbose=http.verbose, **kw)
 
 
 @contextlib.contextmanager
