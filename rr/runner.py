@@ -185,7 +185,10 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
     store = wasmtime.Store(program.engine)
     if limits.max_memory is not None:
         store.set_limits(memory_size=limits.max_memory)
-    store.set_epoch_deadline(1 << 62)  # effectively never, until a timeout lowers it
+    # Wasm code reads its deadline when it starts running, so it must be armed now: one
+    # epoch tick (which only _stop makes) interrupts the guest. The engine is shared, so a
+    # stop interrupts every run of this process: rr runs one guest per process.
+    store.set_epoch_deadline(1)
 
     result: list[Outcome] = []
     failure: list[BaseException] = []
@@ -219,8 +222,6 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
 
 def _stop(program: Program, store: wasmtime.Store, host: HostContext, reason: str) -> None:
     host.interrupt(reason)
-    store.set_epoch_deadline(1)
-    program.engine.increment_epoch()
     program.engine.increment_epoch()
 
 
@@ -228,11 +229,15 @@ def _call_run(program: Program, linker: wc.Linker, store: wasmtime.Store,
               host: HostContext, limits: Limits) -> Outcome:
     try:
         instance = linker.instantiate(store, program.component)
+    except wasmtime.Trap as e:
+        # The guest's start-up code trapped (e.g. the preview1 adapter allocating its stack).
+        return Outcome("trap", EXIT_TRAP, _trap_message(e, limits))
     except wasmtime.WasmtimeError as e:
-        text = str(e)
-        if limits.max_memory is not None and "memory" in text:
+        if "wasm backtrace" in str(e) or "wasm trap" in str(e):
+            return Outcome("trap", EXIT_TRAP, _trap_message(e, limits))
+        if limits.max_memory is not None and "memory" in str(e):
             return Outcome("memory", EXIT_LIMIT, f"guest needs more memory than --max-memory allows: {_first_line(e)}")
-        raise UnsupportedError(f"{program.path.name}: cannot instantiate: {e}") from None
+        raise UnsupportedError(f"{program.path.name}: cannot instantiate: {_first_line(e)}") from None
     run_iface = next(n for n in program.component.type.exports(program.engine)
                      if split_versioned(n)[0] == "wasi:cli/run")
     iface_idx = instance.get_export_index(store, run_iface)
@@ -271,4 +276,6 @@ def _trap_message(e: BaseException, limits: Limits) -> str:
     message = cause or (lines[0] if lines else type(e).__name__)
     if "interrupt" in text and limits.timeout is not None:
         message = f"guest exceeded --timeout {limits.timeout:g}s"
+    elif limits.max_memory is not None:
+        message += f" (--max-memory {limits.max_memory} bytes was in force)"
     return message
