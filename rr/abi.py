@@ -32,8 +32,8 @@ from ctypes import POINTER, byref
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import wasmtime
+import wasmtime._bindings as raw_api
 import wasmtime._ffi as ffi
 from wasmtime import component as wc
 
@@ -140,11 +140,67 @@ def _neutralize(val: VAL) -> None:
     val.of.boolean = False
 
 
-def _array_view(ptr: Any, n: int) -> np.ndarray:
-    """A numpy (n, 32) uint8 view of n consecutive wasmtime_component_val_t."""
-    addr = ctypes.cast(ptr, ctypes.c_void_p).value
+# list<u8> crosses the C API as one 32-byte value per byte. Small lists are packed and
+# unpacked with ctypes; large ones with numpy strided views (4x faster per byte), which
+# is imported on first use so that a small guest does not pay its import time.
+BULK = 1024
+
+
+def _numpy() -> Any:
+    import numpy
+    return numpy
+
+
+def _address(ptr: Any) -> int:
+    return ctypes.cast(ptr, ctypes.c_void_p).value or 0
+
+
+def _unpack_bytes(ptr: Any, n: int) -> bytes:
+    addr = _address(ptr)
+    if n < BULK:
+        return ctypes.string_at(addr, n * VAL_SIZE)[PAYLOAD_OFFSET::VAL_SIZE]
+    np = _numpy()
     buf = (ctypes.c_uint8 * (n * VAL_SIZE)).from_address(addr)
-    return np.frombuffer(buf, dtype=np.uint8).reshape(n, VAL_SIZE)
+    return np.frombuffer(buf, dtype=np.uint8).reshape(n, VAL_SIZE)[:, PAYLOAD_OFFSET].tobytes()
+
+
+def _pack_bytes(ptr: Any, data: bytes) -> None:
+    n = len(data)
+    buf = (ctypes.c_uint8 * (n * VAL_SIZE)).from_address(_address(ptr))
+    if n < BULK:
+        view = memoryview(buf).cast("B")
+        view[0::VAL_SIZE] = bytes((_U8_KIND,)) * n
+        view[PAYLOAD_OFFSET::VAL_SIZE] = data
+        return
+    np = _numpy()
+    arr = np.frombuffer(buf, dtype=np.uint8).reshape(n, VAL_SIZE)
+    arr[:, 0] = _U8_KIND
+    arr[:, PAYLOAD_OFFSET] = np.frombuffer(data, dtype=np.uint8)
+
+
+class _Name:
+    """A string the host lowers again and again (record field, enum case, variant tag):
+    encoded once, copied into a fresh wasm_byte_vec_t with one raw C call."""
+
+    __slots__ = ("buf", "size")
+
+    def __init__(self, text: str):
+        data = text.encode("utf-8")
+        self.size = len(data)
+        self.buf = (ctypes.c_ubyte * max(1, self.size)).from_buffer_copy(data or b"\0")
+
+    def store(self, vec: Any) -> None:
+        raw_api._wasm_byte_vec_new(byref(vec), self.size, self.buf)
+
+
+_names: dict[str, _Name] = {}
+
+
+def _name(text: str) -> _Name:
+    name = _names.get(text)
+    if name is None:
+        name = _names[text] = _Name(text)
+    return name
 
 
 class Converters:
@@ -164,15 +220,24 @@ class Converters:
     def _lift_resource(self, own: bool) -> Lift:
         table = self.table
 
+        host_ptr_t = POINTER(ffi.wasmtime_component_resource_host_t)
+        take_pointer = ffi.take_pointer
+        to_host = raw_api._wasmtime_component_resource_any_to_host
+        any_delete = raw_api._wasmtime_component_resource_any_delete
+        host_rep = raw_api._wasmtime_component_resource_host_rep
+        host_delete = raw_api._wasmtime_component_resource_host_delete
+
         def lift(ctx: Any, val: VAL) -> Any:
-            any_ptr = ffi.take_pointer(val.of, "resource")  # nulls the field: the caller frees args
-            host_ptr = POINTER(ffi.wasmtime_component_resource_host_t)()
-            err = ffi.wasmtime_component_resource_any_to_host(ctx, any_ptr, byref(host_ptr))
-            ffi.wasmtime_component_resource_any_delete(any_ptr)
+            # take_pointer copies the pointer out and nulls the field (a plain read would
+            # alias the field): the caller frees the args afterwards, this one is ours now.
+            any_ptr = take_pointer(val.of, "resource")
+            host_ptr = host_ptr_t()
+            err = to_host(ctx, any_ptr, byref(host_ptr))
+            any_delete(any_ptr)
             if err:
                 raise wasmtime.WasmtimeError._from_ptr(err)
-            rep = ffi.wasmtime_component_resource_host_rep(host_ptr)
-            ffi.wasmtime_component_resource_host_delete(host_ptr)
+            rep = host_rep(host_ptr)
+            host_delete(host_ptr)
             # An owned handle moves to the host: the object leaves the table and the
             # callee becomes responsible for it (e.g. outgoing-body.finish).
             return table.take(rep) if own else table.get(rep)
@@ -271,9 +336,11 @@ class Converters:
         if isinstance(ty, (wc.RecordType, wc.TupleType)):
             return self._lower_fields(ty)
         if isinstance(ty, wc.EnumType):
+            cases = {name: _name(name) for name in ty.names}
+
             def lower_enum(ctx: Any, v: str, val: VAL) -> None:
                 val.kind = ffi.WASMTIME_COMPONENT_ENUM.value
-                val.of.enumeration = ffi.str_to_capi(v)
+                cases[v].store(val.of.enumeration)
             return lower_enum
         if isinstance(ty, wc.FlagsType):
             def lower_flags(ctx: Any, v: Any, val: VAL) -> None:
@@ -304,11 +371,12 @@ class Converters:
             return lower_result
         if isinstance(ty, wc.VariantType):
             cases = {name: (self.lower(p) if p is not None else None) for name, p in ty.cases}
+            tags = {name: _name(name) for name in cases}
             def lower_variant(ctx: Any, v: Any, val: VAL) -> None:
                 tag, payload = (v, None) if isinstance(v, str) else v
                 lowerer = cases[tag]
                 val.kind = ffi.WASMTIME_COMPONENT_VARIANT.value
-                val.of.variant.discriminant = ffi.str_to_capi(tag)
+                tags[tag].store(val.of.variant.discriminant)
                 val.of.variant.val = _box(ctx, payload, lowerer) if lowerer else None
             return lower_variant
         if isinstance(ty, wc.OwnType):
@@ -322,7 +390,7 @@ class Converters:
             def lift_bytes(ctx: Any, val: VAL) -> bytes:
                 lst = val.of.list
                 n = lst.size
-                data = _array_view(lst.data, n)[:, PAYLOAD_OFFSET].tobytes() if n else b""
+                data = _unpack_bytes(lst.data, n) if n else b""
                 ffi.wasmtime_component_vallist_delete(byref(lst))
                 return data
             return lift_bytes
@@ -346,9 +414,7 @@ class Converters:
                 raw = ffi.wasmtime_component_vallist_t()
                 ffi.wasmtime_component_vallist_new_uninit(raw, n)
                 if n:
-                    view = _array_view(raw.data, n)
-                    view[:, 0] = _U8_KIND
-                    view[:, PAYLOAD_OFFSET] = np.frombuffer(v, dtype=np.uint8)
+                    _pack_bytes(raw.data, v)
                 val.kind = ffi.WASMTIME_COMPONENT_LIST.value
                 val.of.list = raw
             return lower_bytes
@@ -386,15 +452,17 @@ class Converters:
     def _lower_fields(self, ty: wc.RecordType | wc.TupleType) -> Lower:
         if isinstance(ty, wc.RecordType):
             names = [name for name, _ in ty.fields]
+            encoded = [_name(name) for name in names]
             lowers = [self.lower(t) for _, t in ty.fields]
 
             def lower_record(ctx: Any, v: Any, val: VAL) -> None:
                 values = [v[n] for n in names] if isinstance(v, dict) else list(v)
                 raw = ffi.wasmtime_component_valrecord_t()
                 ffi.wasmtime_component_valrecord_new_uninit(raw, len(names))
-                for i, (name, lowerer, item) in enumerate(zip(names, lowers, values, strict=True)):
-                    raw.data[i].name = ffi.str_to_capi(name)
-                    lowerer(ctx, item, raw.data[i].val)
+                for i, (name, lowerer, item) in enumerate(zip(encoded, lowers, values, strict=True)):
+                    entry = raw.data[i]
+                    name.store(entry.name)
+                    lowerer(ctx, item, entry.val)
                 val.kind = ffi.WASMTIME_COMPONENT_RECORD.value
                 val.of.record = raw
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,9 +23,10 @@ from wasmtime import component as wc
 from . import abi, host as _host_modules  # noqa: F401 - importing registers every interface
 from .abi import Converters, GuestExit, HostFault, NotProvided, Unwind
 from .cache import load_component
+from .fastpath.compose import compose_cached
 from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, UnsupportedError
 from .host.context import GuestInterrupted, HostContext, Sandbox
-from .host.wit import INTERFACES, split_versioned
+from .host.wit import lookup, split_versioned
 from .tap import Tap
 
 ENGINE_KEY = "concurrency=off,epoch=on"
@@ -47,7 +49,12 @@ class Outcome:
 
 @dataclass
 class Program:
-    """A loaded, compiled command component."""
+    """A loaded, compiled command component.
+
+    `path`, `wasm` and `sha256` always describe the user's component (traces name it);
+    `component` and `imports` are what is instantiated: with the fast byte path, the
+    composition of rr/fastpath/ that wraps it, which also imports rr:fast/streams.
+    """
 
     path: Path
     wasm: bytes
@@ -56,6 +63,8 @@ class Program:
     component: wc.Component
     cache_hit: bool
     imports: dict[str, Any] = field(default_factory=dict)
+    fast_path: bool = False      # whether `component` is the fast-path composition
+    fast_path_note: str = ""     # what happened to the fast path, for -v
 
     def imports_interface(self, prefix: str) -> bool:
         """Whether any import's name starts with `prefix` (e.g. "wasi:http/")."""
@@ -81,7 +90,12 @@ def engine() -> wasmtime.Engine:
     return _ENGINE
 
 
-def load(path: str | Path, use_cache: bool = True) -> Program:
+def fast_path_default() -> bool:
+    """RR_FAST_PATH=0 turns the fast byte path off when the caller does not say."""
+    return os.environ.get("RR_FAST_PATH", "1") != "0"
+
+
+def load(path: str | Path, use_cache: bool = True, fast_path: bool | None = None) -> Program:
     path = Path(path)
     try:
         wasm = path.read_bytes()
@@ -96,15 +110,34 @@ def load(path: str | Path, use_cache: bool = True) -> Program:
                              "(build for wasm32-wasip2 or adapt it with `wasm-tools component new`)")
     sha = hashlib.sha256(wasm).hexdigest()
     eng = engine()
+    if fast_path is None:
+        fast_path = fast_path_default()
+    note = "plain byte path (--no-fast-path)"
+    if fast_path:
+        composed = compose_cached(wasm, sha, use_cache)
+        note = composed.note
+        if composed.wasm is not None:
+            try:
+                component, hit = load_component(eng, composed.wasm, hashlib.sha256(composed.wasm).hexdigest(),
+                                                ENGINE_KEY, use_cache)
+                return _checked(Program(path, wasm, sha, eng, component, hit, fast_path=True,
+                                        fast_path_note=note))
+            except wasmtime.WasmtimeError as e:  # a shape the adapter got wrong: never fatal
+                note = f"plain byte path: composition rejected: {_first_line(e)}"
     try:
         component, hit = load_component(eng, wasm, sha, ENGINE_KEY, use_cache)
     except wasmtime.WasmtimeError as e:
         raise ComponentError(f"{path}: invalid component: {_first_line(e)}") from None
-    imports = component.type.imports(eng)
-    exports = component.type.exports(eng)
+    return _checked(Program(path, wasm, sha, eng, component, hit, fast_path_note=note))
+
+
+def _checked(program: Program) -> Program:
+    eng = program.engine
+    program.imports = program.component.type.imports(eng)
+    exports = program.component.type.exports(eng)
     if not any(split_versioned(name)[0] == "wasi:cli/run" for name in exports):
-        raise ComponentError(f"{path}: not a wasi:cli command (it exports no wasi:cli/run)")
-    return Program(path, wasm, sha, eng, component, hit, imports)
+        raise ComponentError(f"{program.path}: not a wasi:cli command (it exports no wasi:cli/run)")
+    return program
 
 
 def _first_line(e: BaseException) -> str:
@@ -144,7 +177,7 @@ def link(program: Program, host: HostContext) -> wc.Linker:
     conv = Converters(host.table, resources)
     with linker.root() as root:
         for name, base, items in instances:
-            iface = INTERFACES.get(base)
+            iface = lookup(base)
             with root.add_instance(name) as inst:
                 for item_name, item_ty in items.items():
                     if isinstance(item_ty, wc.ResourceType):
@@ -168,7 +201,7 @@ def unsupported_imports(program: Program) -> list[str]:
         if not isinstance(ext.ty, wc.ComponentInstanceType):
             missing.append(name)
             continue
-        iface = INTERFACES.get(split_versioned(name)[0])
+        iface = lookup(split_versioned(name)[0])
         for item_name, item in ext.ty.exports(program.engine).items():
             if isinstance(item.ty, wc.FuncType) and (iface is None or item_name not in iface.funcs):
                 missing.append(f"{name}.{item_name}")

@@ -20,9 +20,7 @@ from . import __version__, netlock, runner
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, RRError
 from .host.context import Preopen, Sandbox
-from .host.http.outgoing import TRANSPORT_SERVICE
-from .host.http.transport import ProxyTransport
-from .merge import SharedWriter, flow_records, is_flow
+from .merge import BadFlowRecord, SharedWriter, flow_records, is_flow
 from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, format_event
 from .trace import ComponentInfo, Header, TraceError, TraceWriter, open_trace
 from .trace import Outcome as TraceOutcome
@@ -96,7 +94,7 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         services: dict[str, Any] = {}
         if program.imports_interface("wasi:http/"):
             proxy = stack.enter_context(_start_proxy(_proxy_kwargs(http, "record", on_flow=shared.write_flow), http))
-            services[TRANSPORT_SERVICE] = ProxyTransport(proxy.port)
+            services.update(_proxy_transport(proxy.port))
         # A crash of rr itself leaves the trace without an outcome: readable, and
         # reported as incomplete, never silently truncated.
         outcome = runner.run(program, sandbox, tap, limits, services)
@@ -110,6 +108,13 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         if not shared.finished:
             shared.write_outcome(to_trace_outcome(outcome))
     return Recorded(outcome, tap.count, Path(trace_path), shared.flows)
+
+
+def _proxy_transport(port: int) -> dict[str, Any]:
+    """The run's services entry that sends the guest's HTTP to the embedded proxy."""
+    from .host.http.outgoing import TRANSPORT_SERVICE
+    from .host.http.transport import ProxyTransport
+    return {TRANSPORT_SERVICE: ProxyTransport(port)}
 
 
 def _proxy_kwargs(http: HttpOptions, mode: str, **kw: Any) -> dict[str, Any]:
@@ -173,6 +178,8 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         if program.imports_interface("wasi:http/"):
             try:
                 flows = flow_records(trace_path)
+            except BadFlowRecord as e:
+                raise BadTrace(str(e)) from None
             except TraceError:
                 flows = []  # the corruption is reported when the replay reaches it
             # Nothing but loopback from here on: the proxy answers from the trace.
@@ -180,7 +187,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             stack.callback(netlock.release)
             proxy = stack.enter_context(_start_proxy(_proxy_kwargs(HttpOptions(), "replay", flows=flows),
                                                      HttpOptions()))
-            services[TRANSPORT_SERVICE] = ProxyTransport(proxy.port)
+            services.update(_proxy_transport(proxy.port))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services)
         except ReplayStopped as stop:

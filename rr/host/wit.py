@@ -9,12 +9,26 @@ through @0.2.12; the linker binds it under whatever version the component import
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 Impl = Callable[..., Any]
 
 INTERFACES: dict[str, "Interface"] = {}
+
+# Interface groups imported only when a component imports them: wasi:http's module pulls
+# in http.client & co, start-up time that a guest without HTTP should not pay.
+LAZY: dict[str, str] = {"wasi:http/": "rr.host.http"}
+
+
+def lookup(base: str) -> "Interface | None":
+    """The implementation of an interface (no version), importing its module if needed."""
+    if base not in INTERFACES:
+        for prefix, module in LAZY.items():
+            if base.startswith(prefix):
+                importlib.import_module(module)
+    return INTERFACES.get(base)
 
 
 class Interface:
