@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .abi import Unwind, WasiError
+from .host.io import IoError
 from .trace.errors import TraceError
 from .trace.model import Event
 
@@ -46,8 +47,12 @@ class Tap:
 # resource that travels inside an error: wasi:io/error.error (stream errors).
 
 
+_PLAIN = (int, bytes, str, bool, float, type(None))
+
+
 def to_trace(value: Any) -> Any:
-    from .host.io import IoError
+    if type(value) in _PLAIN:  # the common case first: this runs for every event
+        return value
     if isinstance(value, IoError):
         return {"io-error": value.message}
     if isinstance(value, (list, tuple)):
@@ -56,7 +61,8 @@ def to_trace(value: Any) -> Any:
 
 
 def from_trace(value: Any) -> Any:
-    from .host.io import IoError
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dict) and value.keys() == {"io-error"}:
         return IoError(value["io-error"])
     if isinstance(value, list):
@@ -130,6 +136,8 @@ class Replayer(Tap):
         return self._ahead[0][0] if self._ahead else self._read
 
     def _peek(self, n: int) -> list[tuple[int, "Event"]]:
+        if n == 1 and self._ahead:  # the hot path: one call, one event
+            return [self._ahead[0]]
         while len(self._ahead) < n:
             try:
                 nxt = next(self._events, None)
