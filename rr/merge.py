@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .trace import Event, Outcome, TraceWriter, open_trace
+from .trace import Event, Outcome, TraceError, TraceWriter, open_trace
 
 FLOW_CALL = "wasi:http/outgoing-handler.handle"
 
@@ -57,7 +57,52 @@ class SharedWriter:
             self.finished = True
 
 
+class BadFlowRecord(TraceError):
+    """A flow event the replay proxy cannot answer from (hand-edited or foreign trace)."""
+
+
+# What the replay proxy reads from a flow record (see proxy_addon.flowrecord).
+_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "request": {"method": str, "url": str, "headers": list, "body": bytes},
+    "response": {"status": int, "reason": str, "http_version": str, "headers": list, "body": bytes},
+    "error": {"kind": str, "message": str},
+}
+
+
+def record_problem(rec: Any) -> str | None:
+    """Why `rec` is not a usable flow record, or None."""
+    if not isinstance(rec, dict):
+        return f"the result ({type(rec).__name__}) is not a flow record"
+    if not isinstance(rec.get("id"), str):
+        return "it has no str 'id'"
+    if rec.get("response") is None and rec.get("error") is None:
+        return "it has neither a response nor an error"
+    for part, fields in _FIELDS.items():
+        value = rec.get(part)
+        if value is None and part != "request":
+            continue
+        if not isinstance(value, dict) or not all(isinstance(value.get(k), t) for k, t in fields.items()):
+            return f"its {part!r} lacks a field or has one of the wrong type"
+        if "headers" in fields and not all(isinstance(h, list) and len(h) == 2 and all(isinstance(x, bytes) for x in h)
+                                           for h in value["headers"]):
+            return f"its {part}.headers is not a list of [name, value] bytes pairs"
+    return None
+
+
 def flow_records(trace_path: str) -> list[dict[str, Any]]:
-    """Every HTTP exchange in a trace, in order (a first pass before a replay)."""
+    """Every HTTP exchange in a trace, in order (a first pass before a replay).
+
+    Raises BadFlowRecord for a record the proxy could not answer from or a repeated flow id
+    (the replay proxy matches requests to records by id), TraceError for a corrupt trace."""
+    records: dict[str, dict[str, Any]] = {}
     with open_trace(trace_path) as reader:
-        return [e.result for e in reader if is_flow(e)]
+        for index, event in enumerate(reader):
+            if not is_flow(event):
+                continue
+            problem = record_problem(event.result)
+            if problem is None and event.result["id"] in records:
+                problem = f"flow id {event.result['id']!r} was recorded before"
+            if problem is not None:
+                raise BadFlowRecord(f"{trace_path}: event {index} ({FLOW_CALL}): {problem}")
+            records[event.result["id"]] = event.result
+    return list(records.values())

@@ -115,8 +115,11 @@ class _DumpLines:
             outcome = f"error: {flow.error.msg}"
         else:
             outcome = f"{flow.response.status_code} {len(flow.response.raw_content or b'')}B"
-        print(f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {req.url} -> {outcome}",
-              file=sys.stderr, flush=True)
+        line = f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {req.url} -> {outcome}\n"
+        # One write of the whole line: the guest's stderr goes to the same stream from another
+        # thread, and print() writes the newline separately, so a guest line could land between.
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 class _Ready:
