@@ -144,6 +144,11 @@ def iter_flow_records(reader: TraceReader) -> Iterator["FlowRecord"]:
             yield event.result
 
 
+def _request_order(record: "FlowRecord") -> tuple[int, str]:
+    flow_id = str(record.get("id", ""))
+    return (int(flow_id), "") if flow_id.isdigit() else (1 << 62, flow_id)
+
+
 def flow_records(trace_path: str | os.PathLike[str]) -> list["FlowRecord"]:
     with open_trace(trace_path) as reader:
         return list(iter_flow_records(reader))
@@ -154,7 +159,9 @@ def export_har(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[s
     """Write the trace's HTTP exchanges as HAR 1.2 (the whole HAR is built in memory)."""
 
     def write(tally: _Tally, f: IO[bytes]) -> None:
-        har = records_to_har(list(tally))
+        # The trace holds exchanges in the order they finished; a HAR lists them in the
+        # order the guest made them (flow ids count the guest's requests).
+        har = records_to_har(sorted(tally, key=_request_order))
         notes = []
         if not tally.flows:
             notes.append("the trace holds no HTTP exchanges")
