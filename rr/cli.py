@@ -103,6 +103,8 @@ def _add_component(p: argparse.ArgumentParser) -> None:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
     p.add_argument("--no-cache", action="store_true", help="do not use the compiled-component cache")
+    p.add_argument("--no-fast-path", action="store_true",
+                   help="move stream bytes through plain wasi:io/streams (no generated adapter)")
 
 
 def _guest_args(args: argparse.Namespace) -> list[str]:
@@ -118,7 +120,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from . import runner
     from .sandbox_args import sandbox_from_args
 
-    program = runner.load(args.component, use_cache=not args.no_cache)
+    program = runner.load(args.component, use_cache=not args.no_cache,
+                          fast_path=False if args.no_fast_path else None)
     if args.verbose:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
@@ -130,7 +133,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from . import runner, session
     from .sandbox_args import sandbox_from_args
 
-    program = runner.load(args.component, use_cache=not args.no_cache)
+    program = runner.load(args.component, use_cache=not args.no_cache,
+                          fast_path=False if args.no_fast_path else None)
     if args.verbose:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
@@ -160,7 +164,8 @@ def _wait_for_ctrl_c() -> None:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from . import runner, session
 
-    program = runner.load(args.component, use_cache=not args.no_cache)
+    program = runner.load(args.component, use_cache=not args.no_cache,
+                          fast_path=False if args.no_fast_path else None)
     result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                             until=args.until, limits=runner.Limits(timeout=args.timeout))
     sys.stdout.flush()
@@ -235,6 +240,8 @@ def _verbose_program(program) -> None:  # type: ignore[no-untyped-def]
             f"compiled-cache {'hit' if program.cache_hit else 'miss'}")
     for name in runner.unsupported_imports(program):
         _report(f"note: {name} is imported but not implemented (traps if called)")
+    if program.fast_path_note:
+        _report(f"note: {program.fast_path_note}")
 
 
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]

@@ -2,7 +2,8 @@
 
 rr's host sends every guest request as plain HTTP/1.1 in absolute form to 127.0.0.1:<port>
 with an `x-rr-flow: <id>` header; mitmproxy does any upstream TLS. The proxy runs on its
-own asyncio loop in a daemon thread. mitmproxy is imported lazily (~0.8 s) and only one
+own event loop behind an anyio blocking portal: a loop thread that the guest's and the
+CLI's synchronous threads call into (start, shutdown) without touching its objects. mitmproxy is imported lazily (~0.8 s) and only one
 instance can run per process (its options and context are process globals).
 """
 
@@ -174,12 +175,14 @@ class EmbeddedProxy:
         self.web_url: str | None = None
         self.addon: RecordAddon | ReplayAddon | None = None
         self._master: Master | None = None
-        self._thread: threading.Thread | None = None
+        self._portal_cm: Any = None      # anyio's blocking portal context (the loop thread)
+        self._portal: Any = None
+        self._served: Any = None         # concurrent.futures.Future of _serve()
         self._failure: BaseException | None = None
         self._holding_lock = False
 
     def start(self) -> "EmbeddedProxy":
-        if self._thread is not None:
+        if self._portal is not None:
             raise RuntimeError("proxy already started")
         if not _one_at_a_time.acquire(blocking=False):
             raise RuntimeError("another EmbeddedProxy is running in this process (mitmproxy allows one)")
@@ -196,9 +199,12 @@ class EmbeddedProxy:
                 self.addon = RecordAddon(self._on_flow)
             else:
                 self.addon = ReplayAddon(self._flows)
+            from anyio.from_thread import start_blocking_portal
+
             ready = threading.Event()
-            self._thread = threading.Thread(target=self._run, args=(ready,), name="rr-proxy", daemon=True)
-            self._thread.start()
+            self._portal_cm = start_blocking_portal(backend="asyncio")
+            self._portal = self._portal_cm.__enter__()
+            self._served = self._portal.start_task_soon(self._serve, ready)
             if not ready.wait(START_TIMEOUT_S):
                 raise RuntimeError(f"mitmproxy did not start within {START_TIMEOUT_S} s")
             if self._failure is not None:
@@ -215,15 +221,15 @@ class EmbeddedProxy:
             raise
         return self
 
-    def _run(self, ready: threading.Event) -> None:
+    async def _serve(self, ready: threading.Event) -> None:
         try:
-            asyncio.run(self._serve(ready))
+            await self._run_master(ready)
         except BaseException as e:  # noqa: BLE001 - reported to start() / stop()
             self._failure = e
         finally:
             ready.set()
 
-    async def _serve(self, ready: threading.Event) -> None:
+    async def _run_master(self, ready: threading.Event) -> None:
         from mitmproxy import options
         from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
         from mitmproxy.master import Master
@@ -270,12 +276,17 @@ class EmbeddedProxy:
         asyncio.get_running_loop().set_exception_handler(_log_loop_exception)
 
     def stop(self) -> None:
-        """Shut down and join the proxy thread. Safe to call more than once."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            if self._master is not None and thread.is_alive():
-                self._master.shutdown()
-            thread.join(timeout=10)
+        """Shut down mitmproxy and its loop thread. Safe to call more than once."""
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            if self._master is not None and not self._served.done():
+                portal.call(self._master.shutdown)  # on the loop's own thread
+            try:
+                self._served.result(timeout=10)
+            except BaseException as e:  # noqa: BLE001 - a failed shutdown must not hide the run's outcome
+                logging.getLogger("mitmproxy.rr").warning("proxy shutdown: %s", e)
+            self._portal_cm.__exit__(None, None, None)
+            self._portal_cm = None
         if self._holding_lock:
             self._holding_lock = False
             _one_at_a_time.release()
