@@ -203,6 +203,19 @@ def _name(text: str) -> _Name:
     return name
 
 
+# Private prototypes of the resource calls every borrow makes, typed with plain addresses
+# (wasmtime-py's own function objects are shared: their argtypes are not ours to change).
+def _c(name: str, restype: Any, *argtypes: Any) -> Any:
+    return ctypes.CFUNCTYPE(restype, *argtypes)((name, raw_api.dll))
+
+
+_vp = ctypes.c_void_p
+_any_to_host = _c("wasmtime_component_resource_any_to_host", _vp, _vp, _vp, _vp)
+_any_delete = _c("wasmtime_component_resource_any_delete", None, _vp)
+_host_rep = _c("wasmtime_component_resource_host_rep", ctypes.c_uint32, _vp)
+_host_delete = _c("wasmtime_component_resource_host_delete", None, _vp)
+
+
 class Converters:
     """Builds lifters/lowerers for value types; knows the run's resource table."""
 
@@ -220,24 +233,19 @@ class Converters:
     def _lift_resource(self, own: bool) -> Lift:
         table = self.table
 
-        host_ptr_t = POINTER(ffi.wasmtime_component_resource_host_t)
-        take_pointer = ffi.take_pointer
-        to_host = raw_api._wasmtime_component_resource_any_to_host
-        any_delete = raw_api._wasmtime_component_resource_any_delete
-        host_rep = raw_api._wasmtime_component_resource_host_rep
-        host_delete = raw_api._wasmtime_component_resource_host_delete
-
         def lift(ctx: Any, val: VAL) -> Any:
-            # take_pointer copies the pointer out and nulls the field (a plain read would
-            # alias the field): the caller frees the args afterwards, this one is ours now.
-            any_ptr = take_pointer(val.of, "resource")
-            host_ptr = host_ptr_t()
-            err = to_host(ctx, any_ptr, byref(host_ptr))
-            any_delete(any_ptr)
+            # The value's payload is the resource_any pointer: take it (and null the field,
+            # since the caller frees the args afterwards), then ask for its host rep.
+            slot = ctypes.c_void_p.from_address(ctypes.addressof(val) + PAYLOAD_OFFSET)
+            any_ptr = slot.value
+            slot.value = None
+            host_ptr = ctypes.c_void_p()
+            err = _any_to_host(ctx, any_ptr, byref(host_ptr))
+            _any_delete(any_ptr)
             if err:
-                raise wasmtime.WasmtimeError._from_ptr(err)
-            rep = host_rep(host_ptr)
-            host_delete(host_ptr)
+                raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, POINTER(ffi.wasmtime_error_t)))
+            rep = _host_rep(host_ptr)
+            _host_delete(host_ptr)
             # An owned handle moves to the host: the object leaves the table and the
             # callee becomes responsible for it (e.g. outgoing-body.finish).
             return table.take(rep) if own else table.get(rep)
