@@ -1,0 +1,173 @@
+"""HTTP through rr: the host's own requests (`rr run`) vs the embedded proxy (`rr record`,
+`rr replay`) vs the wasmtime CLI, side by side.
+
+    python benchmarks/bench_http.py [--quick] [--rounds K] [--requests N] [--mib M]
+
+The upstream is tests/httpservers.py's TestServer on 127.0.0.1, in a subprocess of its own
+(so it does not share rr's GIL). rr's modes run in this process (rr.runner.run,
+rr.session.record / replay; component loaded once; run / record / replay back to back in each
+round, median of K), on the plain and the fast byte path (cells read "plain | fast").
+Replay plays the trace the same round's record wrote; every guest is first recorded and
+replayed once with its output compared.
+
+  one GET        http_get URL/plain  minus  http_get with no arguments (usage, exit 1: same
+                 component, link, instantiate and, for record/replay, proxy start and trace)
+  N in one run   http_concurrent with N copies of URL/plain minus it with one copy, / (N-1):
+                 the cost each extra request adds (they are in flight together)
+  10 MiB body    http_get URL/bytes?n=SIZE --summary minus the same with n=0: MB/s into the guest
+  proxy start    record (or replay) of the usage run minus `rr run` of it; and whole
+                 `python -m rr record` vs `python -m rr run` of one GET (mitmproxy's import too)
+Targets (from the issue): record <= 2x direct per request, replay <= direct;
+>= 50 MB/s for the body while recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from inprocess_modes import (MODES, REPO, MiB, cell, check_replay, guests, load_paths, median_modes, print_table,
+                             wasmtime_output, wasmtime_seconds)
+
+RECORD_RATIO_TARGET = 2.0
+RECORD_MBS_TARGET = 50.0
+
+SERVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from httpservers import TestServer
+server = TestServer().start()
+print(server.port, flush=True)
+sys.stdin.read()  # until the benchmark closes our stdin
+"""
+
+
+@contextmanager
+def upstream() -> Iterator[str]:
+    """A loopback TestServer in its own process; yields its base URL."""
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO / "tests")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def modes_of(wasm: Path, argv: list[str], work: Path, rounds: int, expect: int = 0) -> dict[str, dict[str, float]]:
+    """{mode: {path: median seconds}} for `argv`, after checking replay against record."""
+    result: dict[str, dict[str, float]] = {m: {} for m in MODES}
+    for path_name, program in load_paths(wasm).items():
+        trace = work / f"{wasm.stem}-{path_name}.cbor"
+        out = check_replay(program, argv, trace, expect=expect)
+        if expect == 0 and b"status 200" not in out:
+            raise SystemExit(f"{' '.join(argv)}: printed {out[:200]!r}")
+        for mode, seconds in median_modes(program, argv, trace, rounds, expect=expect).items():
+            result[mode][path_name] = seconds
+    return result
+
+
+def minus(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], scale: float = 1.0) -> dict[str, dict[str, float]]:
+    return {m: {p: (a[m][p] - b[m][p]) * scale for p in a[m]} for m in a}
+
+
+def cli_rr_seconds(mode: str, wasm: Path, url: str, trace: Path, rounds: int) -> float:
+    """Median wall seconds of a whole `python -m rr run|record` subprocess of one GET."""
+    cmd = [sys.executable, "-m", "rr", mode, str(wasm)]
+    cmd += ["-t", str(trace), "--force", "--", url] if mode == "record" else ["--", url]
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise SystemExit(f"rr {mode}: exit {done.returncode}: {done.stderr.decode()[-300:]}")
+    return statistics.median(times)
+
+
+def verdicts(ok: dict[str, bool]) -> str:
+    return " / ".join(f"{p} {'ok' if v else 'MISS'}" for p, v in ok.items())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="3 rounds, 10 requests, 4 MiB (a smoke run)")
+    p.add_argument("--rounds", type=int, help="rounds per measurement (default 9, --quick 3)")
+    p.add_argument("--requests", type=int, help="N for http_concurrent (default 50, --quick 10)")
+    p.add_argument("--mib", type=int, help="body size in MiB (default 10, --quick 4)")
+    opts = p.parse_args()
+    rounds = opts.rounds or (3 if opts.quick else 9)
+    n = opts.requests or (10 if opts.quick else 50)
+    mib = opts.mib or (4 if opts.quick else 10)
+    size = mib * MiB
+    get, concurrent = guests.c_guest("http_get"), guests.c_guest("http_concurrent")
+
+    with tempfile.TemporaryDirectory(prefix="rr-bench-http-") as tmp, upstream() as base:
+        work = Path(tmp)
+        small, big, empty = f"{base}/plain", f"{base}/bytes?n={size}", f"{base}/bytes?n=0"
+        print("  timing one GET ...", file=sys.stderr, flush=True)
+        usage = modes_of(get, ["http_get"], work, rounds, expect=1)
+        one = minus(modes_of(get, ["http_get", small], work, rounds), usage, 1e3)
+        print(f"  timing {n} requests in one run ...", file=sys.stderr, flush=True)
+        many = modes_of(concurrent, ["http_concurrent", *[small] * n], work, rounds)
+        single = modes_of(concurrent, ["http_concurrent", small], work, rounds)
+        each = minus(many, single, 1e3 / (n - 1))
+        print(f"  timing a {mib} MiB body ...", file=sys.stderr, flush=True)
+        big_s = modes_of(get, ["http_get", big, "--summary"], work, max(3, rounds // 2))
+        empty_s = modes_of(get, ["http_get", empty, "--summary"], work, max(3, rounds // 2))
+        mbs = {m: {p: size / 1e6 / max(big_s[m][p] - empty_s[m][p], 1e-9) for p in big_s[m]} for m in MODES}
+        start_ms = {m: {p: (usage[m][p] - usage["run"][p]) * 1e3 for p in usage[m]} for m in ("record", "replay")}
+
+        print("  timing the wasmtime CLI and whole rr processes ...", file=sys.stderr, flush=True)
+        http = ["-S", "http", str(get)]
+        reference = wasmtime_output([*http, big, "--summary"]).splitlines()[-1]
+        ours = check_replay(load_paths(get)["plain"], ["http_get", big, "--summary"], work / "check.cbor")
+        if ours.splitlines()[-1] != reference:
+            raise SystemExit(f"body summary differs: rr {ours.splitlines()[-1]!r}, wasmtime {reference!r}")
+        cli_one = (wasmtime_seconds([*http, small], rounds) - wasmtime_seconds([*http], rounds, expect=1)) * 1e3
+        cli_mbs = size / 1e6 / max(wasmtime_seconds([*http, big, "--summary"], max(3, rounds // 2))
+                                   - wasmtime_seconds([*http, empty, "--summary"], max(3, rounds // 2)), 1e-9)
+        cli_rr = {m: cli_rr_seconds(m, get, small, work / "cli.cbor", max(3, rounds // 2)) * 1e3
+                  for m in ("run", "record")}
+
+    paths = list(one["run"])
+    record_ok = verdicts({p: one["record"][p] <= RECORD_RATIO_TARGET * one["run"][p] for p in paths})
+    replay_ok = verdicts({p: one["replay"][p] <= one["run"][p] for p in paths})
+    each_ok = verdicts({p: each["record"][p] <= RECORD_RATIO_TARGET * each["run"][p]
+                        and each["replay"][p] <= each["run"][p] for p in paths})
+    mbs_ok = verdicts({p: mbs["record"][p] >= RECORD_MBS_TARGET for p in paths})
+    print(f"\nbench_http: loopback upstream in its own process; median of {rounds} "
+          f"({max(3, rounds // 2)} for the body and whole processes); cells are {' | '.join(paths)}\n")
+    print_table(
+        ["measure", "rr run (direct)", "rr record (proxy)", "rr replay (proxy)", "wasmtime CLI", "target", "verdict"],
+        [
+            ["one small GET, ms", *(cell(one[m], "{:.2f}") for m in MODES), f"{cli_one:.2f}",
+             "rec <= 2x run", record_ok],
+            ["", "", "", "", "", "rep <= run", replay_ok],
+            [f"each of {n} GETs in one run, ms", *(cell(each[m], "{:.2f}") for m in MODES), "",
+             "rec <= 2x, rep <= run", each_ok],
+            [f"{mib} MiB body into the guest, MB/s", *(cell(mbs[m], "{:.1f}") for m in MODES), f"{cli_mbs:.1f}",
+             f">= {RECORD_MBS_TARGET:g} MB/s rec", mbs_ok],
+            ["proxy start+stop per run, ms", "", cell(start_ms["record"], "{:.1f}"),
+             cell(start_ms["replay"], "{:.1f}"), "", "", ""],
+            ["whole `python -m rr` one GET, ms", f"{cli_rr['run']:.0f}", f"{cli_rr['record']:.0f}", "", "", "", ""],
+        ])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
