@@ -94,7 +94,7 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         services: dict[str, Any] = {}
         if program.imports_interface("wasi:http/"):
             proxy = stack.enter_context(_start_proxy(_proxy_kwargs(http, "record", on_flow=shared.write_flow), http))
-            services.update(_proxy_transport(proxy.port))
+            services.update(_proxy_transport(proxy.port, stack))
         # A crash of rr itself leaves the trace without an outcome: readable, and
         # reported as incomplete, never silently truncated.
         outcome = runner.run(program, sandbox, tap, limits, services)
@@ -110,11 +110,14 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
     return Recorded(outcome, tap.count, Path(trace_path), shared.flows)
 
 
-def _proxy_transport(port: int) -> dict[str, Any]:
-    """The run's services entry that sends the guest's HTTP to the embedded proxy."""
+def _proxy_transport(port: int, stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The run's services entry that sends the guest's HTTP to the embedded proxy; its kept-
+    alive connections close before the proxy stops (the stack unwinds in reverse)."""
     from .host.http.outgoing import TRANSPORT_SERVICE
     from .host.http.transport import ProxyTransport
-    return {TRANSPORT_SERVICE: ProxyTransport(port)}
+    transport = ProxyTransport(port)
+    stack.callback(transport.close)
+    return {TRANSPORT_SERVICE: transport}
 
 
 def _proxy_kwargs(http: HttpOptions, mode: str, **kw: Any) -> dict[str, Any]:
@@ -187,7 +190,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             stack.callback(netlock.release)
             proxy = stack.enter_context(_start_proxy(_proxy_kwargs(HttpOptions(), "replay", flows=flows),
                                                      HttpOptions()))
-            services.update(_proxy_transport(proxy.port))
+            services.update(_proxy_transport(proxy.port, stack))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services)
         except ReplayStopped as stop:

@@ -85,16 +85,18 @@ class Transfer:
         pairs = [(n.lower(), v.encode("latin-1")) for n, v in response.getheaders()]
         headers = Fields(grouped([(n, v) for n, v in pairs if n not in FORBIDDEN]), immutable=True)
         self.future.resolve(("ok", IncomingResponse(response.status, headers, body)))
+        complete = False
         try:
             while data := response.read1(READ_SIZE):
                 if not body.feed_bounded(data):
                     return  # the guest dropped the body
+            complete = True
             body.finish()
         except Exception as e:  # noqa: BLE001 - every failure becomes the stream's error
             error = errors.from_exception(e, "body")
             body.finish(ErrorText(f"reading the response body: {e}", error))
         finally:
-            conn.close()
+            self.transport.release(conn, response, complete)
 
 
 @handler_if.func("handle")

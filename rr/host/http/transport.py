@@ -12,6 +12,7 @@ import http.client
 import os
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -78,12 +79,22 @@ class Transport:
     def check(self, response: http.client.HTTPResponse) -> None:
         """Raise HttpFailure if `response` reports an upstream failure rather than being one."""
 
+    def release(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
+                complete: bool) -> None:
+        """The transfer is over (`complete`: its response was read to the end)."""
+        conn.close()
+
+    def close(self) -> None:
+        """The run is over: drop any connection kept for reuse."""
+
     def exchange(self, head: RequestHead, body: RequestBodyPipe | None, timeouts: Timeouts,
                  flow_id: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         conn = self.connection(head, timeouts)
+        reused = conn.sock is not None
         phase = "connect"
         try:
-            conn.connect()
+            if not reused:
+                conn.connect()
             phase = "response"
             # Keep our own reference: http.client hands the socket to the response (and sets
             # conn.sock to None) when the server will close the connection (HTTP/1.0).
@@ -99,6 +110,10 @@ class Transport:
             return conn, response
         except BaseException as e:
             conn.close()
+            if reused and body is None and isinstance(e, (http.client.RemoteDisconnected, ConnectionError)):
+                # A kept-alive connection the other side had closed: nothing of this request
+                # was answered, and it has no body to replay, so send it again on a new one.
+                return self.exchange(head, body, timeouts, flow_id)
             if body is not None:
                 body.fail(errors.from_exception(e, phase))
             if isinstance(e, HttpFailure):
@@ -114,10 +129,33 @@ class ProxyTransport(Transport):
     def __init__(self, port: int):
         super().__init__()
         self.port = port
+        # Connections to the proxy are kept alive and reused: mitmproxy then keeps its
+        # upstream connection too, so a recorded request costs no extra connects.
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
 
     def connection(self, head: RequestHead, timeouts: Timeouts) -> http.client.HTTPConnection:
         head.host_port()  # a malformed authority fails here, as it would direct
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeouts.connect)
+
+    def release(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
+                complete: bool) -> None:
+        # http.client can leave a fully read response open (then the connection refuses its
+        # next request): only a closed response frees the connection for reuse.
+        if complete and response.isclosed() and not response.will_close and conn.sock is not None:
+            with self._lock:
+                self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def target(self, head: RequestHead) -> str:
         return f"{head.scheme}://{head.authority}{head.path_with_query}"
