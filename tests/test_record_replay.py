@@ -42,7 +42,7 @@ C_CASES = {
 }
 WAT_CASES = {
     "hello": [], "clock": [], "random": [], "args_env": ["a", "b"], "echo": [],
-    "exit": [], "exit_code": [], "trap": [], "poll_many": [], "stderr_and_out": [],
+    "exit": [], "exit_code": [], "trap": [], "poll_many": [], "stderr_and_out": [], "sockets": [],
 }
 
 

@@ -122,6 +122,9 @@ WAT_CASES = {
     "trap": [Case("wat/trap", compare_stderr=False, expect_status=134)],
     "poll_many": [Case("wat/poll_many")],
     "stderr_and_out": [Case("wat/stderr_and_out")],
+    # Both refuse the socket; rr says not-supported (2), wasmtime access-denied (1):
+    # test_sockets_are_refused_with_an_error_value pins rr's answer.
+    "sockets": [Case("wat/sockets", normalise=lambda text: re.sub(r"tcp err \d\d", "tcp err <refused>", text))],
 }
 
 
@@ -213,3 +216,9 @@ def test_no_preopen_means_no_filesystem(wasmtime_bin: Path) -> None:
     theirs = wasmtime_run(guests.c_guest("fs_ops"), "/data")
     assert (ours.status, ours.out) == (theirs.status, theirs.out)
     assert "failures 9" in ours.out
+
+
+def test_sockets_are_refused_with_an_error_value(wat_dir: Path) -> None:
+    """The sandbox has no network: a socket request gets `not-supported`, not a trap."""
+    ran = guests.rr_run(wat_dir / "sockets.wasm")
+    assert (ran.status, ran.out) == (0, "tcp err 02\n"), ran.err

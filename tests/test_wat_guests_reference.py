@@ -28,7 +28,7 @@ def run(tmp_path: Path, name: str, *guest_args: str, options: tuple[str, ...] = 
 def test_every_guest_is_covered() -> None:
     assert wat_names() == [
         "args_env", "clock", "echo", "exit", "exit_code",
-        "hello", "poll_many", "random", "stderr_and_out", "trap",
+        "hello", "poll_many", "random", "sockets", "stderr_and_out", "trap",
     ]
 
 
@@ -128,3 +128,9 @@ def test_stderr_and_out(tmp_path: Path) -> None:
     assert (done.status, done.stdout, done.stderr) == (
         0, b"out 1\nout 2\nout 3\n", b"err 1\nerr 2\nerr 3\n",
     )
+
+
+def test_sockets(tmp_path: Path) -> None:
+    # wasmtime refuses a socket without -S inherit-network: access-denied is case 1.
+    _, done = run(tmp_path, "sockets")
+    assert (done.status, done.stdout) == (0, b"tcp err 01\n")
