@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
@@ -182,32 +184,36 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return status
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _reading_trace(path: str) -> Iterator[None]:
+    """A missing or unreadable trace is a bad-trace error (122), said in one line."""
     from .session import BadTrace
-    from .trace import TraceError, convert
+    from .trace import TraceError
 
-    fmt = {"json": "jsonl"}.get(args.format, args.format)
     try:
-        convert(args.input, args.output, fmt, overwrite=args.force)
+        yield
     except FileNotFoundError:
-        raise BadTrace(f"{args.input}: no such file") from None
+        raise BadTrace(f"{path}: no such file") from None
     except TraceError as e:
         raise BadTrace(str(e)) from None
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .trace import convert
+
+    fmt = {"json": "jsonl"}.get(args.format, args.format)
+    with _reading_trace(args.input):
+        convert(args.input, args.output, fmt, overwrite=args.force)
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from . import har
     from .errors import UsageError
-    from .session import BadTrace
-    from .trace import TraceError
 
     try:
-        exported = getattr(har, args.export)(args.trace, args.output, overwrite=args.force)
-    except FileNotFoundError:
-        raise BadTrace(f"{args.trace}: no such file") from None
-    except TraceError as e:
-        raise BadTrace(str(e)) from None
+        with _reading_trace(args.trace):
+            exported = getattr(har, args.export)(args.trace, args.output, overwrite=args.force)
     except har.OutputExistsError as e:
         raise UsageError(f"{e} (use --force to replace it)") from None
     except har.OutputError as e:
@@ -218,15 +224,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect import inspect_trace
-    from .session import BadTrace
-    from .trace import TraceError
 
-    try:
+    with _reading_trace(args.trace):
         inspect_trace(args.trace, args.json, not args.no_events, args.limit)
-    except FileNotFoundError:
-        raise BadTrace(f"{args.trace}: no such file") from None
-    except TraceError as e:
-        raise BadTrace(str(e)) from None
     return 0
 
 
