@@ -5,7 +5,7 @@ fix-ups: a flow that failed without a response gets a valid (empty) `content` ob
 of mitmproxy's `{}`, and a binary request body is written base64 like response bodies.
 HAR shows decoded (e.g. gunzipped) response text; the `.mitm` file keeps the exact bytes.
 
-From a trace: each HTTP exchange is one event of HTTP_CALL whose result is the flow record
+From a trace: each HTTP exchange is one event of merge.FLOW_CALL whose result is the flow record
 (`export_har` / `export_mitm` below). Neither ever replaces an existing file unless told to.
 """
 
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .trace import TraceError, TraceReader, open_trace
+# Flow events, their validation and their streaming read are rr/merge.py's: one contract
+# for the replay proxy and for export.
+from .merge import iter_flow_records
+from .trace import TraceReader, open_trace
 
 if TYPE_CHECKING:
     from proxy_addon.flowrecord import FlowRecord
 
-# The trace event that holds one HTTP exchange: args [flow_id, method, url], result the flow
-# record, failed False (an exchange that failed is a record whose `error` is set).
-HTTP_CALL = "wasi:http/outgoing-handler.handle"
 
 
 def records_to_har(records: Iterable["FlowRecord"]) -> dict[str, Any]:
@@ -130,28 +130,9 @@ class Exported:
         return line
 
 
-def iter_flow_records(reader: TraceReader) -> Iterator["FlowRecord"]:
-    """The flow records of an open trace, in the order the guest made the requests.
-
-    An HTTP_CALL event with `failed` set is a request `handle` refused before any exchange
-    (e.g. an invalid URL): there is no flow to export. Raises TraceError for a corrupt trace
-    or an HTTP_CALL result that is not a flow record."""
-    for index, event in enumerate(reader):
-        if event.call == HTTP_CALL and not event.failed:
-            problem = _record_problem(event.result)
-            if problem is not None:
-                raise TraceError(f"{reader.path}: event {index} ({HTTP_CALL}) does not hold a flow record: {problem}")
-            yield event.result
-
-
 def _request_order(record: "FlowRecord") -> tuple[int, str]:
     flow_id = str(record.get("id", ""))
     return (int(flow_id), "") if flow_id.isdigit() else (1 << 62, flow_id)
-
-
-def flow_records(trace_path: str | os.PathLike[str]) -> list["FlowRecord"]:
-    with open_trace(trace_path) as reader:
-        return list(iter_flow_records(reader))
 
 
 def export_har(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
@@ -243,30 +224,3 @@ def _write_replacing(out: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-# What a flow record must hold for record_to_flow (see proxy_addon.flowrecord).
-_MESSAGE_FIELDS = {
-    "request": {"method": str, "url": str, "http_version": str, "headers": list, "body": bytes},
-    "response": {"status": int, "reason": str, "http_version": str, "headers": list, "body": bytes},
-    "error": {"kind": str, "message": str},
-    "timings": {"start": (int, float), "end": (int, float)},
-}
-
-
-def _record_problem(rec: Any) -> str | None:
-    if not isinstance(rec, dict):
-        return f"the result is a {type(rec).__name__}, not a dict"
-    if not isinstance(rec.get("id"), str):
-        return "no str 'id'"
-    for part, fields in _MESSAGE_FIELDS.items():
-        value = rec.get(part)
-        if value is None and part in ("response", "error") and part in rec:
-            continue
-        if not isinstance(value, dict):
-            return f"{part!r} is not a dict"
-        for name, typ in fields.items():
-            if not isinstance(value.get(name), typ):
-                return f"{part}.{name} is missing or has the wrong type"
-        if part in ("request", "response") and not all(
-                isinstance(h, list) and len(h) == 2 and all(isinstance(x, bytes) for x in h) for h in value["headers"]):
-            return f"{part}.headers is not a list of [name, value] bytes pairs"
-    return None

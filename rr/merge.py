@@ -12,16 +12,19 @@ proxy up front (`flow_records`) and the replayer steps over these events.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
-from .trace import Event, Outcome, TraceError, TraceWriter, open_trace
+from .trace import Event, Outcome, TraceError, TraceReader, TraceWriter, open_trace
 
 FLOW_CALL = "wasi:http/outgoing-handler.handle"
 
 
 def is_flow(event: Event) -> bool:
-    return event.call == FLOW_CALL
+    # A failed event of this call would be a request refused before any exchange: no flow.
+    return event.call == FLOW_CALL and not event.failed
 
 
 def flow_event(record: dict[str, Any]) -> Event:
@@ -58,51 +61,60 @@ class SharedWriter:
 
 
 class BadFlowRecord(TraceError):
-    """A flow event the replay proxy cannot answer from (hand-edited or foreign trace)."""
+    """A flow event that holds no usable flow record (hand-edited or foreign trace)."""
 
 
-# What the replay proxy reads from a flow record (see proxy_addon.flowrecord).
-_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "request": {"method": str, "url": str, "headers": list, "body": bytes},
+# What a flow record must hold, for the replay proxy and for export (see proxy_addon.flowrecord).
+_MESSAGE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "request": {"method": str, "url": str, "http_version": str, "headers": list, "body": bytes},
     "response": {"status": int, "reason": str, "http_version": str, "headers": list, "body": bytes},
     "error": {"kind": str, "message": str},
+    "timings": {"start": (int, float), "end": (int, float)},
 }
 
 
 def record_problem(rec: Any) -> str | None:
     """Why `rec` is not a usable flow record, or None."""
     if not isinstance(rec, dict):
-        return f"the result ({type(rec).__name__}) is not a flow record"
+        return f"the result is a {type(rec).__name__}, not a flow record"
     if not isinstance(rec.get("id"), str):
         return "it has no str 'id'"
-    if rec.get("response") is None and rec.get("error") is None:
-        return "it has neither a response nor an error"
-    for part, fields in _FIELDS.items():
+    for part, fields in _MESSAGE_FIELDS.items():
         value = rec.get(part)
-        if value is None and part != "request":
+        if value is None and part in ("response", "error"):
             continue
-        if not isinstance(value, dict) or not all(isinstance(value.get(k), t) for k, t in fields.items()):
-            return f"its {part!r} lacks a field or has one of the wrong type"
+        if not isinstance(value, dict):
+            return f"{part!r} is not a dict"
+        for name, typ in fields.items():
+            if not isinstance(value.get(name), typ):
+                return f"{part}.{name} is missing or has the wrong type"
         if "headers" in fields and not all(isinstance(h, list) and len(h) == 2 and all(isinstance(x, bytes) for x in h)
                                            for h in value["headers"]):
-            return f"its {part}.headers is not a list of [name, value] bytes pairs"
+            return f"{part}.headers is not a list of [name, value] bytes pairs"
+    if rec.get("response") is None and rec.get("error") is None:
+        return "it has neither a response nor an error"
     return None
 
 
-def flow_records(trace_path: str) -> list[dict[str, Any]]:
-    """Every HTTP exchange in a trace, in order (a first pass before a replay).
+def iter_flow_records(reader: TraceReader) -> Iterator[dict[str, Any]]:
+    """The flow records of an open trace, in trace order, one at a time.
 
-    Raises BadFlowRecord for a record the proxy could not answer from or a repeated flow id
-    (the replay proxy matches requests to records by id), TraceError for a corrupt trace."""
-    records: dict[str, dict[str, Any]] = {}
+    Raises BadFlowRecord for a record that is not usable or repeats a flow id (the replay
+    proxy matches requests to records by id), TraceError for a corrupt trace."""
+    seen: set[str] = set()
+    for index, event in enumerate(reader):
+        if not is_flow(event):
+            continue
+        problem = record_problem(event.result)
+        if problem is None and event.result["id"] in seen:
+            problem = f"flow id {event.result['id']!r} was recorded before"
+        if problem is not None:
+            raise BadFlowRecord(f"{reader.path}: event {index} ({FLOW_CALL}): {problem}")
+        seen.add(event.result["id"])
+        yield event.result
+
+
+def flow_records(trace_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every HTTP exchange in a trace, in order (a first pass before a replay; export)."""
     with open_trace(trace_path) as reader:
-        for index, event in enumerate(reader):
-            if not is_flow(event):
-                continue
-            problem = record_problem(event.result)
-            if problem is None and event.result["id"] in records:
-                problem = f"flow id {event.result['id']!r} was recorded before"
-            if problem is not None:
-                raise BadFlowRecord(f"{trace_path}: event {index} ({FLOW_CALL}): {problem}")
-            records[event.result["id"]] = event.result
-    return list(records.values())
+        return list(iter_flow_records(reader))

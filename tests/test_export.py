@@ -15,14 +15,9 @@ import jsonschema
 import pytest
 
 from httpservers import GZIP_PLAINTEXT, PLAIN_BODY, RefusingPort, TestServer, fetch_via_proxy, pattern_bytes
-from rr.har import (
-    HTTP_CALL,
-    OutputError,
-    OutputExistsError,
-    export_har,
-    export_mitm,
-    flow_records,
-)
+from rr.har import OutputError, OutputExistsError, export_har, export_mitm
+from rr.merge import FLOW_CALL as HTTP_CALL
+from rr.merge import flow_records
 from rr.proxy import EmbeddedProxy
 from rr.trace import ComponentInfo, Event, Header, Outcome, TraceError, TraceWriter
 
@@ -238,7 +233,7 @@ def test_missing_trace_and_unwritable_output(records: list[dict], tmp_path: Path
 def test_reading_flow_records_does_not_import_mitmproxy(records: list[dict], tmp_path: Path) -> None:
     """mitmproxy costs ~0.8 s to import: only the exporters' write paths may load it."""
     trace = write_trace(tmp_path / "t.cbor", records)
-    code = ("import sys, rr.har; n = len(rr.har.flow_records(sys.argv[1])); "
+    code = ("import sys, rr.har, rr.merge; n = len(rr.merge.flow_records(sys.argv[1])); "
             "print(n, 'mitmproxy' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(trace)], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["6", "False"], done.stderr
