@@ -7,7 +7,6 @@ and Ctrl-C by interrupting both the wasm code (epochs) and host waits.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import threading
