@@ -530,10 +530,8 @@ class BoundFunc:
     name: str
     impl: Callable[..., Any]
     lifts: list[Lift]
-    lower: Lower | None
+    lower: Lower | None     # None: the function returns nothing
     top_level_result: bool  # result type is result<..>: returns are ok, WasiError is err
-    ok_lower: Lower | None = None
-    err_lower: Lower | None = None
 
 
 _BOUND: list[BoundFunc] = []
@@ -553,11 +551,10 @@ def _trampoline(env, ctx, _ty, args, nargs, results, nresults):  # type: ignore[
         pyargs = [lift(ctx, args[i]) for i, lift in enumerate(bound.lifts)]
         if bound.top_level_result:
             try:
-                value = bound.impl(*pyargs)
+                value = ("ok", bound.impl(*pyargs))
             except WasiError as e:
-                _lower_top_result(ctx, bound, False, e.payload, results[0])
-            else:
-                _lower_top_result(ctx, bound, True, value, results[0])
+                value = ("err", e.payload)
+            bound.lower(ctx, value, results[0])  # type: ignore[misc]
         else:
             value = bound.impl(*pyargs)
             if bound.lower is not None:
@@ -573,32 +570,15 @@ def _trampoline(env, ctx, _ty, args, nargs, results, nresults):  # type: ignore[
         return _error(str(fault))
 
 
-def _lower_top_result(ctx: Any, bound: BoundFunc, is_ok: bool, payload: Any, val: VAL) -> None:
-    lowerer = bound.ok_lower if is_ok else bound.err_lower
-    val.kind = ffi.WASMTIME_COMPONENT_RESULT.value
-    val.of.result.is_ok = is_ok
-    val.of.result.val = _box(ctx, payload, lowerer) if lowerer else None
-
-
-@ffi.wasmtime_component_resource_destructor_t
-def _no_finalize(_env):  # type: ignore[no-untyped-def]
-    return None
-
-
 _finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _env: None)
 
 
 def bind(conv: Converters, name: str, fty: wc.FuncType, impl: Callable[..., Any]) -> BoundFunc:
     lifts = [conv.lift(t) for _, t in fty.params]
     result = fty.result
-    bound = BoundFunc(name=name, impl=impl, lifts=lifts, lower=None, top_level_result=False)
-    if isinstance(result, wc.ResultType):
-        bound.top_level_result = True
-        bound.ok_lower = conv.lower(result.ok) if result.ok is not None else None
-        bound.err_lower = conv.lower(result.err) if result.err is not None else None
-    elif result is not None:
-        bound.lower = conv.lower(result)
-    return bound
+    return BoundFunc(name=name, impl=impl, lifts=lifts,
+                     lower=conv.lower(result) if result is not None else None,
+                     top_level_result=isinstance(result, wc.ResultType))
 
 
 def add_func(instance: wc.LinkerInstance, name: str, bound: BoundFunc) -> None:

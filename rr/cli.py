@@ -150,7 +150,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
                          runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
     status = _finish(rec.outcome)
     flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
-    _report(f"recorded {rec.events} events{flows} to {rec.path} ({_describe_outcome(rec.outcome)})")
+    _report(f"recorded {rec.events} events{flows} to {rec.path} ({session.describe_outcome(rec.outcome)})")
     return status
 
 
@@ -180,7 +180,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return 0
     status = _finish(result.outcome)
     if args.verbose:
-        _report(f"replayed {result.events} events ({_describe_outcome(result.outcome)})")
+        _report(f"replayed {result.events} events ({session.describe_outcome(result.outcome)})")
     return status
 
 
@@ -228,10 +228,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     with _reading_trace(args.trace):
         inspect_trace(args.trace, args.json, not args.no_events, args.limit)
     return 0
-
-
-def _describe_outcome(outcome) -> str:  # type: ignore[no-untyped-def]
-    return f"exit status {outcome.status}" if outcome.kind == "exit" else f"{outcome.kind}: {outcome.message}"
 
 
 def _verbose_program(program) -> None:  # type: ignore[no-untyped-def]

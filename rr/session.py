@@ -208,7 +208,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         leftover = tap.leftover()
         if leftover:
             shown = "\n".join(f"   >> {i:>6}  {format_event(e)}" for i, e in leftover)
-            raise Diverged(f"replay diverged: the guest finished ({_describe(outcome)}) but the trace "
+            raise Diverged(f"replay diverged: the guest finished ({describe_outcome(outcome)}) but the trace "
                            f"has more events from event {tap.index}:\n{shown}")
         try:
             for _ in reader:  # drain to learn the recorded outcome
@@ -220,8 +220,8 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             raise Diverged(f"replay diverged: recorded HTTP exchanges were never requested: {ids}")
         recorded = reader.outcome
         if recorded is not None and to_trace_outcome(outcome) != recorded:
-            raise Diverged(f"replay diverged: the recording ended with {_describe_trace(recorded)}, "
-                           f"the replay with {_describe(outcome)}")
+            raise Diverged(f"replay diverged: the recording ended with {describe_outcome(recorded)}, "
+                           f"the replay with {describe_outcome(outcome)}")
         return Replayed(outcome, tap.consumed, incomplete=reader.problem)
 
 
@@ -240,9 +240,6 @@ def _cut_short(reader) -> bool:  # type: ignore[no-untyped-def]
     return not reader.complete
 
 
-def _describe(outcome: runner.Outcome) -> str:
-    return f"exit status {outcome.status}" if outcome.kind == "exit" else f"{outcome.kind}: {outcome.message}"
-
-
-def _describe_trace(outcome: TraceOutcome) -> str:
+def describe_outcome(outcome: runner.Outcome | TraceOutcome) -> str:
+    """How a run ended, for messages: a live outcome or a recorded one."""
     return f"exit status {outcome.status}" if outcome.kind == "exit" else f"{outcome.kind}: {outcome.message}"
