@@ -149,21 +149,37 @@ def _not_implemented(name: str) -> Any:
     return trap
 
 
-def link(program: Program, host: HostContext) -> wc.Linker:
-    """Define every import under the exact name the component uses."""
-    eng = program.engine
-    linker = wc.Linker(eng)
-    instances: list[tuple[str, str, dict[str, Any]]] = []
-    resources: list[tuple[wc.ResourceType, int]] = []
-    resource_ids: dict[tuple[str, str], int] = {}
+ImportedInstance = tuple[str, str, dict[str, Any]]  # (versioned name, base name, item -> type)
+
+
+def _walk_imports(program: Program) -> tuple[list[ImportedInstance], list[str]]:
+    """The component's imported instances with their items, and any other kind of import."""
+    instances: list[ImportedInstance] = []
+    foreign: list[str] = []
     for name, ext in program.imports.items():
         ty = ext.ty
         if not isinstance(ty, wc.ComponentInstanceType):
-            raise UnsupportedError(f"{program.path.name}: unsupported import {name!r} "
-                                   "(rr serves WASI interfaces only)")
-        base, _ = split_versioned(name)
-        items = {item_name: item.ty for item_name, item in ty.exports(eng).items()}
-        instances.append((name, base, items))
+            foreign.append(name)
+            continue
+        items = {item_name: item.ty for item_name, item in ty.exports(program.engine).items()}
+        instances.append((name, split_versioned(name)[0], items))
+    return instances, foreign
+
+
+def _implementation(base: str, item_name: str) -> Any:
+    iface = lookup(base)
+    return iface.funcs.get(item_name) if iface else None
+
+
+def link(program: Program, host: HostContext) -> wc.Linker:
+    """Define every import under the exact name the component uses."""
+    instances, foreign = _walk_imports(program)
+    if foreign:
+        raise UnsupportedError(f"{program.path.name}: unsupported import {foreign[0]!r} "
+                               "(rr serves WASI interfaces only)")
+    resources: list[tuple[wc.ResourceType, int]] = []
+    resource_ids: dict[tuple[str, str], int] = {}
+    for name, base, items in instances:
         for item_name, item_ty in items.items():
             if isinstance(item_ty, wc.ResourceType):
                 # `use wasi:io/error.{error}` re-exports the same type under another
@@ -173,20 +189,19 @@ def link(program: Program, host: HostContext) -> wc.Linker:
                 resources.append((item_ty, type_id))
                 resource_ids[(name, item_name)] = type_id
 
+    linker = wc.Linker(program.engine)
     conv = Converters(host.table, resources)
     with linker.root() as root:
         for name, base, items in instances:
-            iface = lookup(base)
             with root.add_instance(name) as inst:
                 for item_name, item_ty in items.items():
                     if isinstance(item_ty, wc.ResourceType):
-                        type_id = resource_ids[(name, item_name)]
-                        inst.add_resource(item_name, wc.ResourceType.host(type_id),
+                        inst.add_resource(item_name, wc.ResourceType.host(resource_ids[(name, item_name)]),
                                           lambda _store, rep: host.table.drop(rep))
                 for item_name, item_ty in items.items():
                     if not isinstance(item_ty, wc.FuncType):
                         continue
-                    impl = iface.funcs.get(item_name) if iface else None
+                    impl = _implementation(base, item_name)
                     qualified = f"{name}.{item_name}"
                     fn = partial(impl, host) if impl else _not_implemented(qualified)
                     abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn))
@@ -195,16 +210,10 @@ def link(program: Program, host: HostContext) -> wc.Linker:
 
 def unsupported_imports(program: Program) -> list[str]:
     """Imported functions rr has no implementation for (they trap if called)."""
-    missing = []
-    for name, ext in program.imports.items():
-        if not isinstance(ext.ty, wc.ComponentInstanceType):
-            missing.append(name)
-            continue
-        iface = lookup(split_versioned(name)[0])
-        for item_name, item in ext.ty.exports(program.engine).items():
-            if isinstance(item.ty, wc.FuncType) and (iface is None or item_name not in iface.funcs):
-                missing.append(f"{name}.{item_name}")
-    return missing
+    instances, foreign = _walk_imports(program)
+    return foreign + [f"{name}.{item_name}" for name, base, items in instances
+                      for item_name, item_ty in items.items()
+                      if isinstance(item_ty, wc.FuncType) and _implementation(base, item_name) is None]
 
 
 def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
