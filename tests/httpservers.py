@@ -30,7 +30,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 PLAIN_BODY = b"hello, rr\n"
@@ -323,3 +325,24 @@ def fetch_direct(url: str, *, method: str = "GET", body: bytes | None = None, ca
 
 def _read(response: http.client.HTTPResponse) -> Fetched:
     return Fetched(response.status, response.reason, list(response.getheaders()), response.read())
+
+
+def record_through_proxy(confdir: Path, plan: Callable[[TestServer, RefusingPort], list[dict[str, Any]]]) -> list[dict]:
+    """Send `plan`'s requests (keyword arguments of fetch_via_proxy) one by one through a real
+    record-mode EmbeddedProxy, with flow ids "1", "2", ...; the flow records, in id order."""
+    from rr.proxy import EmbeddedProxy
+
+    lock = threading.Lock()
+    out: list[dict] = []
+
+    def sink(rec: dict) -> None:
+        with lock:
+            out.append(rec)
+
+    with TestServer() as server, RefusingPort() as refusing, EmbeddedProxy("record", on_flow=sink, confdir=confdir) as proxy:
+        requests = plan(server, refusing)
+        for i, request in enumerate(requests, start=1):
+            fetch_via_proxy(proxy.port, **request, flow_id=str(i))
+    with lock:
+        assert len(out) == len(requests)
+        return sorted(out, key=lambda r: int(r["id"]))

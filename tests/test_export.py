@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from httpservers import GZIP_PLAINTEXT, PLAIN_BODY, RefusingPort, TestServer, fetch_via_proxy, pattern_bytes
+from httpservers import GZIP_PLAINTEXT, PLAIN_BODY, pattern_bytes, record_through_proxy
 from rr.har import OutputError, OutputExistsError, export_har, export_mitm
 from rr.merge import FLOW_CALL as HTTP_CALL
 from rr.merge import flow_records
-from rr.proxy import EmbeddedProxy
 from rr.trace import ComponentInfo, Event, Header, Outcome, TraceError, TraceWriter
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "har-1.2.schema.json").read_text())
@@ -30,28 +28,14 @@ MITMDUMP = Path(sys.executable).parent / "mitmdump"
 @pytest.fixture(scope="module")
 def records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """One session through the record-mode proxy: text, binary, 404, gzip, a refused port, a POST."""
-    lock = threading.Lock()
-    out: list[dict] = []
-
-    def sink(rec: dict) -> None:
-        with lock:
-            out.append(rec)
-
-    confdir = tmp_path_factory.mktemp("confdir")
-    with TestServer() as server, RefusingPort() as refusing, EmbeddedProxy("record", on_flow=sink, confdir=confdir) as proxy:
-        requests = [
-            ("GET", server.url("/plain"), None, {}),
-            ("GET", server.url("/bytes?n=5000"), None, {}),
-            ("GET", server.url("/status/404"), None, {}),
-            ("GET", server.url("/gzip"), None, {}),
-            ("GET", f"http://127.0.0.1:{refusing.port}/down", None, {}),
-            ("POST", server.url("/echo"), POST_BODY, {"content-type": "application/json"}),
-        ]
-        for i, (method, url, body, headers) in enumerate(requests, start=1):
-            fetch_via_proxy(proxy.port, url, method=method, body=body, headers=headers, flow_id=str(i))
-    with lock:
-        assert len(out) == len(requests)
-        return sorted(out, key=lambda r: int(r["id"]))
+    return record_through_proxy(tmp_path_factory.mktemp("confdir"), lambda server, refusing: [
+        dict(url=server.url("/plain")),
+        dict(url=server.url("/bytes?n=5000")),
+        dict(url=server.url("/status/404")),
+        dict(url=server.url("/gzip")),
+        dict(url=f"http://127.0.0.1:{refusing.port}/down"),
+        dict(method="POST", url=server.url("/echo"), body=POST_BODY, headers={"content-type": "application/json"}),
+    ])
 
 
 def header() -> Header:

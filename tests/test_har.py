@@ -6,16 +6,14 @@ import base64
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from httpservers import GZIP_PLAINTEXT, PLAIN_BODY, RefusingPort, TestServer, fetch_via_proxy, pattern_bytes
+from httpservers import GZIP_PLAINTEXT, PLAIN_BODY, pattern_bytes, record_through_proxy
 from proxy_addon import flow_to_record, record_to_flow
 from rr.har import records_to_har, records_to_mitm
-from rr.proxy import EmbeddedProxy
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "har-1.2.schema.json").read_text())
 BINARY_POST = bytes(range(256)) * 4
@@ -24,28 +22,15 @@ BINARY_POST = bytes(range(256)) * 4
 @pytest.fixture(scope="module")
 def records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """One recorded session: text, gzip, binary, 404, binary POST, a DELETE with body, a refused port."""
-    lock = threading.Lock()
-    out: list[dict] = []
-
-    def sink(rec: dict) -> None:
-        with lock:
-            out.append(rec)
-
-    confdir = tmp_path_factory.mktemp("confdir")
-    with TestServer() as server, RefusingPort() as refusing, EmbeddedProxy("record", on_flow=sink, confdir=confdir) as proxy:
-        requests = [
-            ("GET", server.url("/plain?a=1&b=two"), None),
-            ("GET", server.url("/gzip"), None),
-            ("GET", server.url("/bytes?n=3000"), None),
-            ("GET", server.url("/status/404"), None),
-            ("POST", server.url("/echo"), BINARY_POST),
-            ("DELETE", server.url("/echo"), b"text body"),
-            ("GET", f"http://127.0.0.1:{refusing.port}/down", None),
-        ]
-        for i, (method, url, body) in enumerate(requests, start=1):
-            fetch_via_proxy(proxy.port, url, method=method, body=body, flow_id=str(i))
-    assert len(out) == len(requests)
-    return sorted(out, key=lambda r: int(r["id"]))
+    return record_through_proxy(tmp_path_factory.mktemp("confdir"), lambda server, refusing: [
+        dict(url=server.url("/plain?a=1&b=two")),
+        dict(url=server.url("/gzip")),
+        dict(url=server.url("/bytes?n=3000")),
+        dict(url=server.url("/status/404")),
+        dict(method="POST", url=server.url("/echo"), body=BINARY_POST),
+        dict(method="DELETE", url=server.url("/echo"), body=b"text body"),
+        dict(url=f"http://127.0.0.1:{refusing.port}/down"),
+    ])
 
 
 def test_har_validates_against_the_har_1_2_schema(records: list[dict]) -> None:
