@@ -93,7 +93,7 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         tap = Recorder(shared)  # type: ignore[arg-type]
         services: dict[str, Any] = {}
         if program.imports_interface("wasi:http/"):
-            proxy = stack.enter_context(_start_proxy(_proxy_kwargs(http, "record", on_flow=shared.write_flow), http))
+            proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
             services.update(_proxy_transport(proxy.port, stack))
         # A crash of rr itself leaves the trace without an outcome: readable, and
         # reported as incomplete, never silently truncated.
@@ -120,16 +120,13 @@ def _proxy_transport(port: int, stack: contextlib.ExitStack) -> dict[str, Any]:
     return {TRANSPORT_SERVICE: transport}
 
 
-def _proxy_kwargs(http: HttpOptions, mode: str, **kw: Any) -> dict[str, Any]:
-    return dict(mode=mode, extra_ca=http.extra_ca, web=http.inspect, web_host=http.inspect_host,
-                web_port=http.inspect_port, dump=http.dump, verbose=http.verbose, **kw)
-
-
 @contextlib.contextmanager
-def _start_proxy(kwargs: dict[str, Any], http: HttpOptions) -> Iterator[Any]:
+def _start_proxy(http: HttpOptions, mode: str, **kw: Any) -> Iterator[Any]:
+    """The embedded proxy in `mode`, configured from `http`, for the length of a run."""
     from .proxy import EmbeddedProxy
     try:
-        proxy = EmbeddedProxy(**kwargs)
+        proxy = EmbeddedProxy(mode=mode, extra_ca=http.extra_ca, web=http.inspect, web_host=http.inspect_host,
+                              web_port=http.inspect_port, dump=http.dump, verbose=http.verbose, **kw)
     except FileNotFoundError as e:
         raise RRError(f"--ca-cert: {e}") from None
     proxy.start()
@@ -188,8 +185,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             # Nothing but loopback from here on: the proxy answers from the trace.
             netlock.engage()
             stack.callback(netlock.release)
-            proxy = stack.enter_context(_start_proxy(_proxy_kwargs(HttpOptions(), "replay", flows=flows),
-                                                     HttpOptions()))
+            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows))
             services.update(_proxy_transport(proxy.port, stack))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services)
