@@ -122,8 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from . import runner
     from .sandbox_args import sandbox_from_args
 
-    program = runner.load(args.component, use_cache=not args.no_cache,
-                          fast_path=False if args.no_fast_path else None)
+    program = _load(args)
     if args.verbose:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
@@ -135,8 +134,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from . import runner, session
     from .sandbox_args import sandbox_from_args
 
-    program = runner.load(args.component, use_cache=not args.no_cache,
-                          fast_path=False if args.no_fast_path else None)
+    program = _load(args)
     if args.verbose:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
@@ -166,8 +164,7 @@ def _wait_for_ctrl_c() -> None:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from . import runner, session
 
-    program = runner.load(args.component, use_cache=not args.no_cache,
-                          fast_path=False if args.no_fast_path else None)
+    program = _load(args)
     result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                             until=args.until, limits=runner.Limits(timeout=args.timeout))
     sys.stdout.flush()
@@ -228,6 +225,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     with _reading_trace(args.trace):
         inspect_trace(args.trace, args.json, not args.no_events, args.limit)
     return 0
+
+
+def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The component named on the command line, compiled (or from the cache)."""
+    from . import runner
+    return runner.load(args.component, use_cache=not args.no_cache,
+                       fast_path=False if args.no_fast_path else None)
 
 
 def _verbose_program(program) -> None:  # type: ignore[no-untyped-def]
