@@ -16,8 +16,8 @@ from .context import HostContext
 from .poll import Pollable, always_ready
 from .wit import Interface
 
-error_if = Interface("wasi:io/error", resources=("error",))
-streams_if = Interface("wasi:io/streams", resources=("input-stream", "output-stream"))
+error_if = Interface("wasi:io/error")
+streams_if = Interface("wasi:io/streams")
 
 # Bounded so that one guest->host list<u8> stays far below wasmtime's ~2.6 MiB hostcall
 # fuel limit (FIELD-NOTES) and so that a read never returns more than this at once.

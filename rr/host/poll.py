@@ -12,7 +12,7 @@ from collections.abc import Callable
 from .context import HostContext
 from .wit import Interface
 
-poll_if = Interface("wasi:io/poll", resources=("pollable",))
+poll_if = Interface("wasi:io/poll")
 
 
 class Pollable:

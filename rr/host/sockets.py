@@ -13,10 +13,10 @@ from .context import HostContext
 from .wit import Interface
 
 instance_network_if = Interface("wasi:sockets/instance-network")
-network_if = Interface("wasi:sockets/network", resources=("network",))
+network_if = Interface("wasi:sockets/network")
 tcp_create_if = Interface("wasi:sockets/tcp-create-socket")
 udp_create_if = Interface("wasi:sockets/udp-create-socket")
-lookup_if = Interface("wasi:sockets/ip-name-lookup", resources=("resolve-address-stream",))
+lookup_if = Interface("wasi:sockets/ip-name-lookup")
 
 REFUSED = "not-supported"
 

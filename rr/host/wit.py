@@ -32,11 +32,10 @@ def lookup(base: str) -> "Interface | None":
 
 
 class Interface:
-    def __init__(self, name: str, resources: tuple[str, ...] = ()):
+    def __init__(self, name: str):
         if name in INTERFACES:
             raise ValueError(f"interface {name} declared twice")
         self.name = name
-        self.resources = resources
         self.funcs: dict[str, Impl] = {}
         INTERFACES[name] = self
 

@@ -31,7 +31,7 @@ from .descriptors import (
 from .errors import ESCAPE, READ_ONLY_GRANT, fs_error
 from .sandbox_paths import Target, beneath
 
-types_if = Interface("wasi:filesystem/types", resources=("descriptor", "directory-entry-stream"))
+types_if = Interface("wasi:filesystem/types")
 preopens_if = Interface("wasi:filesystem/preopens")
 
 T = TypeVar("T")
