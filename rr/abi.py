@@ -42,7 +42,6 @@ VAL_SIZE = ctypes.sizeof(VAL)  # 32 bytes: kind (u8) at 0, payload union at 8
 PAYLOAD_OFFSET = VAL.of.offset
 assert VAL_SIZE == 32 and PAYLOAD_OFFSET == 8, "unexpected wasmtime_component_val_t layout"
 
-K = ffi  # kind constants live on the ffi module: K.WASMTIME_COMPONENT_U8 ...
 _U8_KIND = ffi.WASMTIME_COMPONENT_U8.value
 
 
