@@ -1,19 +1,39 @@
 """rr's own failures and the exit statuses that tell them apart from the guest's.
 
 `rr run`/`record`/`replay` exit with the guest's own status when the guest exits.
-rr's statuses sit in a band guests rarely use (documented in README):
+rr's own statuses sit in a band guests rarely use. `EXIT_STATUSES` below is the one
+table: `--help`, README and every error take their numbers from here.
 """
 
 from __future__ import annotations
 
-EXIT_TRAP = 134          # the guest trapped (same status the wasmtime CLI gives)
+EXIT_INTERNAL = 70       # a bug in rr (EX_SOFTWARE)
+EXIT_OUTPUT = 74         # rr could not write its own output (disk full, read-only, ...) (EX_IOERR)
 EXIT_DIVERGED = 121      # replay: the guest asked for something the trace does not hold
-EXIT_BAD_TRACE = 122     # not a trace, corrupt, newer format, or for another component
+EXIT_BAD_TRACE = 122     # not a trace, corrupt, incomplete, newer format, or for another component
 EXIT_LIMIT = 123         # --max-memory exceeded
 EXIT_TIMEOUT = 124       # --timeout exceeded (as coreutils `timeout`)
-EXIT_USAGE = 125         # bad arguments, missing or invalid component file
+EXIT_USAGE = 125         # bad arguments, missing or invalid component file, output exists
 EXIT_UNSUPPORTED = 126   # the component needs something rr does not provide
-EXIT_INTERNAL = 70       # a bug in rr (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130   # Ctrl-C (SIGINT), as a shell reports it
+EXIT_TRAP = 134          # the guest trapped (same status the wasmtime CLI gives)
+EXIT_TERMINATED = 143    # SIGTERM, as a shell reports it
+
+# (status, meaning): rendered into `rr --help` and README's table.
+EXIT_STATUSES: list[tuple[str, str]] = [
+    ("guest's own", "the guest exited (wasi:cli/exit); 0 when `run` returns ok, 1 for err"),
+    (str(EXIT_INTERNAL), "a bug in rr"),
+    (str(EXIT_OUTPUT), "rr could not write its output (disk full, read-only); what was written is kept"),
+    (str(EXIT_DIVERGED), "replay diverged from the trace"),
+    (str(EXIT_BAD_TRACE), "not a trace, corrupt, incomplete, newer format, or recorded with another component"),
+    (str(EXIT_LIMIT), "--max-memory exceeded"),
+    (str(EXIT_TIMEOUT), "--timeout exceeded"),
+    (str(EXIT_USAGE), "usage error: bad arguments, missing or invalid component, output exists"),
+    (str(EXIT_UNSUPPORTED), "the component needs something rr does not provide"),
+    (str(EXIT_INTERRUPTED), "interrupted (Ctrl-C)"),
+    (str(EXIT_TRAP), "the guest trapped (as the wasmtime CLI)"),
+    (str(EXIT_TERMINATED), "terminated (SIGTERM)"),
+]
 
 
 class RRError(Exception):
@@ -39,3 +59,9 @@ class ComponentError(RRError):
 
 class UnsupportedError(RRError):
     status = EXIT_UNSUPPORTED
+
+
+class OutputError(RRError):
+    """rr could not write a file of its own (a trace, a HAR): disk full, read-only, ..."""
+
+    status = EXIT_OUTPUT
