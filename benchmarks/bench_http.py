@@ -87,7 +87,7 @@ def minus(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], scale:
 
 def cli_rr_seconds(mode: str, wasm: Path, url: str, trace: Path, rounds: int) -> float:
     """Median wall seconds of a whole `python -m rr run|record` subprocess of one GET."""
-    cmd = [sys.executable, "-m", "rr", mode, str(wasm)]
+    cmd = [sys.executable, "-m", "rr", mode, "--allow-http", "127.0.0.1", str(wasm)]
     cmd += ["-t", str(trace), "--force", "--", url] if mode == "record" else ["--", url]
     times = []
     for _ in range(rounds):

@@ -40,7 +40,8 @@ def run_mode(program: runner.Program, mode: str, argv: Sequence[str], trace: Pat
              out: io.RawIOBase | io.BytesIO, preopens: Sequence[Preopen] = (), expect: int = 0) -> float:
     """Seconds for one guest run in `mode` with stdout and stderr to `out`. Replay plays the
     trace the last `record` of the same arguments wrote."""
-    sandbox = Sandbox(argv=list(argv), preopens=list(preopens), stdout=out, stderr=out)  # type: ignore[arg-type]
+    sandbox = Sandbox(argv=list(argv), preopens=list(preopens), stdout=out, stderr=out,  # type: ignore[arg-type]
+                      http_allow=["127.0.0.1"])  # bench_http's upstream is on loopback
     start = time.perf_counter()
     if mode == "run":
         outcome = runner.run(program, sandbox)

@@ -42,6 +42,16 @@ def _headers_from_record(fields: list[list[bytes]]) -> http.Headers:
     return http.Headers([(bytes(name), bytes(value)) for name, value in fields])
 
 
+def request_url(req: http.Request) -> str:
+    """The request's absolute URL. mitmproxy's `Request.url` leaves an IPv6 host unbracketed
+    (http://::1:8080/), which no URL parser reads back."""
+    if ":" not in req.host:
+        return req.url
+    default = {"http": 80, "https": 443}.get(req.scheme)
+    port = "" if req.port == default else f":{req.port}"
+    return f"{req.scheme}://[{req.host}]{port}{req.path}"
+
+
 def flow_to_record(flow: http.HTTPFlow) -> FlowRecord:
     req = flow.request
     timings: dict[str, float] = {"start": req.timestamp_start}
@@ -69,7 +79,7 @@ def flow_to_record(flow: http.HTTPFlow) -> FlowRecord:
         "id": str(flow.metadata.get(META_FLOW_ID, flow.id)),
         "request": {
             "method": req.method,
-            "url": req.url,
+            "url": request_url(req),
             "http_version": req.http_version,
             "headers": _headers_to_record(req.headers),
             "body": req.raw_content or b"",

@@ -40,6 +40,7 @@ def records_to_har(records: Iterable["FlowRecord"]) -> dict[str, Any]:
     har["log"]["creator"]["comment"] = "rr (via mitmproxy savehar)"
     for rec, flow, entry in zip(records, flows, har["log"]["entries"], strict=True):
         entry["comment"] = f"rr flow {rec['id']}"
+        entry["request"]["url"] = rec["request"]["url"]  # savehar's leaves an IPv6 host unbracketed
         response = entry["response"]
         if not response["content"]:
             response["content"] = {"size": 0, "mimeType": "", "text": ""}

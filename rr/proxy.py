@@ -109,14 +109,14 @@ class _DumpLines:
         self._line(flow)
 
     def _line(self, flow: Any) -> None:
-        from proxy_addon.flowrecord import META_FLOW_ID
+        from proxy_addon.flowrecord import META_FLOW_ID, request_url
 
         req = flow.request
         if flow.error is not None:
             outcome = f"error: {flow.error.msg}"
         else:
             outcome = f"{flow.response.status_code} {len(flow.response.raw_content or b'')}B"
-        line = f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {req.url} -> {outcome}\n"
+        line = f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {request_url(req)} -> {outcome}\n"
         # One write of the whole line: the guest's stderr goes to the same stream from another
         # thread, and print() writes the newline separately, so a guest line could land between.
         sys.stderr.write(line)

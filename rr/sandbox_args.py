@@ -9,6 +9,7 @@ import sys
 
 from .errors import UsageError
 from .host.context import Preopen, Sandbox
+from .host.http.grant import BadPattern, HttpGrant, wasmtime_s_option
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$", re.IGNORECASE)
 
@@ -23,6 +24,11 @@ def add_sandbox_flags(p: argparse.ArgumentParser) -> None:
                    help="grant a host directory, read-only, at GUEST (default: same path)")
     g.add_argument("--dir-rw", action="append", default=[], metavar="HOST[::GUEST]",
                    help="grant a host directory read-write")
+    g.add_argument("--allow-http", action="append", default=[], metavar="PATTERN",
+                   help="allow outgoing HTTP to PATTERN: HOST, HOST:PORT, *.DOMAIN, [IPv6]:PORT "
+                        "or * for all (repeatable; default: none)")
+    g.add_argument("-S", dest="wasmtime_s", action="append", default=[], metavar="http",
+                   help="as the wasmtime CLI: -S http allows all outgoing HTTP")
     g.add_argument("--max-memory", metavar="SIZE", type=parse_size,
                    help="limit the guest's linear memory, e.g. 64M, 1G")
     g.add_argument("--timeout", metavar="SECONDS", type=float,
@@ -46,6 +52,22 @@ def _preopen(spec: str, writable: bool) -> Preopen:
     return Preopen(host=os.path.abspath(host), guest=guest if sep else host, writable=writable)
 
 
+def _http_allow(args: argparse.Namespace) -> list[str]:
+    patterns: list[str] = []
+    try:
+        for value in args.wasmtime_s:
+            patterns += wasmtime_s_option(value)
+    except BadPattern as e:
+        raise UsageError(str(e)) from None
+    for pattern in args.allow_http:
+        try:
+            HttpGrant([pattern])
+        except BadPattern as e:
+            raise UsageError(f"--allow-http {e}") from None
+        patterns.append(pattern.strip())
+    return list(dict.fromkeys(patterns))
+
+
 def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: list[str]) -> Sandbox:
     env: dict[str, str] = dict(os.environ) if args.inherit_env else {}
     for item in args.env:
@@ -56,6 +78,7 @@ def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: l
     preopens = [_preopen(d, False) for d in args.dir] + [_preopen(d, True) for d in args.dir_rw]
     return Sandbox(
         argv=[program_name, *guest_args],
+        http_allow=_http_allow(args),
         env=list(env.items()),
         preopens=preopens,
         cwd=None,

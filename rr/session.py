@@ -20,6 +20,7 @@ from . import __version__, netlock, runner
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, RRError
 from .host.context import Preopen, Sandbox
+from .host.http.grant import ALL, BadPattern, HttpGrant
 from .merge import BadFlowRecord, SharedWriter, flow_records, is_flow
 from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, format_event
 from .trace import ComponentInfo, Header, TraceError, TraceWriter, open_trace
@@ -34,6 +35,9 @@ class Diverged(RRError):
     status = EXIT_DIVERGED
 
 
+HTTP_ALLOW = "http_allow"  # header extra: the --allow-http grant, so replay needs no flags
+
+
 def make_header(program: runner.Program, sandbox: Sandbox) -> Header:
     return Header(
         rr_version=__version__,
@@ -44,6 +48,7 @@ def make_header(program: runner.Program, sandbox: Sandbox) -> Header:
         dirs=[{"host": p.host, "guest": p.guest, "mode": "rw" if p.writable else "ro"}
               for p in sandbox.preopens],
         start_time=time.time(),
+        extra={HTTP_ALLOW: list(sandbox.http_allow)},
     )
 
 
@@ -154,11 +159,24 @@ def check_component(program: runner.Program, header: Header, trace_path: str) ->
             f"{program.path.name} is sha256 {program.sha256}")
 
 
-def replay_sandbox(header: Header, stdout, stderr) -> Sandbox:  # type: ignore[no-untyped-def]
+def replay_sandbox(header: Header, stdout, stderr,  # type: ignore[no-untyped-def]
+                   trace_path: str = "the trace") -> Sandbox:
     # The host directories are never touched on replay: reads come from the trace.
     preopens = [Preopen(host="", guest=d["guest"], writable=d.get("mode") == "rw") for d in header.dirs]
     return Sandbox(argv=list(header.argv), env=[(k, v) for k, v in header.env], preopens=preopens,
-                   stdin=None, stdout=stdout, stderr=stderr)
+                   stdin=None, stdout=stdout, stderr=stderr, http_allow=recorded_http_allow(header, trace_path))
+
+
+def recorded_http_allow(header: Header, trace_path: str) -> list[str]:
+    # Traces from before the grant existed have no such field: their guests could reach anything.
+    patterns = header.extra.get(HTTP_ALLOW, [ALL])
+    try:
+        if type(patterns) is not list or not all(type(p) is str for p in patterns):
+            raise BadPattern("not a list of str")
+        HttpGrant(patterns)
+    except BadPattern as e:
+        raise BadTrace(f"{trace_path}: header field {HTTP_ALLOW!r}: {e}") from None
+    return patterns
 
 
 def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ignore[no-untyped-def]
@@ -172,7 +190,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
     with reader, contextlib.ExitStack() as stack:
         check_component(program, reader.header, trace_path)
         tap = Replayer(iter(reader), until, side_data=is_flow)
-        sandbox = replay_sandbox(reader.header, stdout, stderr)
+        sandbox = replay_sandbox(reader.header, stdout, stderr, trace_path)
         services: dict[str, Any] = {}
         proxy = None
         if program.imports_interface("wasi:http/"):

@@ -137,7 +137,9 @@ def test_the_demo_records_outside_containers(tmp_path: Path) -> None:
         _wait_listening(port, upstream)
         rr_argv = [str(Path(sys.executable).parent / "rr") if a == "rr" else a
                    for a in RR_CMD if not a.startswith("--inspect")]
-        rr_argv = localize([a.replace("http://demo:8000/", f"http://127.0.0.1:{port}/") for a in rr_argv],
+        # The grant names the demo service as the URL does: both move to the local upstream.
+        rr_argv = localize([a.replace("http://demo:8000/", f"http://127.0.0.1:{port}/")
+                            .replace("--allow-http=demo:8000", f"--allow-http=127.0.0.1:{port}") for a in rr_argv],
                            container_paths(SERVICES["rr"], tmp_path))
         (tmp_path / "traces").mkdir()
         done = subprocess.run(rr_argv, capture_output=True, timeout=120, cwd=tmp_path)

@@ -105,6 +105,7 @@ def _run(case: Case, wat_dir: Path, tmp: Path, env: dict[str, str], server: Test
     if case.http is not None:
         assert server is not None
         args.insert(0, server.url(case.http))
+        flags += ["--allow-http", "127.0.0.1"]
     return rr_run(_component(case.guest, wat_dir), *args, flags=flags, stdin=case.stdin, env=env)
 
 

@@ -49,6 +49,7 @@ LARGE = 20 << 20
 POST_BODY = bytes(range(256)) * 40 + b"\r\n\x00tail"    # every byte value, not UTF-8
 BINARY_N = 100_000
 SCHEMA = Path(__file__).parent / "data" / "har-1.2.schema.json"
+GRANT = ("--allow-http", "127.0.0.1", "--allow-http", "localhost")   # TestServer's http and https hosts
 
 
 # ---------------------------------------------------------------- running rr
@@ -110,7 +111,7 @@ def proxy_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     cache = tmp_path_factory.mktemp("xdg-cache")
     env = {"XDG_CACHE_HOME": str(cache)}
     with RefusingPort() as port:
-        created = rr("record", guest("http_get"), "-t", str(cache / "warm-up.cbor"), "--",
+        created = rr("record", *GRANT, guest("http_get"), "-t", str(cache / "warm-up.cbor"), "--",
                      f"http://127.0.0.1:{port.port}/", env=env)
     assert_clean(created)
     assert any((cache / "rr" / "mitmproxy").glob("mitmproxy-ca*.pem")), created.err
@@ -200,11 +201,11 @@ def matrix(tmp_path_factory: pytest.TempPathFactory, tls: TLSFiles,
         for name, case in CASES.items():
             url = targets[name][0] + case.path
             ca = ("--ca-cert", str(tls.ca_cert)) if case.server == "https" else ()
-            jobs[name] = Job(("record", *ca, guest(case.guest), "-t", str(traces / f"{name}.cbor"),
+            jobs[name] = Job(("record", *GRANT, *ca, guest(case.guest), "-t", str(traces / f"{name}.cbor"),
                               "--", url, *case.args), case.stdin, proxy_env)
             if case.compare_direct:
                 direct_env = {"RR_HTTP_EXTRA_CA": str(tls.ca_cert)} if case.server == "https" else {}
-                jobs[f"{name}/direct"] = Job(("run", guest(case.guest), "--", url, *case.args), case.stdin,
+                jobs[f"{name}/direct"] = Job(("run", *GRANT, guest(case.guest), "--", url, *case.args), case.stdin,
                                              {**proxy_env, **direct_env})
         first = rr_many(jobs)
         counted = {name: server.connections if server else None for name, (_, server) in targets.items()}
@@ -263,7 +264,7 @@ def test_concurrent_requests_replay_identically_several_times(tmp_path: Path, pr
     with TestServer() as server:
         # The slow one is first: it finishes last, so the guest polls several pollables at once.
         urls = [server.url("/slow?s=1"), server.url("/chunked"), server.url(f"/bytes?n={BINARY_N}")]
-        recorded = rr("record", guest("http_concurrent"), "-t", str(trace), "--", *urls, env=proxy_env)
+        recorded = rr("record", *GRANT, guest("http_concurrent"), "-t", str(trace), "--", *urls, env=proxy_env)
         assert_clean(recorded)
         assert recorded.status == 0, recorded.err
         assert [line.split()[:3] for line in recorded.stdout.splitlines()] == [
@@ -312,7 +313,7 @@ def post_trace(tmp_path_factory: pytest.TempPathFactory, proxy_env: dict[str, st
     out = tmp_path_factory.mktemp("post")
     with TestServer() as server:
         url = server.url("/echo")
-        recorded = rr("record", guest("http_post"), "-t", str(out / "t.cbor"), "--", url,
+        recorded = rr("record", *GRANT, guest("http_post"), "-t", str(out / "t.cbor"), "--", url,
                       stdin=MISMATCH_BODY, env=proxy_env)
     assert recorded.status == 0 and recorded.stdout.endswith(b"\n\n" + MISMATCH_BODY), recorded.err
     converted = rr("convert", str(out / "t.cbor"), str(out / "t.jsonl"))
@@ -427,8 +428,8 @@ def test_inspect_serves_the_flow_in_the_web_ui_while_recording(tmp_path: Path, p
         url = server.url("/slow?s=2")   # keeps the recording (and the web UI) up ~2 s
         stdout = tmp_path / "stdout"
         with stdout.open("wb") as out:
-            proc = subprocess.Popen([*RR, "record", "--inspect", guest("http_get"), "-t", str(tmp_path / "t.cbor"),
-                                     "--", url], stdout=out, stderr=subprocess.PIPE,
+            proc = subprocess.Popen([*RR, "record", *GRANT, "--inspect", guest("http_get"),
+                                     "-t", str(tmp_path / "t.cbor"), "--", url], stdout=out, stderr=subprocess.PIPE,
                                     cwd=guests.REPO, env=guests._clean_env(proxy_env))
         lines: queue.Queue[bytes] = queue.Queue()
         threading.Thread(target=_lines_to_queue, args=(proc.stderr, lines), daemon=True).start()
@@ -491,7 +492,8 @@ def dumped(tmp_path_factory: pytest.TempPathFactory, proxy_env: dict[str, str]) 
     trace = tmp_path_factory.mktemp("dump") / "t.cbor"
     with TestServer() as server, RefusingPort() as refusing:
         urls = [server.url("/plain"), server.url("/gzip"), f"http://127.0.0.1:{refusing.port}/down"]
-        recorded = rr("record", "--dump", guest("http_concurrent"), "-t", str(trace), "--", *urls, env=proxy_env)
+        recorded = rr("record", *GRANT, "--dump", guest("http_concurrent"), "-t", str(trace), "--", *urls,
+                      env=proxy_env)
     assert_clean(recorded)
     assert recorded.status == 0, recorded.err
     return Dumped(trace, recorded, urls)

@@ -36,8 +36,10 @@ def _without_date(stdout: bytes) -> bytes:
     return b"\n".join(line for line in stdout.split(b"\n") if not line.startswith(b"header date: "))
 
 
-def run_rr(guest: str, args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*RR, "run", str(_guest(guest)), "--", *args], input=stdin, capture_output=True,
+def run_rr(guest: str, args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None,
+           grant: tuple[str, ...] = ("-S", "http")) -> subprocess.CompletedProcess[bytes]:
+    """`rr run`, by default with wasmtime's own grant of all HTTP (`-S http`)."""
+    return subprocess.run([*RR, "run", *grant, str(_guest(guest)), "--", *args], input=stdin, capture_output=True,
                           timeout=TIMEOUT_S, cwd=REPO, env={**os.environ, **(env or {})})
 
 
@@ -129,7 +131,8 @@ def test_proxy_transport_tags_flows_and_maps_upstream_errors(server: TestServer)
         outgoing.use_transport(lambda: ProxyTransport(proxy.port))
         try:
             program = runner.load(_guest("http_concurrent"))
-            outcome = runner.run(program, Sandbox(argv=["http_concurrent", *urls], stdout=stdout),
+            outcome = runner.run(program, Sandbox(argv=["http_concurrent", *urls], stdout=stdout,
+                                                          http_allow=["127.0.0.1"]),
                                  limits=runner.Limits(timeout=60))
         finally:
             outgoing.use_transport(outgoing.transport_from_environment)

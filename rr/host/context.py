@@ -40,6 +40,7 @@ class Sandbox:
     stdin: BinaryIO | None = None    # None: empty stdin
     stdout: BinaryIO | None = None   # None: discard
     stderr: BinaryIO | None = None
+    http_allow: list[str] = field(default_factory=list)   # host/http/grant.py patterns; none: no HTTP
 
 
 class HostContext:

@@ -13,16 +13,21 @@ import threading
 from collections.abc import Callable
 
 from ...abi import WasiError
+from ...merge import FLOW_CALL
 from ..context import HostContext
 from . import errors
 from .bodies import RequestBodyPipe, ResponseBody
 from .errors import ErrorText, HttpFailure
 from .fields import FORBIDDEN, Fields, grouped
+from .grant import HttpGrant
 from .interfaces import handler_if
 from .transport import RequestHead, Timeouts, Transport, shutdown, transport_from_environment
 from .types import FutureResponse, IncomingResponse, OutgoingRequest, RequestOptions
 
 TRANSPORT_SERVICE = "wasi:http/transport"   # host.services key: the run's Transport
+# A request the grant refuses is a failed FLOW_CALL event of its own (it never reaches the
+# proxy, so no flow record): recorded and replayed through the tap like any host result.
+DENIED = "HTTP-request-denied"
 READ_SIZE = 65536
 
 # Who makes the transport of a run that has none yet; `use_transport` replaces it (the
@@ -99,10 +104,19 @@ class Transfer:
             self.transport.release(conn, response, complete)
 
 
+def _deny() -> FutureResponse:
+    raise WasiError(DENIED)
+
+
 @handler_if.func("handle")
 def handle(host: HostContext, request: OutgoingRequest, options: RequestOptions | None) -> FutureResponse:
     head = _head(request)
     counter = host.service("wasi:http/flow-ids", lambda: itertools.count(1))
+    grant = host.service("wasi:http/grant", lambda: HttpGrant(host.sandbox.http_allow))
+    if not grant.allows(*head.host_port()):
+        flow_id = str(next(counter))
+        url = f"{head.scheme}://{head.authority}{head.path_with_query}"
+        return host.tap(FLOW_CALL, [flow_id, head.method, url], _deny)
     transport = host.service(TRANSPORT_SERVICE, lambda: _transport_factory())
     timeouts = options.timeouts() if options is not None else Timeouts()
     transfer = Transfer(host, str(next(counter)), head, request.body, timeouts, transport)
