@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rr", description="Record and replay WASI 0.2 command components.",
                 allow_abbrev=False)
     p.add_argument("--version", action="version", version=f"rr {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")  # a missing one is checked in _parse
 
     run = sub.add_parser("run", help="run a component in the sandbox (nothing recorded)")
     _add_component(run)
@@ -168,9 +168,8 @@ def _guest_args(args: argparse.Namespace) -> list[str]:
 
 
 def _report(message: str) -> None:
-    with contextlib.suppress(OSError):  # a closed pipe on stdout or stderr must not hide the status
-        sys.stdout.flush()
-    with contextlib.suppress(OSError):
+    _flush_stdout()
+    with contextlib.suppress(OSError):  # a closed pipe on stderr must not hide the status
         print(f"rr: {message}", file=sys.stderr, flush=True)
 
 
@@ -224,7 +223,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     with _reading_trace(args.trace):
         result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                                 until=args.until, limits=runner.Limits(timeout=args.timeout))
-    sys.stdout.flush()
+    _flush_stdout()
     if result.stopped_at is not None:
         if result.incomplete:
             _report(f"trace is incomplete ({result.incomplete}): replay stopped before event "
@@ -305,8 +304,17 @@ def _verbose_program(program) -> None:  # type: ignore[no-untyped-def]
         _report(f"note: {program.fast_path_note}")
 
 
+def _flush_stdout() -> None:
+    """Flush what the guest wrote. If the reader has closed the pipe, the guest has seen its
+    writes fail and its own status stands: the rest goes to /dev/null."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
-    sys.stdout.flush()
+    _flush_stdout()
     if outcome.kind != "exit":
         _report(f"guest {outcome.kind}: {outcome.message}" if outcome.kind == "trap"
                 else str(outcome.message))
@@ -324,6 +332,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         argv, after = argv[:cut], argv[cut + 1:]
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}" if extras else
+                     f"no command: choose one of {', '.join(_commands(parser))}")
     if extras:
         prog = f"rr {args.command}"
         message = f"unrecognized arguments: {' '.join(extras)}"
@@ -333,6 +344,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         raise UsageError(_usage_message(prog, message))
     args.after_dashdash = after
     return args
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+            for name in getattr(action, "choices", None) or ()]
 
 
 def _with_dashdash(argv: list[str], extras: list[str], after: list[str]) -> str:
