@@ -4,40 +4,90 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import os
+import shlex
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_BAD_TRACE, EXIT_INTERNAL, RRError
+from .errors import (EXIT_BAD_TRACE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PIPE, EXIT_STATUSES,
+                     EXIT_USAGE, RRError, UsageError)
 from .sandbox_args import add_sandbox_flags
 
-EXIT_STATUS_HELP = """\
-exit status:
-  the guest's own status when it exits (0-119 in practice)
-  121  replay diverged from the trace      122  bad, corrupt or mismatched trace
-  123  --max-memory exceeded               124  --timeout exceeded
-  125  usage error, missing/invalid file   126  component needs what rr lacks
-  134  the guest trapped                    70  internal error in rr (a bug)
-"""
+
+def exit_status_epilog() -> str:
+    """EXIT_STATUSES as the `--help` epilog of rr and of every command."""
+    width = max(len(status) for status, _ in EXIT_STATUSES)
+    lines = ["exit status:"]
+    for status, meaning in EXIT_STATUSES:
+        lines += textwrap.wrap(meaning, 79, initial_indent=f"  {status:<{width}}  ",
+                               subsequent_indent=" " * (width + 4))
+    return "\n".join(lines) + "\n"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line `rr: <command>: <message> (see rr <command> --help)`
+    with the usage status, instead of two lines of usage and status 2."""
+
+    def error(self, message: str):  # type: ignore[no-untyped-def]
+        raise UsageError(_usage_message(self.prog, message))
+
+
+def _usage_message(prog: str, message: str) -> str:
+    command = prog.partition(" ")[2]
+    return f"{command + ': ' if command else ''}{message} (see {prog} --help)"
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a count (0, 1, 2, ...), got {text!r}")
+    return n
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {text!r}")
+    return n
+
+
+def _pem_file(text: str) -> Path:
+    """A CA file that exists and is PEM: checked now, not when the first HTTPS request needs it."""
+    path = Path(text)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{text}: no such file") from None
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{text}: cannot read: {e.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise argparse.ArgumentTypeError(f"{text}: not a PEM certificate (no BEGIN CERTIFICATE line)")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rr", description="Record and replay WASI 0.2 command components.",
-        epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="rr", description="Record and replay WASI 0.2 command components.",
+                allow_abbrev=False)
     p.add_argument("--version", action="version", version=f"rr {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")  # a missing one is checked in _parse
 
-    run = sub.add_parser("run", help="run a component in the sandbox (nothing recorded)",
-                         epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser("run", help="run a component in the sandbox (nothing recorded)")
     _add_component(run)
     add_sandbox_flags(run)
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
-    rec = sub.add_parser("record", help="run a component and record everything nondeterministic it receives",
-                         epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rec = sub.add_parser("record", help="run a component and record everything nondeterministic it receives")
     _add_component(rec)
     rec.add_argument("-t", "--trace", default="rr-trace.cbor", metavar="TRACE",
                      help="where to write the trace (default: rr-trace.cbor)")
@@ -45,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trace encoding (default: from the extension; .gz compresses)")
     rec.add_argument("--force", action="store_true", help="replace an existing trace file")
     web = rec.add_argument_group("HTTP (through the embedded mitmproxy)")
-    web.add_argument("--ca-cert", metavar="PEM", type=Path,
+    web.add_argument("--ca-cert", metavar="PEM", type=_pem_file,
                      help="also trust this CA for upstream TLS (default: the system trust store)")
     web.add_argument("--inspect", action="store_true",
                      help="serve mitmproxy's web UI while recording; prints its URL with the access token")
     web.add_argument("--inspect-host", default="127.0.0.1", metavar="ADDR",
                      help="address the web UI listens on (default 127.0.0.1)")
-    web.add_argument("--inspect-port", type=int, metavar="PORT", help="port of the web UI (default: a free one)")
+    web.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
     web.add_argument("--inspect-wait", action="store_true",
                      help="after the guest finishes, keep the web UI up until Ctrl-C (the trace is complete by then)")
     web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
@@ -59,11 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rec)
     rec.set_defaults(handler=_cmd_record)
 
-    rep = sub.add_parser("replay", help="re-run a component from its trace alone",
-                         epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep = sub.add_parser("replay", help="re-run a component from its trace alone")
     rep.add_argument("component", help="the .wasm command component that was recorded")
     rep.add_argument("trace", nargs="?", default="rr-trace.cbor", help="the trace (default: rr-trace.cbor)")
-    rep.add_argument("--until", type=int, metavar="N", help="stop cleanly before event N")
+    rep.add_argument("--until", type=_count, metavar="N", help="stop cleanly before event N")
     rep.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after this long")
     _add_common(rep)
     rep.set_defaults(handler=_cmd_replay)
@@ -92,14 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("trace")
     insp.add_argument("--json", action="store_true", help="machine-readable output")
     insp.add_argument("--no-events", action="store_true", help="header, outcome and counts only")
-    insp.add_argument("--limit", type=int, metavar="N", help="show at most N events")
+    insp.add_argument("--limit", type=_count, metavar="N", help="show at most N events")
     insp.set_defaults(handler=_cmd_inspect)
+
+    for command in [p, *sub.choices.values()]:
+        command.epilog = exit_status_epilog()
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.allow_abbrev = False  # a guest's --in must not become rr's --inspect
     return p
 
 
 def _add_component(p: argparse.ArgumentParser) -> None:
     p.add_argument("component", help="the .wasm command component")
-    p.add_argument("args", nargs="*", help="arguments for the guest (put them after --)")
+    p.add_argument("args", nargs="*", default=[], help="arguments for the guest (put them after --)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -114,8 +168,9 @@ def _guest_args(args: argparse.Namespace) -> list[str]:
 
 
 def _report(message: str) -> None:
-    sys.stdout.flush()
-    print(f"rr: {message}", file=sys.stderr, flush=True)
+    _flush_stdout()
+    with contextlib.suppress(OSError):  # a closed pipe on stderr must not hide the status
+        print(f"rr: {message}", file=sys.stderr, flush=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -165,9 +220,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from . import runner, session
 
     program = _load(args)
-    result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
-                            until=args.until, limits=runner.Limits(timeout=args.timeout))
-    sys.stdout.flush()
+    with _reading_trace(args.trace):
+        result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
+                                until=args.until, limits=runner.Limits(timeout=args.timeout))
+    _flush_stdout()
     if result.stopped_at is not None:
         if result.incomplete:
             _report(f"trace is incomplete ({result.incomplete}): replay stopped before event "
@@ -189,8 +245,12 @@ def _reading_trace(path: str) -> Iterator[None]:
 
     try:
         yield
-    except FileNotFoundError:
-        raise BadTrace(f"{path}: no such file") from None
+    except OSError as e:
+        if e.filename is None or os.fspath(e.filename) != os.fspath(path) or isinstance(e, TraceError):
+            raise
+        if isinstance(e, FileNotFoundError):
+            raise BadTrace(f"{path}: no such file") from None
+        raise BadTrace(f"{path}: cannot read: {e.strerror}") from None
     except TraceError as e:
         raise BadTrace(str(e)) from None
 
@@ -244,33 +304,114 @@ def _verbose_program(program) -> None:  # type: ignore[no-untyped-def]
         _report(f"note: {program.fast_path_note}")
 
 
+def _flush_stdout() -> None:
+    """Flush what the guest wrote. If the reader has closed the pipe, the guest has seen its
+    writes fail and its own status stands: the rest goes to /dev/null."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
-    sys.stdout.flush()
+    _flush_stdout()
     if outcome.kind != "exit":
         _report(f"guest {outcome.kind}: {outcome.message}" if outcome.kind == "trap"
                 else str(outcome.message))
     return outcome.status
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+_GUEST_COMMANDS = ("run", "record")  # the commands whose extra arguments belong to the guest
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
     # Everything after the first `--` belongs to the guest, flags included.
     after: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
         argv, after = argv[:cut], argv[cut + 1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}" if extras else
+                     f"no command: choose one of {', '.join(_commands(parser))}")
+    if extras:
+        prog = f"rr {args.command}"
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        if args.command in _GUEST_COMMANDS:
+            message += (f"; arguments for the guest go after `--`, as in: "
+                        f"{_with_dashdash(argv, extras, after)}")
+        raise UsageError(_usage_message(prog, message))
     args.after_dashdash = after
+    return args
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+            for name in getattr(action, "choices", None) or ()]
+
+
+def _with_dashdash(argv: list[str], extras: list[str], after: list[str]) -> str:
+    """The command line the user meant: `extras` moved after `--` (matched from the right,
+    where argparse found them)."""
+    keep = list(argv)
+    i = len(keep)
+    for extra in reversed(extras):
+        i = next(j for j in range(i - 1, -1, -1) if keep[j] == extra)
+        del keep[i]
+    return shlex.join(["rr", *keep, "--", *extras, *after])
+
+
+def _reopen_closed_stdio() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2, as the wasmtime CLI behaves: the guest's writes
+    succeed and go nowhere, reads see end of file. Also keeps a trace rr opens from landing
+    on fd 1 and receiving the guest's stdout."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - lives as long as rr
+
+
+def _silence_stdout() -> None:
+    """After a reader closed rr's stdout pipe: send what is left to /dev/null, so the
+    interpreter's flush at exit does not print a BrokenPipeError."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _reopen_closed_stdio()
+    args = None
     try:
+        args = _parse(list(sys.argv[1:] if argv is None else argv))
         return args.handler(args)
     except RRError as e:
         _report(str(e))
         return e.status
     except KeyboardInterrupt:
         _report("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 141
+        _silence_stdout()
+        return EXIT_PIPE
+    except OSError as e:
+        # A file the user named could not be opened or written (a directory, a missing parent
+        # directory, no permission, disk full): what and where, never a traceback.
+        if e.filename is None or getattr(args, "verbose", False):
+            raise
+        status = EXIT_OUTPUT if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG) \
+            else EXIT_USAGE
+        _report(f"{e.filename}: {e.strerror}")
+        return status
     except Exception as e:  # noqa: BLE001 - one line for the user, the traceback with -v
         if getattr(args, "verbose", False):
             raise

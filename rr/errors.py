@@ -16,6 +16,7 @@ EXIT_TIMEOUT = 124       # --timeout exceeded (as coreutils `timeout`)
 EXIT_USAGE = 125         # bad arguments, missing or invalid component file, output exists
 EXIT_UNSUPPORTED = 126   # the component needs something rr does not provide
 EXIT_INTERRUPTED = 130   # Ctrl-C (SIGINT), as a shell reports it
+EXIT_PIPE = 141          # rr's own stdout was closed by its reader (`| head`), as a shell reports SIGPIPE
 EXIT_TRAP = 134          # the guest trapped (same status the wasmtime CLI gives)
 EXIT_TERMINATED = 143    # SIGTERM, as a shell reports it
 
@@ -32,6 +33,7 @@ EXIT_STATUSES: list[tuple[str, str]] = [
     (str(EXIT_UNSUPPORTED), "the component needs something rr does not provide"),
     (str(EXIT_INTERRUPTED), "interrupted (Ctrl-C)"),
     (str(EXIT_TRAP), "the guest trapped (as the wasmtime CLI)"),
+    (str(EXIT_PIPE), "the reader of rr's own output closed it early (`rr inspect` into `head`)"),
     (str(EXIT_TERMINATED), "terminated (SIGTERM)"),
 ]
 
