@@ -171,26 +171,94 @@ def test_killed_recording_reads_back(tmp_path: Path) -> None:
         assert not t.complete and t.problem.startswith("no outcome: the recording ended after 41 events")
 
 
-def test_corrupt_cbor_record_in_the_middle(tmp_path: Path) -> None:
-    sizes = write(tmp_path / "t.cbor")
-    data = bytearray((tmp_path / "t.cbor").read_bytes())
-    start = sizes[4]                       # event 4 reuses a code: its record starts right here
-    assert data[start] == 0x83
-    for bad, why in [(0x1c, "cannot start a record"), (0x9b, "cannot start a record")]:
-        data[start] = bad
-        (tmp_path / "bad.cbor").write_bytes(data)
-        with pytest.raises(TraceError, match=f"bad.cbor: byte {start} \\(after 4 events\\): .*{why}"):
+def frames(data: bytes) -> list[bytes]:
+    """The v2 CBOR frames after the magic (each a byte string item, head included)."""
+    out, at = [], 3
+    while at < len(data):
+        head = data[at]
+        n, size = (head - 0x40, 1) if head < 0x58 else (int.from_bytes(data[at + 1:at + 1 + (1 << (head - 0x58))], "big"), 1 + (1 << (head - 0x58)))
+        out.append(data[at:at + size + n])
+        at += size + n
+    return out
+
+
+def test_every_corrupted_byte_is_caught(tmp_path: Path) -> None:
+    """A changed byte anywhere in a CBOR trace is a TraceError, or (in the length of the last
+    frames, where it cannot be told from a cut) an incomplete trace: never a complete trace
+    with other content."""
+    write(tmp_path / "t.cbor")
+    data = (tmp_path / "t.cbor").read_bytes()
+    bad = tmp_path / "bad.cbor"
+    errors = incomplete = 0
+    for off in range(len(data)):
+        for mask in (0x01, 0x80, 0xff):
+            changed = bytearray(data)
+            changed[off] ^= mask
+            bad.write_bytes(changed)
+            try:
+                t = read_trace(bad)
+            except TraceError as e:
+                errors += 1
+                if off >= 3 and "not an rr trace" not in str(e) and "header" not in str(e):
+                    assert re.search(r"corrupt record \d+ at byte \d+ |data after the outcome", str(e)), str(e)
+                continue
+            incomplete += 1
+            assert not t.complete and t.events == EVENTS[:len(t.events)], (off, mask)
+    print(f"\n{errors} errors, {incomplete} incomplete of {3 * len(data)} corruptions")
+    assert incomplete <= 3   # the length byte of the last frame (the outcome), made to claim more
+
+
+@pytest.mark.parametrize("edit,index", [
+    (lambda f: f[:3] + f[4:], 3),                 # record 3 dropped: record 4 fails
+    (lambda f: f[:4] + f[3:], 4),                 # record 3 twice: the copy fails
+    (lambda f: f[:3] + [f[4], f[3]] + f[5:], 3),  # records 3 and 4 swapped
+    (lambda f: f[:5] + [f[2]] + f[5:], 5),        # an old record inserted
+    (lambda f: f[:-1] + [f[1]] + f[-1:], None),   # one from before, just before the outcome: it fails
+])
+def test_dropped_duplicated_swapped_inserted_records_are_caught(tmp_path: Path, edit, index: int) -> None:
+    write(tmp_path / "t.cbor")
+    data = (tmp_path / "t.cbor").read_bytes()
+    parts = frames(data)
+    assert b"".join(parts) == data[3:]
+    index = len(parts) - 1 if index is None else index
+    (tmp_path / "bad.cbor").write_bytes(data[:3] + b"".join(edit(parts)))
+    with pytest.raises(TraceError, match=rf"bad.cbor: corrupt record {index} at byte \d+ .*checksum mismatch"):
+        read_trace(tmp_path / "bad.cbor")
+
+
+def test_a_recomputed_checksum_does_not_let_bad_records_through(tmp_path: Path) -> None:
+    """Damage with a matching checksum (as a forger or a fuzzer would make) still meets the
+    record checks: an undefined call code, a reserved head, content shorter than its frame."""
+    import zlib
+    write(tmp_path / "t.cbor")
+    data = (tmp_path / "t.cbor").read_bytes()
+    parts = frames(data)
+
+    def seal(records: list[bytes]) -> bytes:
+        out, crc = bytearray(b"\xd9\xd9\xf7"), 0
+        for r in records:
+            crc = zlib.crc32(r, crc)
+            out += cbor2.dumps(r + crc.to_bytes(4, "big"))
+        return bytes(out)
+
+    records = [cbor2.loads(p)[:-4] for p in parts]
+    assert seal(records) == data
+    target = 9                                  # event 4, which reuses call code 0
+    assert records[target][0] == 0x83
+    for change, why in [(b"\x83\x09" + records[target][2:], "undefined call code 9"),
+                        (records[target][:2] + b"\xfc" + records[target][3:], "undecodable record"),
+                        (records[target] + b"\x00", "does not fill its frame"),
+                        (b"\x83\x00\x9b" + b"\xff" * 8, "undecodable record"),       # 2**64 items
+                        (b"\x83\x00\x80\x5a\x40\x00\x00\x00", "undecodable record"),  # a 1 GiB value
+                        (b"\x83\x00" + b"\x81" * 100 + b"\x00\x00", "nest more than 64 deep"),
+                        (b"\x83\x00" + b"\x81" * 100000 + b"\x00\x00", "undecodable record: maximum container"),
+                        (b"\x83\x00\x80" + cbor2.dumps(10**5000), "over the trace limit of 14283 bits"),
+                        (b"\x83\x00\x80\xc1\x1b" + b"\xff" * 8, "undecodable record"),  # a datetime tag
+                        (b"\x83\x00\x80\xd8\x20\x61x", "not a trace value: CBORTag")]:
+        (tmp_path / "bad.cbor").write_bytes(seal(records[:target] + [change] + records[target + 1:]))
+        with pytest.raises(TraceError, match=f"bad.cbor: corrupt record {target} at byte {sum(map(len, parts[:target])) + 3} "
+                                             f"\\(after 4 events\\): .*({why})"):
             read_trace(tmp_path / "bad.cbor")
-    data[start] = 0x83
-    data[start + 1] = 0x09                 # an undefined call code
-    (tmp_path / "bad.cbor").write_bytes(data)
-    with pytest.raises(TraceError, match=f"byte {start} .*undefined call code 9"):
-        read_trace(tmp_path / "bad.cbor")
-    data[start + 1] = 0x00
-    data[start + 2] = 0xfc                 # a reserved CBOR head inside the record
-    (tmp_path / "bad.cbor").write_bytes(data)
-    with pytest.raises(TraceError, match=f"byte {start} .*undecodable record"):
-        read_trace(tmp_path / "bad.cbor")
 
 
 def test_corrupt_jsonl_line_in_the_middle(tmp_path: Path) -> None:
@@ -201,7 +269,7 @@ def test_corrupt_jsonl_line_in_the_middle(tmp_path: Path) -> None:
                      (b'{"call": "x", "args": [], "result": {"$bytes": "@@"}}', "bad base64"),
                      (b'{"call": "x", "args": [], "result": NaN}', "not JSON: NaN is not JSON")]:
         (tmp_path / "bad.jsonl").write_bytes(b"\n".join(lines[:3] + [bad] + lines[4:]))
-        with pytest.raises(TraceError, match=f"bad.jsonl: line 4 \\(after 2 events\\): {why}"):
+        with pytest.raises(TraceError, match=f"bad.jsonl: corrupt record 3 at line 4 \\(after 2 events\\): {why}"):
             read_trace(tmp_path / "bad.jsonl")
 
 
@@ -253,7 +321,7 @@ def test_newer_version_is_refused(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(TraceError) as err:
         read_trace(tmp_path / "new.trace")
     assert str(err.value) == (f"{tmp_path / 'new.trace'}: trace format version 7 is newer than "
-                              "this rr supports (1); upgrade rr")
+                              "this rr supports (2); upgrade rr")
 
 
 def test_migration_hook_upgrades_old_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,7 +340,7 @@ def test_migration_hook_upgrades_old_records(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setitem(versions.MIGRATIONS, 0, versions.Migration(
         header=header, event=lambda raw: {**raw, "call": "b." + raw["call"].partition(".")[2]}))
     t = read_trace(tmp_path / "old.jsonl")
-    assert t.header.version == 1 and t.header.argv == ["app"] and t.events == [Event("b.f", [], 1)]
+    assert t.header.version == 2 and t.header.argv == ["app"] and t.events == [Event("b.f", [], 1)]
 
 
 def test_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ default for recordings) and JSON Lines (readable); either may be gzipped. Reader
 encoding from the content. Pure Python: depends on cbor2 only.
 """
 
-from .errors import TraceError, TraceExistsError
+from .errors import TraceError, TraceExistsError, TraceNameError, TraceNotFoundError, TraceOutputError
 from .model import ComponentInfo, Event, Header, Outcome, Trace
 from .reader import TraceReader, iter_records, open_trace, read_trace
 from .tools import Summary, convert, summarize
@@ -15,7 +15,8 @@ from .writer import TraceWriter, format_for
 
 __all__ = [
     "CURRENT_VERSION", "FORMAT_NAME", "ComponentInfo", "Event", "Header", "Outcome", "Summary",
-    "Trace", "TraceError", "TraceExistsError", "TraceReader", "TraceWriter", "convert",
+    "Trace", "TraceError", "TraceExistsError", "TraceNameError", "TraceNotFoundError",
+    "TraceOutputError", "TraceReader", "TraceWriter", "convert",
     "format_for", "from_jsonable", "iter_records", "open_trace", "read_trace", "summarize",
     "to_jsonable",
 ]

@@ -1,25 +1,32 @@
-"""CBOR codec: an RFC 8742 CBOR sequence (application/cbor-seq).
+"""CBOR codec: an RFC 8742 CBOR sequence (application/cbor-seq) of checksummed frames.
 
-Layout, each item one record:
+Layout (format version 2):
   d9 d9 f7                     self-described CBOR tag 55799: the file's magic number
-  {"t": "header", ...}         header map (see records.py), right after the magic
-  {"t": "call", "code": n, "name": "wasi:random/random.get-random-u64"}
+  frame(header)                {"t": "header", ...} (see records.py)
+  frame(call definition)       {"t": "call", "code": n, "name": "wasi:random/random.get-random-u64"}
                                defines call code n before its first use; codes are 0, 1, 2...
                                in order of first appearance, so re-encoding is byte-identical
-  [code, args, result]         an event; [code, args, result, true] when failed
-  {"t": "outcome", "kind": "exit", "status": 0}
-The writer emits a call definition and its first event with one write.
+  frame(event)                 [code, args, result]; [code, args, result, true] when failed
+  frame(outcome)               {"t": "outcome", "kind": "exit", "status": 0}
+A frame is one CBOR byte string holding the record (one CBOR item) and then 4 bytes: the
+big-endian CRC-32 (zlib's) of every record so far, header included, i.e. a chain
+crc[i] = crc32(record[i], crc[i-1]) from crc32 = 0. A flipped bit anywhere fails the check of
+the record it is in; a dropped, duplicated, reordered or inserted record fails the check of
+the next one. CRC-32 guards against accidents, not against someone forging a trace. The
+writer emits a call definition and its first event with one write.
 
-Reading: every record must start with an array head of 3 or 4 items or a small map head, checked
-before decoding; so a flipped record head is reported as corruption instead of swallowing the
-rest of the file. Running out of bytes inside a record means the last record is torn (a
-killed recording). A corrupted length field that points past the end of the file looks the
-same as truncation: the format has no checksums to tell them apart.
+Reading checks each frame before decoding its record: the byte string head must be there,
+its length at most MAX_RECORD (+4) -- refused before anything is allocated -- and the
+checksum must match. A frame the file ends inside is the torn last record of a killed
+recording (incomplete, not corrupt); a length over the maximum is corruption.
+
+Version 1 (no frames, bare records after the magic) is still read: see _V1Records.
 """
 
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Generator
 from typing import Any
 
@@ -27,12 +34,17 @@ import cbor2
 
 from .errors import RecordError
 from .model import Event
+from .records import MAX_RECORD
 from .streams import ByteSource
-from .values import normalize
+from .values import MAX_DEPTH, normalize, too_deep
 
 MAGIC = b"\xd9\xd9\xf7"
 _EVENT_HEADS = (0x83, 0x84)
 _MAP_HEADS = range(0xa1, 0xb8)   # maps of 1..23 pairs
+_CRC = 4
+_MAX_FRAME = MAX_RECORD + _CRC
+_SMALL_FRAME_HEADS = [bytes((0x40 | n,)) for n in range(24)]
+_FRAME_HEAD_SIZE = {0x58: 2, 0x59: 3, 0x5a: 5, 0x5b: 9}
 
 
 def _head(out: bytearray, major: int, n: int) -> None:
@@ -52,7 +64,7 @@ def _head(out: bytearray, major: int, n: int) -> None:
         out += n.to_bytes(8, "big")
 
 
-def _encode(value: Any, out: bytearray) -> None:
+def _encode(value: Any, out: bytearray, depth: int = 0) -> None:
     """Append `value` as CBOR. The values events carry most (small ints, bytes, str, lists) are
     encoded here: cbor2.dumps costs ~2 us even for a 3-item list, which is most of the per-event
     cost of recording. Everything else (floats, dicts, bignums) is validated and handed to
@@ -75,9 +87,11 @@ def _encode(value: Any, out: bytearray) -> None:
         _head(out, 0x60, len(data))
         out += data
     elif t is list or t is tuple:
+        if depth >= MAX_DEPTH:
+            raise too_deep()
         _head(out, 0x80, len(value))
         for item in value:
-            _encode(item, out)
+            _encode(item, out, depth + 1)
     elif value is None:
         out.append(0xf6)
     elif value is True:
@@ -85,33 +99,87 @@ def _encode(value: Any, out: bytearray) -> None:
     elif value is False:
         out.append(0xf4)
     else:
-        out += cbor2.dumps(normalize(value))
+        out += cbor2.dumps(normalize(value, depth))
 
 
 class CborEncoder:
     def __init__(self) -> None:
         self._codes: dict[str, int] = {}
+        self._crc = 0
+
+    def _frame(self, record: bytes | bytearray) -> bytes:
+        n = len(record) + _CRC
+        if n < 24:
+            head = _SMALL_FRAME_HEADS[n]
+        else:
+            if n > _MAX_FRAME:
+                raise ValueError(f"a record of {len(record)} bytes is over the maximum record size "
+                                 f"({MAX_RECORD} bytes)")
+            out = bytearray()
+            _head(out, 0x40, n)
+            head = bytes(out)
+        crc = self._crc = zlib.crc32(record, self._crc)
+        return head + record + crc.to_bytes(_CRC, "big")
 
     def header(self, raw: dict[str, Any]) -> bytes:
-        return MAGIC + cbor2.dumps(raw)
+        return MAGIC + self._frame(cbor2.dumps(raw))
 
     def event(self, e: Event) -> bytes:
         record = bytearray((0x84 if e.failed else 0x83,))
         code = self._codes.get(e.call)
         _head(record, 0x00, len(self._codes) if code is None else code)
-        _encode(e.args, record)     # before interning the call: may raise
-        _encode(e.result, record)
+        _encode(e.args, record, 1)     # before interning the call: may raise
+        _encode(e.result, record, 1)
         if e.failed:
             record.append(0xf5)
         if code is None:
             if type(e.call) is not str:
                 raise TypeError(f"event call must be str, not {type(e.call).__name__}")
-            code = self._codes[e.call] = len(self._codes)
-            return cbor2.dumps({"t": "call", "code": code, "name": e.call}) + record
-        return bytes(record)
+            if len(record) > MAX_RECORD:   # before the chain moves on
+                raise ValueError(f"a record of {len(record)} bytes is over the maximum record size "
+                                 f"({MAX_RECORD} bytes)")
+            definition = self._frame(cbor2.dumps({"t": "call", "code": len(self._codes), "name": e.call}))
+            self._codes[e.call] = len(self._codes)
+            return definition + self._frame(record)
+        return self._frame(record)
 
     def outcome(self, raw: dict[str, Any]) -> bytes:
-        return cbor2.dumps(raw)
+        return self._frame(cbor2.dumps(raw))
+
+
+_RESYNC_SPAN = 1 << 16
+
+
+def _goes_on(data: bytes, start: int) -> bool:
+    """Whether the bytes after the frame head at `start`, whose length runs past the end of the
+    file, hold whole frames: two in a row whose checksums chain, or an outcome frame that ends
+    the file. A killed recording leaves only a prefix of its last frame there (telling it from
+    a damaged length is a guess, and this guess errs towards "incomplete")."""
+    for p in range(start + 1, min(len(data), start + _RESYNC_SPAN)):
+        if not 0x45 <= data[p] <= 0x5b:
+            continue
+        try:
+            n, size = CborDecoder._frame_size(data, p)
+        except RecordError:
+            continue
+        end = p + size + (n or 0)
+        if n is None or end > len(data):
+            continue
+        if end == len(data):
+            if data[p + size] in _MAP_HEADS and b"outcome" in data[p + size:end]:
+                return True
+            continue
+        try:
+            n2, size2 = CborDecoder._frame_size(data, end)
+        except RecordError:
+            continue
+        end2 = end + size2 + (n2 or 0)
+        if n2 is None or end2 > len(data):
+            continue
+        crc = int.from_bytes(data[end - _CRC:end], "big")
+        if zlib.crc32(data[end + size2:end2 - _CRC], crc) == int.from_bytes(data[end2 - _CRC:end2], "big"):
+            return True
+    return False
 
 
 class CborDecoder:
@@ -122,34 +190,134 @@ class CborDecoder:
         # read_size=1: no read-ahead, so the stream position is exactly after each item
         self._dec = cbor2.CBORDecoder(src, read_size=1)  # type: ignore[arg-type]  # duck-typed stream
         self._names: list[str] = []
+        self._crc = 0
+        self.framed = True   # False for a version-1 file (no frames, no checksums)
 
     def header(self) -> dict[str, Any] | None:
         """The raw header, None if the file ends inside it; RecordError if it is not a header."""
-        self._src.read(len(MAGIC))
-        try:
-            raw = self._dec.decode()
-        except cbor2.CBORDecodeEOF:
+        src = self._src
+        src.read(len(MAGIC))
+        first = src.peek(1)
+        if not first:
             return None
-        except (cbor2.CBORDecodeError, ValueError) as e:
-            raise RecordError(f"not an rr trace: undecodable header ({e})", 0) from None
+        self.framed = first[0] in range(0x40, 0x5c)
+        if self.framed:
+            try:
+                n, size = self._frame_size(src.peek(9), 0)
+            except RecordError as e:
+                raise RecordError(f"corrupt header: {e}", 0) from None
+            if n is None or not src.has(size + n):
+                return None
+            frame = src.read(size + n)
+            record = frame[size:-_CRC]
+            self._crc = zlib.crc32(record)
+            if self._crc != int.from_bytes(frame[-_CRC:], "big"):
+                raise RecordError("corrupt header: checksum mismatch", 0)
+            try:
+                raw = cbor2.loads(record)
+            except Exception as e:  # noqa: BLE001 - any decoder failure: the bytes are not a header
+                raise RecordError(f"not an rr trace: undecodable header ({e})", 0) from None
+        else:
+            try:
+                raw = self._dec.decode()
+            except cbor2.CBORDecodeEOF:
+                return None
+            except Exception as e:  # noqa: BLE001
+                raise RecordError(f"not an rr trace: undecodable header ({e})", 0) from None
         if not isinstance(raw, dict) or raw.get("t") != "header":
             raise RecordError("not an rr trace: the first record is not a header", 0)
         try:
-            return normalize(raw)
-        except TypeError as e:
+            return normalize(raw)  # type: ignore[no-any-return]
+        except (TypeError, ValueError) as e:
             raise RecordError(f"corrupt header: {e}", 0) from None
+
+    @staticmethod
+    def _frame_size(data: bytes, at: int) -> tuple[int | None, int]:
+        """(content length, head size) of the frame whose head starts at data[at]; None for the
+        length when `data` ends inside the head. RecordError if it is no frame head or too long."""
+        head = data[at]
+        if 0x40 <= head < 0x58:
+            n, size = head - 0x40, 1
+        else:
+            size = _FRAME_HEAD_SIZE.get(head, 0)
+            if not size:
+                raise RecordError(f"byte 0x{head:02x} cannot start a record")
+            if at + size > len(data):
+                return None, size
+            n = int.from_bytes(data[at + 1:at + size], "big")
+        if n <= _CRC:
+            raise RecordError(f"a frame of {n} bytes is too short to hold a record and its checksum")
+        if n > _MAX_FRAME:
+            raise RecordError(f"the record claims {n - _CRC} bytes, over the maximum record size "
+                              f"({MAX_RECORD} bytes)")
+        return n, size
 
     def records(self) -> Generator[tuple[str, Any, int], None, int | None]:
         """Yield ("event" | "outcome" | "call", raw, byte offset); return the offset of a torn
-        last record, or None at a clean end.
-
-        cbor2 decodes from an in-memory window of the file (`io.BytesIO`, whose C-level reads
-        cost a fraction of a Python `read` method's) that starts at a record boundary. A record
-        that runs past the window's end is decoded again from its start once the window has
-        grown by at least its own size, or is the torn last record when the file ends first."""
+        last record, or None at a clean end."""
+        if not self.framed:
+            return (yield from self._v1_records())
         src, dec = self._src, self._dec
-        window, start = b"", 0     # `start`: offset in `window` of the next record
+        window, start = b"", 0     # `start`: offset in `window` of the next frame
         base = src.pos             # file offset of window[0]
+        view, mv = io.BytesIO(), memoryview(b"")
+        crc = self._crc
+        while True:
+            if len(window) - start < 9:   # the longest frame head
+                more = src.read_some()
+                if more:
+                    base += start
+                    window, start = window[start:] + more, 0
+                    view, mv = io.BytesIO(window), memoryview(window)
+                    dec.fp = view
+                    continue
+                if start == len(window):
+                    return None
+            pos = base + start
+            try:
+                n, size = self._frame_size(window, start)
+            except RecordError as e:
+                raise RecordError(str(e), pos) from None
+            if n is None:
+                return pos
+            end = start + size + n
+            if end > len(window):
+                more = self._read_at_least(end - len(window))
+                base += start
+                window, end, start = window[start:] + more, end - start, 0
+                view, mv = io.BytesIO(window), memoryview(window)
+                dec.fp = view
+                if end > len(window):
+                    if _goes_on(window, start):
+                        raise RecordError(f"the record's length ({n - _CRC} bytes) runs past the end "
+                                          f"of the file, but whole records follow it: a damaged "
+                                          f"length, not a cut", pos)
+                    return pos
+            body, tail = start + size, end - _CRC
+            crc = zlib.crc32(mv[body:tail], crc)
+            if crc != int.from_bytes(mv[tail:end], "big"):
+                raise RecordError("checksum mismatch: the record is damaged, or records before it "
+                                  "were dropped, duplicated, reordered or inserted", pos)
+            view.seek(body)
+            try:
+                kind, raw = self._record(window[body])
+            except RecordError as e:
+                raise RecordError(str(e), pos) from None
+            except Exception as e:  # noqa: BLE001 - cbor2 raises many types on bytes it rejects
+                raise RecordError(f"undecodable record: {e}", pos) from None
+            if view.tell() != tail:
+                raise RecordError("the record does not fill its frame", pos)
+            start = end
+            yield kind, raw, pos
+
+    def _v1_records(self) -> Generator[tuple[str, Any, int], None, int | None]:
+        """Version 1: bare records, no checksums. cbor2 decodes from an in-memory window of the
+        file that starts at a record boundary; a record that runs past the window's end is
+        decoded again from its start once the window has grown by at least its own size (up to
+        MAX_RECORD), or is the torn last record when the file ends first."""
+        src, dec = self._src, self._dec
+        window, start = b"", 0
+        base = src.pos
         view = io.BytesIO()
         while True:
             if start == len(window):
@@ -164,6 +332,9 @@ class CborDecoder:
             try:
                 kind, raw = self._record(window[start])
             except cbor2.CBORDecodeEOF:
+                if len(window) - start > _MAX_FRAME:
+                    raise RecordError(f"a record longer than the maximum record size "
+                                      f"({MAX_RECORD} bytes)", pos) from None
                 more = self._read_at_least(len(window) - start)
                 if not more:
                     return pos
@@ -173,8 +344,7 @@ class CborDecoder:
                 continue
             except RecordError as e:
                 raise RecordError(str(e), pos) from None
-            except (cbor2.CBORDecodeError, TypeError, ValueError, OverflowError) as e:
-                # cbor2 turns some tags into other types or rejects their contents
+            except Exception as e:  # noqa: BLE001
                 raise RecordError(f"undecodable record: {e}", pos) from None
             start = view.tell()
             yield kind, raw, pos
@@ -203,13 +373,15 @@ class CborDecoder:
                 raise RecordError(f"event uses undefined call code {code!r}")
             if type(args) is not list:
                 raise RecordError("event args must be an array")
-            return "event", {"call": self._names[code], "args": normalize(args),
-                             "result": normalize(result), "failed": head == 0x84}
+            return "event", {"call": self._names[code], "args": normalize(args, 1),
+                             "result": normalize(result, 1), "failed": head == 0x84}
         if head in _MAP_HEADS:
             dec.fp.read(1)   # the map head: its pairs are decoded one by one below
             raw = {}
             for _ in range(head - 0xa0):
                 key = dec.decode()
+                if type(key) is not str:
+                    raise RecordError("record keys must be str")
                 raw[key] = dec.decode()
             t = raw.get("t")
             if t == "call":
@@ -221,4 +393,3 @@ class CborDecoder:
                 return "outcome", normalize(raw)
             raise RecordError(f"unexpected record type {t!r}")
         raise RecordError(f"byte 0x{head:02x} cannot start a record")
-

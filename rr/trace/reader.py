@@ -11,7 +11,7 @@ from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
 from . import cbor, jsonl
-from .errors import RecordError, TraceError
+from .errors import RecordError, TraceError, TraceNotFoundError
 from .model import Event, Header, Outcome, Trace
 from .records import event_from_raw, header_from_raw, outcome_from_raw
 from .streams import GZIP_MAGIC, ByteSource, Gunzip, file_source
@@ -24,8 +24,20 @@ def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None,
     """Yield the Header, then each Event, then the Outcome if the trace has one.
 
     The generator's return value (StopIteration.value) is None for a complete trace, else the
-    reason it is incomplete. Raises TraceError for anything that is not a torn end.
+    reason it is incomplete. Raises TraceError (only) for anything that is not a torn end:
+    corruption names the record index and its byte offset (CBOR) or line (JSONL).
     """
+    try:
+        return (yield from _records(f, name))
+    except TraceError:
+        raise
+    except OSError as e:
+        raise TraceError(f"{name}: cannot read: {e.strerror or e}") from None
+    except (MemoryError, RecursionError) as e:   # bounded by design; never a traceback
+        raise TraceError(f"{name}: cannot read: {type(e).__name__}") from None
+
+
+def _records(f: BinaryIO, name: str) -> Generator[Record, None, str | None]:
     raw_src = file_source(f)
     src, gunzip = raw_src, None
     if raw_src.peek(2) == GZIP_MAGIC:
@@ -34,21 +46,29 @@ def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None,
     decoder = _detect(src, name, gunzip)
     label = f"{decoder.unit} {{}}" + (" (uncompressed)" if gunzip and decoder.unit == "byte" else "")
 
-    def fail(e: RecordError, events: int) -> TraceError:
-        return TraceError(f"{name}: {label.format(e.pos)} (after {events} events): {e}")
-
     try:
         raw_header = decoder.header()
         if raw_header is None:
             raise TraceError(f"{name}: truncated inside the header ({src.pos} bytes)")
         raw_header, file_version = upgrade_header(raw_header)
+        if getattr(decoder, "framed", file_version >= 2) != (file_version >= 2):
+            raise RecordError(f"corrupt header: version {file_version} in the layout of another version")
         header = header_from_raw(raw_header)
     except RecordError as e:
         raise TraceError(f"{name}: {e}") from None
     yield header
 
     events = 0
-    outcome_seen = False
+    index = 1   # records so far, the header being record 0
+    outcome_at: int | None = None   # where the outcome record starts
+
+    def fail(e: RecordError) -> TraceError:
+        if outcome_at is not None:
+            return TraceError(f"{name}: data after the outcome record, at {label.format(e.pos)} "
+                              f"(the trace is whole up to there: {events} events and the outcome)")
+        return TraceError(f"{name}: corrupt record {index} at {label.format(e.pos)} "
+                          f"(after {events} events): {e}")
+
     records = decoder.records()
     try:
         while True:
@@ -57,30 +77,30 @@ def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None,
             except StopIteration as stop:
                 torn = stop.value
                 break
-            if outcome_seen:
+            if outcome_at is not None:
                 raise RecordError("unexpected record after the outcome", pos)
-            if kind == "call":   # a CBOR call definition: the codec has taken it in
-                continue
-            try:
-                if kind == "event":
-                    if file_version != CURRENT_VERSION:
-                        raw = upgrade_event(file_version, raw)
-                    record: Record = event_from_raw(raw)
-                else:
-                    record = outcome_from_raw(raw)
-                    outcome_seen = True
-            except RecordError as e:
-                raise RecordError(str(e), pos) from None
-            yield record
-            events += kind == "event"
+            if kind != "call":   # a CBOR call definition: the codec has taken it in
+                try:
+                    if kind == "event":
+                        if file_version != CURRENT_VERSION:
+                            raw = upgrade_event(file_version, raw)
+                        record: Record = event_from_raw(raw)
+                    else:
+                        record = outcome_from_raw(raw)
+                        outcome_at = pos
+                except RecordError as e:
+                    raise RecordError(str(e), pos) from None
+                yield record
+                events += kind == "event"
+            index += 1
     except RecordError as e:
-        raise fail(e, events) from None
+        raise fail(e) from None
 
     if torn is not None:
-        if outcome_seen:
-            raise fail(RecordError("unexpected data after the outcome", torn), events)
+        if outcome_at is not None:
+            raise fail(RecordError("torn", torn))
         return f"truncated after {events} events: torn record at {label.format(torn)}"
-    if not outcome_seen:
+    if outcome_at is None:
         return f"no outcome: the recording ended after {events} events ({src.pos} bytes)"
     return None
 
@@ -102,11 +122,20 @@ def _detect(src: ByteSource, name: str, gunzip: Gunzip | None) -> cbor.CborDecod
 
 
 class TraceReader:
-    """A trace being read: `.header` at once, events by iterating, then the outcome."""
+    """A trace being read: `.header` at once, events by iterating, then the outcome.
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = os.fspath(path)
-        self._f = open(self.path, "rb")
+    `source` is a path, or an open binary file (then `name` says what to call it in messages).
+    Every failure, opening the file included, is a TraceError."""
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, name: str | None = None):
+        if hasattr(source, "read"):
+            self._f = source
+            self.path = name or getattr(source, "name", "<stream>")
+        else:
+            self.path = os.fspath(source)  # type: ignore[arg-type]
+            self._f = _open(self.path)
+        if name is not None:
+            self.path = name
         try:
             self._records = iter_records(self._f, self.path)
             self.header: Header = next(self._records)  # type: ignore[assignment]
@@ -164,8 +193,19 @@ class TraceReader:
         self.close()
 
 
-def open_trace(path: str | os.PathLike[str]) -> TraceReader:
-    return TraceReader(path)
+def _open(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise TraceNotFoundError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise TraceError(f"{path}: is a directory, not a trace") from None
+    except OSError as e:
+        raise TraceError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def open_trace(source: str | os.PathLike[str] | BinaryIO, name: str | None = None) -> TraceReader:
+    return TraceReader(source, name)
 
 
 def read_trace(path: str | os.PathLike[str]) -> Trace:

@@ -7,12 +7,22 @@ written in a fixed order followed by `extra`, so re-encoding a decoded header is
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .errors import RecordError
 from .model import ComponentInfo, Event, Header, Outcome
 from .values import normalize
 from .versions import CURRENT_VERSION, FORMAT_NAME
+
+# The largest record either codec writes or reads (CBOR: the record's bytes; JSONL: twice
+# that per line, for escapes). A 400 MiB HTTP body is one record. A longer length claim is
+# refused before anything is allocated.
+MAX_RECORD = 512 << 20
+
+# start_time must be a date a reader can print: years 1..9999
+_TIME_RANGE = (-62135596800.0, 253402300799.0)
+_MAX_SIZE = 1 << 63
 
 HEADER_KEYS = ("t", "format", "version", "rr_version", "wasmtime_version", "component",
                "argv", "env", "dirs", "start_time")
@@ -50,6 +60,8 @@ def header_from_raw(raw: dict[str, Any]) -> Header:
     for key, typ in (("sha256", str), ("size", int), ("name", str)):
         if type(comp.get(key)) is not typ:
             raise RecordError(f"header field 'component.{key}' must be {typ.__name__}")
+    if not 0 <= comp["size"] < _MAX_SIZE:
+        raise RecordError("header field 'component.size' is out of range")
     argv = _field(raw, "argv", list)
     if not all(type(a) is str for a in argv):
         raise RecordError("header field 'argv' must be a list of str")
@@ -63,6 +75,8 @@ def header_from_raw(raw: dict[str, Any]) -> Header:
     start = raw.get("start_time")
     if type(start) is not float:
         raise RecordError("header field 'start_time' must be a float")
+    if not (math.isfinite(start) and _TIME_RANGE[0] <= start <= _TIME_RANGE[1]):
+        raise RecordError(f"header field 'start_time' is not a date: {start!r}")
     return Header(
         format=raw["format"], version=raw["version"],
         rr_version=_field(raw, "rr_version", str),
@@ -92,9 +106,12 @@ def outcome_from_raw(raw: dict[str, Any]) -> Outcome:
         raise RecordError(f"outcome must be {{kind: exit|trap|stopped, status|message|event}}, "
                           f"got keys {sorted(raw)}")
     try:
-        return Outcome(kind, **{name: raw[name]})  # type: ignore[arg-type]
+        outcome = Outcome(kind, **{name: raw[name]})  # type: ignore[arg-type]
     except ValueError as e:
         raise RecordError(str(e)) from None
+    if kind == "exit" and not 0 <= outcome.status <= 255 or kind == "stopped" and outcome.event < 0:
+        raise RecordError(f"outcome {name} {raw[name]} is out of range")
+    return outcome
 
 
 def _field(raw: dict[str, Any], key: str, typ: type) -> Any:

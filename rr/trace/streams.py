@@ -56,13 +56,23 @@ class ByteSource:
         self._want(n)
         return bytes(self._buf[self._start:self._start + n])
 
-    def readline(self) -> bytes:
+    def has(self, n: int) -> bool:
+        """True if n more bytes are there (buffers them)."""
+        return self._want(n)
+
+    def readline(self, limit: int) -> bytes | None:
+        """The next line with its newline (without one at the end); None when no newline comes
+        within `limit` bytes."""
         scanned = 0   # relative to _start: _want may move the buffered bytes
         while True:
             i = self._buf.find(b"\n", self._start + scanned)
             if i >= 0:
+                if i - self._start >= limit:
+                    return None
                 return self.read(i + 1 - self._start)
             scanned = len(self._buf) - self._start
+            if scanned > limit:
+                return None
             if not self._want(scanned + 1):
                 return self.read(len(self._buf) - self._start)
 
@@ -127,9 +137,13 @@ class Sink:
         while written < len(data):   # a raw write may be short (e.g. interrupted by a signal)
             written += self._f.write(memoryview(data)[written:])
 
-    def close(self) -> None:
-        os.fsync(self._f.fileno())
-        self._f.close()
+    def close(self, finish: bool = True) -> None:
+        """fsync and close; `finish=False` after a failed write: close only."""
+        try:
+            if finish:
+                os.fsync(self._f.fileno())
+        finally:
+            self._f.close()
 
 
 class GzipSink(Sink):
@@ -144,6 +158,11 @@ class GzipSink(Sink):
     def write(self, data: bytes) -> None:
         super().write(self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH))
 
-    def close(self) -> None:
-        Sink.write(self, self._z.flush())
-        super().close()
+    def close(self, finish: bool = True) -> None:
+        try:
+            if finish:
+                Sink.write(self, self._z.flush())
+        except BaseException:
+            super().close(False)
+            raise
+        super().close(finish)

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import TraceNameError
 from .model import Event, Trace
 from .reader import open_trace
 from .values import byte_count
@@ -15,22 +16,25 @@ from .writer import TraceWriter
 
 def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str],
             fmt: str | None = None, overwrite: bool = False) -> None:
-    """Re-encode a trace (streaming). An incomplete source gives an incomplete copy without the
-    torn record. On a corrupt source the partial destination is removed and TraceError raised."""
-    if os.path.exists(dst_path) and os.path.samefile(src_path, dst_path):
-        raise ValueError(f"{os.fspath(dst_path)}: cannot convert a trace onto itself")
+    """Re-encode a trace (streaming); CBOR output gets fresh checksums. An incomplete source
+    gives an incomplete copy without the torn record. The output appears only once it is whole:
+    on a corrupt source (TraceError) or a failed write nothing is left of it, and a file it was
+    to replace is untouched."""
     with open_trace(src_path) as reader:
+        if os.path.exists(dst_path) and os.path.samefile(src_path, dst_path):
+            raise TraceNameError(f"{os.fspath(dst_path)}: is the input trace itself: "
+                                 f"convert into another file")
         writer = TraceWriter(dst_path, fmt, overwrite=overwrite)
         try:
-            with writer:
-                writer.write_header(reader.header)
-                for event in reader:
-                    writer.write_event(event)
-                if reader.outcome is not None:
-                    writer.write_outcome(reader.outcome)
+            writer.write_header(reader.header)
+            for event in reader:
+                writer.write_event(event)
+            if reader.outcome is not None:
+                writer.write_outcome(reader.outcome)
         except BaseException:
-            os.unlink(dst_path)
+            writer.discard()
             raise
+        writer.close()
 
 
 @dataclass(frozen=True)

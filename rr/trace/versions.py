@@ -3,8 +3,10 @@
 A migration upgrades *format-neutral* raw records (the dicts both codecs decode to:
 the header map, and events as {"call", "args", "result", "failed"}) from version v
 to v + 1. Codec-level layout changes must be handled in the codec itself.
-Only version 1 exists so far, so MIGRATIONS is empty; the first format change adds
-`MIGRATIONS[1] = Migration(header=..., event=...)` and bumps CURRENT_VERSION to 2.
+
+  1 -> 2  records unchanged. The codecs changed: CBOR records sit in checksummed frames
+          (a CRC-32 chain, cbor.py), JSONL writes text bytes as {"$utf8": ...}. Both
+          codecs still read the version-1 layout; writing is always the current version.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from .errors import RecordError
 
 FORMAT_NAME = "rr-trace"
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 
 RawRecord = dict[str, Any]
 
@@ -27,8 +29,14 @@ class Migration:
     event: Callable[[RawRecord], RawRecord]
 
 
+def _same(raw: RawRecord) -> RawRecord:
+    return raw
+
+
 # version v -> the migration that turns a version-v record into a version v+1 record
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {
+    1: Migration(header=_same, event=_same),
+}
 
 
 def upgrade_header(raw: RawRecord) -> tuple[RawRecord, int]:

@@ -1,17 +1,26 @@
-"""Writing traces: straight to the target path, one flushed write per record.
+"""Writing traces: one write per record, and never at the cost of an existing file.
 
-A recording killed at any point leaves a file that reads back up to its last whole event.
-The writer never replaces an existing file unless told to (`overwrite=True`): losing an earlier
-recording by accident is worse than a failed start. Not thread-safe: one writer per thread.
+A new trace is written straight to its path, so a recording killed at any point (kill -9)
+leaves a file that reads back up to its last whole event. Replacing a trace (`overwrite=True`
+and the file exists) writes beside it, `<path>.<pid>.partial`, and renames that over the old
+file only when the writer is closed normally: until then the old trace stays intact, whatever
+happens (a crash, a kill, a full disk). Without `overwrite` the writer refuses to touch an
+existing file.
+
+A failed write (disk full, I/O error) makes the writer fail every later write with
+TraceOutputError; what was written before stays readable (an incomplete trace). A trace that
+ends up holding no event (failed before the first one) is removed, so it never blocks the next
+recording. Not thread-safe: one writer per thread (merge.SharedWriter serialises).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from types import TracebackType
 
 from .cbor import CborEncoder
-from .errors import TraceExistsError
+from .errors import TraceExistsError, TraceNameError, TraceOutputError
 from .jsonl import JsonlEncoder
 from .model import Event, Header, Outcome
 from .records import header_to_raw, outcome_to_raw
@@ -31,57 +40,148 @@ def format_for(path: str | os.PathLike[str], fmt: str | None = None) -> tuple[st
     if fmt is not None:
         fmt = "jsonl" if fmt == "json" else fmt
         if fmt not in FORMATS:
-            raise ValueError(f"unknown trace format {fmt!r}; use cbor or jsonl")
+            raise TraceNameError(f"unknown trace format {fmt!r}: use cbor or json")
         return fmt, gz
     for ext, found in _EXTENSIONS.items():
         if name.endswith(ext):
             return found, gz
-    raise ValueError(f"cannot tell the trace format from the name {os.fspath(path)!r}: "
-                     f"use .cbor, .json or .jsonl (optionally + .gz) or pass fmt")
+    raise TraceNameError(f"{os.fspath(path)}: cannot tell the trace format from the name: "
+                         f"name it .cbor, .json or .jsonl (optionally + .gz)")
 
 
 class TraceWriter:
     def __init__(self, path: str | os.PathLike[str], fmt: str | None = None, *, overwrite: bool = False):
         self.path = os.fspath(path)
         self.fmt, gz = format_for(path, fmt)
+        if os.path.isdir(self.path):
+            raise TraceNameError(f"{self.path}: is a directory, not a trace file name")
+        self._target = self.path   # where the records go until close()
         try:
-            # "x": fail if it exists, atomically; unbuffered: Sink writes each record to the OS
-            f = open(self.path, "wb" if overwrite else "xb", buffering=0)
+            if overwrite and os.path.lexists(self.path):
+                self._target, f = _create_beside(self.path)
+            else:
+                # "x": fail if it exists, atomically; unbuffered: Sink writes each record to the OS
+                f = open(self.path, "xb", buffering=0)
         except FileExistsError:
             raise TraceExistsError(f"{self.path}: refusing to overwrite an existing file") from None
+        except OSError as e:
+            raise TraceOutputError(f"{self.path}: cannot create the trace: {e.strerror}") from None
         self._sink: Sink = GzipSink(f) if gz else Sink(f)
         self._encoder = CborEncoder() if self.fmt == "cbor" else JsonlEncoder()
         self._state = "header"   # -> "events" -> "ended" -> "closed"
         self.events_written = 0
+        self.error: OSError | None = None   # the write that failed, if one did
+        self.kept: str | None = None        # after closing: the file that holds the records
 
     def _expect(self, state: str, what: str) -> None:
+        if self.error is not None:
+            raise self._failure()
         if self._state != state:
             raise RuntimeError(f"cannot write {what}: the writer is at {self._state!r}")
 
+    def _write(self, data: bytes) -> None:
+        try:
+            self._sink.write(data)
+        except OSError as e:
+            self.error = e
+            raise self._failure() from None
+
+    def _failure(self) -> TraceOutputError:
+        assert self.error is not None
+        return TraceOutputError(f"{self.path}: cannot write the trace: {self.error.strerror or self.error}",
+                                self.events_written)
+
     def write_header(self, header: Header) -> None:
         self._expect("header", "the header")
-        self._sink.write(self._encoder.header(header_to_raw(header)))
+        self._write(self._encoder.header(header_to_raw(header)))
         self._state = "events"
 
     def write_event(self, event: Event) -> None:
         self._expect("events", "an event")
-        self._sink.write(self._encoder.event(event))
+        self._write(self._encoder.event(event))
         self.events_written += 1
 
     def write_outcome(self, outcome: Outcome) -> None:
         self._expect("events", "the outcome")
-        self._sink.write(self._encoder.outcome(outcome_to_raw(outcome)))
+        self._write(self._encoder.outcome(outcome_to_raw(outcome)))
         self._state = "ended"
 
     def close(self) -> None:
-        """Flush and fsync. A trace closed without an outcome reads back as incomplete."""
+        """Finish the trace: fsync, and put it in place of the file it replaces. A trace closed
+        without an outcome reads back as incomplete. After a failed write this is abort()."""
+        if self._state == "closed":
+            return
+        if self.error is None:
+            try:
+                self._sink.close()
+            except OSError as e:
+                self.error = e
+            else:
+                self._state = "closed"
+                if self._target != self.path:
+                    os.replace(self._target, self.path)
+                    _sync_dir(self.path)
+                self.kept = self.path
+                return
+        self.abort()
+        raise self._failure()
+
+    def abort(self) -> None:
+        """Stop without putting the trace in place: a file it replaces is left as it was. The
+        records written so far are kept (at `.kept`) unless there is no event among them."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        try:
+            self._sink.close(finish=self.error is None)
+        except OSError as e:
+            self.error = self.error or e
+        if self.events_written:
+            self.kept = self._target
+        else:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove whatever this writer wrote (a replaced file is left as it was)."""
         if self._state != "closed":
-            self._state = "closed"
-            self._sink.close()
+            self.abort()
+        try:
+            os.unlink(self._target)
+        except FileNotFoundError:
+            pass
+        self.kept = None
 
     def __enter__(self) -> TraceWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _create_beside(path: str) -> tuple[str, object]:
+    """A new file next to `path` (same directory, so the final rename is atomic)."""
+    for n in itertools.count():
+        temp = f"{path}.{os.getpid()}{f'-{n}' if n else ''}.partial"
+        try:
+            return temp, open(temp, "xb", buffering=0)
+        except FileExistsError:
+            if n >= 100:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sync_dir(path: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
