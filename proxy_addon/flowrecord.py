@@ -9,8 +9,9 @@
                           "headers": [[b"name", b"value"], ...],
                           "body": b"..."},        # de-chunked, content-encoding NOT decoded
       "error": None | {"kind": "refused", "message": "..."},   # kind in errors.KINDS
-      "timings": {"start": t, "request_end": t?, "response_start": t?, "end": t},  # unix seconds
-    }
+      "timings": {"start": t, "request_end": t?, "response_start": t?, "end": t,   # unix seconds
+                  "connect_start": t?, "connect_end": t?, "tls_end": t?},  # when this flow
+    }                                                     # opened its upstream connection
 
 Header names and values are bytes: HTTP allows obs-text bytes in values, and bytes are the
 only representation that is lossless for every header mitmproxy can receive.
@@ -57,6 +58,7 @@ def flow_to_record(flow: http.HTTPFlow) -> FlowRecord:
     timings: dict[str, float] = {"start": req.timestamp_start}
     if req.timestamp_end is not None:
         timings["request_end"] = req.timestamp_end
+    timings |= _connect_timings(flow.server_conn, req.timestamp_start)
     response = None
     error = None
     if flow.error is not None:
@@ -90,6 +92,19 @@ def flow_to_record(flow: http.HTTPFlow) -> FlowRecord:
     }
 
 
+def _connect_timings(server: connection.Server, request_start: float) -> dict[str, float]:
+    """The upstream connect (and TLS) times, for the flow that opened the connection: one that
+    reuses a kept-alive connection (opened before its request began) has none (HAR: -1)."""
+    if server.timestamp_start is None or server.timestamp_start < request_start:
+        return {}
+    out = {"connect_start": server.timestamp_start}
+    if server.timestamp_tcp_setup is not None:
+        out["connect_end"] = server.timestamp_tcp_setup
+    if server.timestamp_tls_setup is not None:
+        out["tls_end"] = server.timestamp_tls_setup
+    return out
+
+
 def response_from_record(rec_response: dict[str, Any], start: float, end: float) -> http.Response:
     return http.Response(
         rec_response["http_version"].encode(),
@@ -117,7 +132,9 @@ def record_to_flow(rec: FlowRecord) -> http.HTTPFlow:
         path += "?" + url.query
 
     client = connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0), timestamp_start=start)
-    server = connection.Server(address=(host, port))
+    server = connection.Server(address=(host, port), timestamp_start=timings.get("connect_start"),
+                               timestamp_tcp_setup=timings.get("connect_end"),
+                               timestamp_tls_setup=timings.get("tls_end"))
     flow = http.HTTPFlow(client, server)
     flow.request = http.Request(
         host,

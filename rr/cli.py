@@ -266,15 +266,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from . import har
-    from .errors import UsageError
 
-    try:
-        with _reading_trace(args.trace):
-            exported = getattr(har, args.export)(args.trace, args.output, overwrite=args.force)
-    except har.OutputExistsError as e:
-        raise UsageError(f"{e} (use --force to replace it)") from None
-    except har.OutputError as e:
-        raise UsageError(str(e)) from None
+    with _reading_trace(args.trace):
+        exported = getattr(har, args.export)(args.trace, args.output, overwrite=args.force)
     _report(exported.summary())
     return 0
 

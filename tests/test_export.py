@@ -221,3 +221,46 @@ def test_reading_flow_records_does_not_import_mitmproxy(records: list[dict], tmp
             "print(n, 'mitmproxy' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(trace)], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["6", "False"], done.stderr
+
+
+@pytest.mark.parametrize("name", TRACE_NAMES)
+def test_exports_list_exchanges_in_the_order_the_guest_made_them(records: list[dict], tmp_path: Path,
+                                                                  name: str) -> None:
+    """The trace holds flows in the order they finished (here: last request first)."""
+    from mitmproxy import io
+
+    trace = write_trace(tmp_path / name, list(reversed(records)))
+    assert [r["id"] for r in flow_records(trace)] == ["6", "5", "4", "3", "2", "1"]
+    export_har(trace, tmp_path / "out.har")
+    har = json.loads((tmp_path / "out.har").read_text())
+    assert [e["comment"] for e in har["log"]["entries"]] == [f"rr flow {i}" for i in range(1, 7)]
+    export_mitm(trace, tmp_path / "out.mitm")
+    assert [f.metadata["rr.flow"] for f in io.read_flows_from_paths([str(tmp_path / "out.mitm")])] == [
+        str(i) for i in range(1, 7)]
+
+
+def test_an_export_leaves_exactly_one_complete_file(records: list[dict], tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "t.cbor", records)
+    for overwrite in (False, True):
+        export_har(trace, tmp_path / "out.har", overwrite=overwrite)
+        assert (tmp_path / "out.har").stat().st_nlink == 1   # the temporary name is gone
+        jsonschema.validate(json.loads((tmp_path / "out.har").read_text()), SCHEMA)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.har", "t.cbor"]
+
+
+def rr_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rr", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_export_errors_are_one_line_with_the_usage_status(records: list[dict], tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "t.cbor", records)
+    (tmp_path / "out.har").write_text("an earlier export")
+    exists = rr_cli("har", str(trace), "-o", str(tmp_path / "out.har"))
+    no_dir = rr_cli("flows", str(trace), "-o", str(tmp_path / "no-such-dir" / "out.mitm"))
+    for done in (exists, no_dir):
+        assert done.returncode == 125, done.stderr
+        assert done.stderr.startswith("rr: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "use --force" in exists.stderr and "no-such-dir" in no_dir.stderr
+    assert (tmp_path / "out.har").read_text() == "an earlier export"
+    forced = rr_cli("har", str(trace), "-o", str(tmp_path / "out.har"), "--force")
+    assert forced.returncode == 0 and forced.stderr == f"rr: wrote 6 HTTP exchanges (1 failed) to {tmp_path / 'out.har'}\n"
