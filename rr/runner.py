@@ -191,6 +191,7 @@ def link(program: Program, host: HostContext) -> wc.Linker:
 
     linker = wc.Linker(program.engine)
     conv = Converters(host.table, resources)
+    guard = getattr(host.tap, "guard", None)  # replay: what the guest gets is checked first
     with linker.root() as root:
         for name, base, items in instances:
             with root.add_instance(name) as inst:
@@ -204,7 +205,8 @@ def link(program: Program, host: HostContext) -> wc.Linker:
                     impl = _implementation(base, item_name)
                     qualified = f"{name}.{item_name}"
                     fn = partial(impl, host) if impl else _not_implemented(qualified)
-                    abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn))
+                    abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn,
+                                                           guard if impl else None))
     return linker
 
 
