@@ -71,6 +71,8 @@ def type_name(ty: wc.ValType | None, depth: int = 0) -> str:
     if isinstance(ty, wc.OptionType):
         return f"option<{type_name(ty.payload, depth + 1)}>"
     if isinstance(ty, wc.ResultType):
+        if ty.ok is None and ty.err is None:
+            return "result"
         ok = type_name(ty.ok, depth + 1) if ty.ok is not None else "_"
         return f"result<{ok}, {type_name(ty.err, depth + 1)}>" if ty.err is not None else f"result<{ok}>"
     if isinstance(ty, wc.RecordType):
