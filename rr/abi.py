@@ -18,6 +18,12 @@ Python representation of WIT values (both directions):
                              function, returning v means ok and raising WasiError(e) means err.
     own<R> / borrow<R>       the Python object that represents the host resource
 
+Lowering never leaves half-built values behind: a lowerer that fails leaves its target
+untouched, and one that fails inside a container it allocated neutralizes the slots it
+did not fill and frees the container (a value that cannot be lowered must trap the
+guest, not hand wasmtime uninitialised memory to free). On replay, values are checked
+against their WIT type before lowering (rr/typecheck.py, wired in by `bind`).
+
 Two exceptions cross a host call on purpose: WasiError (becomes an `err` value) and
 GuestExit (unwinds the guest: wasi:cli/exit).  Anything else is a bug in rr; it traps
 the guest and is re-raised by the runner with the function's name.
@@ -36,6 +42,8 @@ import wasmtime
 import wasmtime._bindings as raw_api
 import wasmtime._ffi as ffi
 from wasmtime import component as wc
+
+from .typecheck import Check, checker, type_name
 
 VAL = ffi.wasmtime_component_val_t
 VAL_SIZE = ctypes.sizeof(VAL)  # 32 bytes: kind (u8) at 0, payload union at 8
@@ -325,18 +333,18 @@ class Converters:
         if scalar is not None:
             kind, field = scalar
             def lower_scalar(ctx: Any, v: Any, val: VAL) -> None:
-                val.kind = kind
                 setattr(val.of, field, v)
+                val.kind = kind
             return lower_scalar
         if isinstance(ty, wc.Char):
             def lower_char(ctx: Any, v: str, val: VAL) -> None:
-                val.kind = ffi.WASMTIME_COMPONENT_CHAR.value
                 val.of.character = ord(v)
+                val.kind = ffi.WASMTIME_COMPONENT_CHAR.value
             return lower_char
         if isinstance(ty, wc.String):
             def lower_string(ctx: Any, v: str, val: VAL) -> None:
-                val.kind = ffi.WASMTIME_COMPONENT_STRING.value
                 val.of.string = ffi.str_to_capi(v)
+                val.kind = ffi.WASMTIME_COMPONENT_STRING.value
             return lower_string
         if isinstance(ty, wc.ListType):
             return self._lower_list(ty)
@@ -346,16 +354,18 @@ class Converters:
             cases = {name: _name(name) for name in ty.names}
 
             def lower_enum(ctx: Any, v: str, val: VAL) -> None:
-                val.kind = ffi.WASMTIME_COMPONENT_ENUM.value
                 cases[v].store(val.of.enumeration)
+                val.kind = ffi.WASMTIME_COMPONENT_ENUM.value
             return lower_enum
         if isinstance(ty, wc.FlagsType):
+            flag_names = {name: _name(name) for name in ty.names}
+
             def lower_flags(ctx: Any, v: Any, val: VAL) -> None:
-                names = list(v)
+                names = [flag_names[name] for name in v]  # an unknown flag fails before allocating
                 raw = ffi.wasmtime_component_valflags_t()
                 ffi.wasmtime_component_valflags_new_uninit(raw, len(names))
                 for i, name in enumerate(names):
-                    raw.data[i] = ffi.str_to_capi(name)
+                    name.store(raw.data[i])
                 val.kind = ffi.WASMTIME_COMPONENT_FLAGS.value
                 val.of.flags = raw
             return lower_flags
@@ -372,9 +382,10 @@ class Converters:
             def lower_result(ctx: Any, v: tuple[str, Any], val: VAL) -> None:
                 tag, payload = v
                 lowerer = ok if tag == "ok" else er
-                val.kind = ffi.WASMTIME_COMPONENT_RESULT.value
+                box = _box(ctx, payload, lowerer) if lowerer else None
                 val.of.result.is_ok = tag == "ok"
-                val.of.result.val = _box(ctx, payload, lowerer) if lowerer else None
+                val.of.result.val = box
+                val.kind = ffi.WASMTIME_COMPONENT_RESULT.value
             return lower_result
         if isinstance(ty, wc.VariantType):
             cases = {name: (self.lower(p) if p is not None else None) for name, p in ty.cases}
@@ -382,9 +393,10 @@ class Converters:
             def lower_variant(ctx: Any, v: Any, val: VAL) -> None:
                 tag, payload = (v, None) if isinstance(v, str) else v
                 lowerer = cases[tag]
-                val.kind = ffi.WASMTIME_COMPONENT_VARIANT.value
+                box = _box(ctx, payload, lowerer) if lowerer else None
                 tags[tag].store(val.of.variant.discriminant)
-                val.of.variant.val = _box(ctx, payload, lowerer) if lowerer else None
+                val.of.variant.val = box
+                val.kind = ffi.WASMTIME_COMPONENT_VARIANT.value
             return lower_variant
         if isinstance(ty, wc.OwnType):
             return self._lower_own(self._host_type_of(ty.ty))
@@ -417,6 +429,8 @@ class Converters:
         element = ty.element
         if isinstance(element, wc.U8):
             def lower_bytes(ctx: Any, v: bytes, val: VAL) -> None:
+                if type(v) is not bytes and not isinstance(v, (bytearray, memoryview)):
+                    raise TypeError(f"list<u8> needs bytes, not {type(v).__name__}")
                 n = len(v)
                 raw = ffi.wasmtime_component_vallist_t()
                 ffi.wasmtime_component_vallist_new_uninit(raw, n)
@@ -430,8 +444,14 @@ class Converters:
             items = list(v)
             raw = ffi.wasmtime_component_vallist_t()
             ffi.wasmtime_component_vallist_new_uninit(raw, len(items))
-            for i, item in enumerate(items):
-                inner(ctx, item, raw.data[i])
+            i = 0
+            try:
+                for i, item in enumerate(items):
+                    inner(ctx, item, raw.data[i])
+            except BaseException:
+                _abandon(raw.data, i, len(items))
+                ffi.wasmtime_component_vallist_delete(byref(raw))
+                raise
             val.kind = ffi.WASMTIME_COMPONENT_LIST.value
             val.of.list = raw
         return lower_list
@@ -464,12 +484,20 @@ class Converters:
 
             def lower_record(ctx: Any, v: Any, val: VAL) -> None:
                 values = [v[n] for n in names] if isinstance(v, dict) else list(v)
+                if len(values) != len(names):
+                    raise ValueError(f"a record of {len(names)} fields, given {len(values)} values")
                 raw = ffi.wasmtime_component_valrecord_t()
                 ffi.wasmtime_component_valrecord_new_uninit(raw, len(names))
-                for i, (name, lowerer, item) in enumerate(zip(encoded, lowers, values, strict=True)):
-                    entry = raw.data[i]
-                    name.store(entry.name)
-                    lowerer(ctx, item, entry.val)
+                i = 0
+                try:
+                    for i, (name, lowerer, item) in enumerate(zip(encoded, lowers, values)):
+                        entry = raw.data[i]
+                        lowerer(ctx, item, entry.val)
+                        name.store(entry.name)
+                except BaseException:
+                    _abandon_entries(raw.data, i, len(names))
+                    ffi.wasmtime_component_valrecord_delete(byref(raw))
+                    raise
                 val.kind = ffi.WASMTIME_COMPONENT_RECORD.value
                 val.of.record = raw
 
@@ -477,10 +505,19 @@ class Converters:
         lowers = [self.lower(t) for t in ty.elements]
 
         def lower_tuple(ctx: Any, v: Any, val: VAL) -> None:
+            items = list(v)
+            if len(items) != len(lowers):
+                raise ValueError(f"a tuple of {len(lowers)} elements, given {len(items)} values")
             raw = ffi.wasmtime_component_valtuple_t()
             ffi.wasmtime_component_valtuple_new_uninit(raw, len(lowers))
-            for i, (lowerer, item) in enumerate(zip(lowers, v, strict=True)):
-                lowerer(ctx, item, raw.data[i])
+            i = 0
+            try:
+                for i, (lowerer, item) in enumerate(zip(lowers, items)):
+                    lowerer(ctx, item, raw.data[i])
+            except BaseException:
+                _abandon(raw.data, i, len(lowers))
+                ffi.wasmtime_component_valtuple_delete(byref(raw))
+                raise
             val.kind = ffi.WASMTIME_COMPONENT_TUPLE.value
             val.of.tuple = raw
 
@@ -500,6 +537,24 @@ _SCALARS: dict[type, tuple[int, str]] = {
     wc.F32: (ffi.WASMTIME_COMPONENT_F32.value, "f32"),
     wc.F64: (ffi.WASMTIME_COMPONENT_F64.value, "f64"),
 }
+
+
+def _abandon(data: Any, start: int, n: int) -> None:
+    """Slots start..n-1 of a freshly allocated array were never filled (a lowerer failed at
+    `start` and left its slot as it found it): make them plain values its delete can drop."""
+    for j in range(start, n):
+        _neutralize(data[j])
+
+
+_NO_NAME = (ctypes.c_ubyte * 1)()
+
+
+def _abandon_entries(data: Any, start: int, n: int) -> None:
+    """The record version of _abandon: unfilled entries also get an empty name."""
+    for j in range(start, n):
+        entry = data[j]
+        raw_api._wasm_byte_vec_new(byref(entry.name), 0, _NO_NAME)
+        _neutralize(entry.val)
 
 
 def _box(ctx: Any, payload: Any, lowerer: Lower) -> Any:
@@ -560,21 +615,47 @@ def _trampoline(env, ctx, _ty, args, nargs, results, nresults):  # type: ignore[
                 bound.lower(ctx, value, results[0])
         return 0
     except Unwind as e:
+        _clear_results(results, nresults)
         pending.append(e)
         return _error(f"guest stopped: {e}")
     except BaseException as e:  # noqa: BLE001 - a bug in rr: trap, and let the runner report it
+        _clear_results(results, nresults)
         fault = HostFault(f"host function {bound.name} failed: {type(e).__name__}: {e}")
         fault.__cause__ = e
         pending.append(fault)
         return _error(str(fault))
 
 
+def _clear_results(results: Any, n: int) -> None:
+    # wasmtime drops the result slots of a failed call, and a slot may still hold the bits
+    # of an earlier call's value (already moved to the guest): make each a plain bool.
+    for i in range(n):
+        _neutralize(results[i])
+
+
 _finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _env: None)
 
 
-def bind(conv: Converters, name: str, fty: wc.FuncType, impl: Callable[..., Any]) -> BoundFunc:
+# Replay's check of every host function's outcome (tap.Replayer.guard): given the WIT name,
+# the implementation, (type name, check) of the value it returns and of its error payload
+# (None: it cannot fail), returns the implementation to call instead.
+Guard = Callable[[str, Callable[..., Any], tuple[str, Check], "tuple[str, Check] | None"], Callable[..., Any]]
+
+
+def result_checks(fty: wc.FuncType) -> tuple[tuple[str, Check], tuple[str, Check] | None]:
+    """The checks of what a host function returns and raises, from its WIT result type."""
+    result = fty.result
+    if isinstance(result, wc.ResultType):
+        return ((type_name(result.ok), checker(result.ok)), (type_name(result.err), checker(result.err)))
+    return (type_name(result), checker(result)), None
+
+
+def bind(conv: Converters, name: str, fty: wc.FuncType, impl: Callable[..., Any],
+         guard: Guard | None = None) -> BoundFunc:
     lifts = [conv.lift(t) for _, t in fty.params]
     result = fty.result
+    if guard is not None:
+        impl = guard(name, impl, *result_checks(fty))
     return BoundFunc(name=name, impl=impl, lifts=lifts,
                      lower=conv.lower(result) if result is not None else None,
                      top_level_result=isinstance(result, wc.ResultType))

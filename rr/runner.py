@@ -27,6 +27,7 @@ from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, Unsuppo
 from .host.context import GuestInterrupted, HostContext, Sandbox
 from .host.wit import lookup, split_versioned
 from .tap import Tap
+from .typecheck import type_name
 
 ENGINE_KEY = "concurrency=off,epoch=on"
 
@@ -134,9 +135,26 @@ def _checked(program: Program) -> Program:
     eng = program.engine
     program.imports = program.component.type.imports(eng)
     exports = program.component.type.exports(eng)
-    if not any(split_versioned(name)[0] == "wasi:cli/run" for name in exports):
+    run_iface = next((name for name in exports if split_versioned(name)[0] == "wasi:cli/run"), None)
+    if run_iface is None:
         raise ComponentError(f"{program.path}: not a wasi:cli command (it exports no wasi:cli/run)")
+    _check_run_signature(program, run_iface, exports[run_iface].ty)
     return program
+
+
+def _check_run_signature(program: Program, run_iface: str, ty: Any) -> None:
+    """`run: func() -> result` exactly, as the wasmtime CLI demands before running anything."""
+    items = ty.exports(program.engine) if isinstance(ty, wc.ComponentInstanceType) else {}
+    run = items.get("run")
+    fty = run.ty if run is not None else None
+    if not isinstance(fty, wc.FuncType):
+        raise ComponentError(f"{program.path}: {run_iface} exports no `run` function")
+    result = fty.result
+    if fty.params or not (isinstance(result, wc.ResultType) and result.ok is None and result.err is None):
+        params = ", ".join(f"{name}: {type_name(t)}" for name, t in fty.params)
+        returns = f" -> {type_name(result)}" if result is not None else ""
+        raise ComponentError(f"{program.path}: {run_iface} exports `run: func({params}){returns}`; "
+                             "a command's run must be `func() -> result`")
 
 
 def _first_line(e: BaseException) -> str:
@@ -191,6 +209,7 @@ def link(program: Program, host: HostContext) -> wc.Linker:
 
     linker = wc.Linker(program.engine)
     conv = Converters(host.table, resources)
+    guard = getattr(host.tap, "guard", None)  # replay: what the guest gets is checked first
     with linker.root() as root:
         for name, base, items in instances:
             with root.add_instance(name) as inst:
@@ -204,7 +223,8 @@ def link(program: Program, host: HostContext) -> wc.Linker:
                     impl = _implementation(base, item_name)
                     qualified = f"{name}.{item_name}"
                     fn = partial(impl, host) if impl else _not_implemented(qualified)
-                    abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn))
+                    abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn,
+                                                           guard if impl else None))
     return linker
 
 

@@ -10,6 +10,13 @@ guest's arguments that identify the request, and `live()` produces the real valu
 `Tap` itself just calls `live()` (`rr run`).  `Recorder` and `Replayer` below: the recorder writes (call, args, result) to the trace, the replayer checks
 (call, args) against the next recorded event and returns its result without calling
 `live()` at all.  A `WasiError` raised by `live()` is a result too (an `err`).
+
+On replay every recorded value is checked before it reaches the guest (a bad one is a
+corrupt trace, exit 122, never a crash): `check(args, result)`, given by the host
+module that defines the call, states what the WIT contract implies beyond the type
+(get-random-bytes(n) gives exactly n bytes, a read at most the length asked for ...);
+`Replayer.guard` checks what each host function returns against the function's WIT
+result type (rr/typecheck.py). Neither runs while live or recording.
 """
 
 from __future__ import annotations
@@ -22,11 +29,15 @@ from .abi import Unwind, WasiError
 from .host.io import IoError
 from .trace.errors import TraceError
 from .trace.model import Event
+from .typecheck import BadValue, Check, show
 
 if TYPE_CHECKING:
     from .trace import TraceWriter
 
 T = TypeVar("T")
+# A host module's contract check of a recorded result against the guest's arguments:
+# raises BadValue (with `expected`, the type it checked) when the result breaks it.
+Contract = Callable[[list[Any], Any], None]
 
 
 class Tap:
@@ -34,7 +45,8 @@ class Tap:
 
     replaying = False
 
-    def __call__(self, call: str, args: list[Any], live: Callable[[], T]) -> T:
+    def __call__(self, call: str, args: list[Any], live: Callable[[], T],
+                 check: Contract | None = None) -> T:
         return live()
 
     def block(self, wait: Callable[[], None]) -> None:
@@ -63,7 +75,7 @@ def to_trace(value: Any) -> Any:
 def from_trace(value: Any) -> Any:
     if type(value) in _PLAIN:
         return value
-    if isinstance(value, dict) and value.keys() == {"io-error"}:
+    if isinstance(value, dict) and value.keys() == {"io-error"} and type(value["io-error"]) is str:
         return IoError(value["io-error"])
     if isinstance(value, list):
         return [from_trace(v) for v in value]
@@ -77,7 +89,8 @@ class Recorder(Tap):
         self.writer = writer
         self.count = 0
 
-    def __call__(self, call: str, args: list[Any], live: Callable[[], T]) -> T:
+    def __call__(self, call: str, args: list[Any], live: Callable[[], T],
+                 check: Contract | None = None) -> T:
         try:
             result = live()
         except WasiError as e:
@@ -100,7 +113,7 @@ class Divergence(Unwind):
 
 
 class TraceCorrupt(Unwind):
-    """Replay met an unreadable record in the middle of the trace."""
+    """Replay met an unreadable record, or a recorded value the guest must not get."""
 
 
 class ReplayStopped(Unwind):
@@ -109,6 +122,11 @@ class ReplayStopped(Unwind):
     def __init__(self, index: int):
         super().__init__(f"stopped before event {index}")
         self.index = index
+
+
+# What host code raises when a recorded value has the wrong shape for it (unpacking,
+# indexing, arithmetic on it): on replay, after reading an event, that is the trace's fault.
+_UNDIGESTIBLE = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 class Replayer(Tap):
@@ -150,7 +168,8 @@ class Replayer(Tap):
                 self._ahead.append((self._read - 1, nxt))
         return list(self._ahead)[:n]
 
-    def __call__(self, call: str, args: list[Any], live: Callable[[], T]) -> T:
+    def __call__(self, call: str, args: list[Any], live: Callable[[], T],
+                 check: Contract | None = None) -> T:
         if self.until is not None and self.index >= self.until:
             raise ReplayStopped(self.index)
         upcoming = self._peek(1)
@@ -168,7 +187,68 @@ class Replayer(Tap):
         self.consumed += 1
         if event.failed:
             raise WasiError(from_trace(event.result))
-        return from_trace(event.result)  # type: ignore[no-any-return]
+        result = from_trace(event.result)
+        if check is not None:
+            try:
+                check(args, result)
+            except BadValue as e:
+                raise self._invalid(index, event, e, e.expected or "result") from None
+        return result  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ checking what the guest gets
+    def guard(self, name: str, impl: Callable[..., Any], ok: tuple[str, Check],
+              err: tuple[str, Check] | None) -> Callable[..., Any]:
+        """`impl` with its return value (`ok`) and its error payload (`err`; None: the
+        function cannot fail) checked against the WIT types the guest expects.
+
+        A value that fails comes from the trace (the host computes nothing else that
+        could fail): it is reported against the event this call consumed. Host code that
+        cannot digest a recorded value (a record too short to unpack ...) is the same
+        corruption caught one step earlier.
+        """
+        ok_type, ok_check = ok
+
+        def guarded(*args: Any) -> Any:
+            mark = self.consumed
+            try:
+                value = impl(*args)
+            except WasiError as e:
+                if err is None:
+                    if self.consumed == mark:
+                        raise
+                    raise self._blame(name, mark, e.payload, ok_type,
+                                      BadValue("an error, but the function cannot fail")) from None
+                try:
+                    err[1](e.payload)
+                except BadValue as bad:
+                    raise self._blame(name, mark, e.payload, err[0], bad) from None
+                raise
+            except _UNDIGESTIBLE as e:
+                if self.consumed == mark:
+                    raise  # nothing recorded was read: a bug in rr, reported as one
+                raise self._blame(name, mark, None, ok_type,
+                                  BadValue(f"rr cannot use it ({type(e).__name__}: {e})")) from None
+            try:
+                ok_check(value)
+            except BadValue as bad:
+                raise self._blame(name, mark, value, ok_type, bad) from None
+            return value
+
+        return guarded
+
+    def _blame(self, name: str, mark: int, value: Any, expected: str, bad: BadValue) -> TraceCorrupt:
+        if self.consumed > mark and self._behind:
+            index, event = self._behind[-1]
+            return self._invalid(index, event, bad, expected)
+        # Nothing read in this call: the value was kept from an earlier event.
+        last = f" (last event read: {self._behind[-1][0]})" if self._behind else ""
+        return TraceCorrupt(f"{name} would hand the guest {show(value)}, kept from the trace{last}, "
+                            f"which is not a valid {expected}: {bad.describe()}")
+
+    def _invalid(self, index: int, event: "Event", bad: BadValue, expected: str) -> TraceCorrupt:
+        what = "recorded error" if event.failed else "recorded result"
+        return TraceCorrupt(f"event {index}: {event.call} {what} {show(event.result)} "
+                            f"is not a valid {expected}: {bad.describe()}")
 
     def block(self, wait: Callable[[], None]) -> None:
         # Time passing is visible to the guest only through recorded clock readings.

@@ -27,7 +27,7 @@ def run(tmp_path: Path, name: str, *guest_args: str, options: tuple[str, ...] = 
 
 def test_every_guest_is_covered() -> None:
     assert wat_names() == [
-        "args_env", "clock", "echo", "exit", "exit_code",
+        "args_env", "bad_run_param", "bad_run_string", "clock", "echo", "exit", "exit_code",
         "hello", "poll_many", "random", "sockets", "stderr_and_out", "trap",
     ]
 
@@ -128,6 +128,14 @@ def test_stderr_and_out(tmp_path: Path) -> None:
     assert (done.status, done.stdout, done.stderr) == (
         0, b"out 1\nout 2\nout 3\n", b"err 1\nerr 2\nerr 3\n",
     )
+
+
+@pytest.mark.parametrize(("name", "mismatch"), [("bad_run_param", b"type mismatch with parameters"),
+                                                ("bad_run_string", b"type mismatch with results")])
+def test_wrong_run_signature_is_refused(tmp_path: Path, name: str, mismatch: bytes) -> None:
+    _, done = run(tmp_path, name)
+    assert done.status == 1 and done.stdout == b""
+    assert mismatch in done.stderr
 
 
 def test_sockets(tmp_path: Path) -> None:

@@ -7,7 +7,10 @@ needs nothing but the trace.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..abi import GuestExit
+from ..typecheck import BadValue, show
 from .context import HostContext
 from .io import FileInput, FileOutput
 from .wit import Interface
@@ -29,10 +32,19 @@ def get_arguments(host: HostContext) -> list[str]:
     return host.tap("wasi:cli/environment.get-arguments", [], lambda: list(host.sandbox.argv))
 
 
+def _pairs(args: list[Any], result: Any) -> None:
+    """Replay: the environment is a list of [name, value] pairs (the strings: the WIT check)."""
+    if type(result) is not list:
+        raise BadValue(f"{show(result)} is not a list", "list<tuple<string, string>>")
+    for i, pair in enumerate(result):
+        if type(pair) is not list or len(pair) != 2:
+            raise BadValue(f"item {i}: {show(pair)} is not a [name, value] pair", "list<tuple<string, string>>")
+
+
 @env_if.func("get-environment")
 def get_environment(host: HostContext) -> list[tuple[str, str]]:
     pairs = host.tap("wasi:cli/environment.get-environment", [],
-                     lambda: [[k, v] for k, v in host.sandbox.env])
+                     lambda: [[k, v] for k, v in host.sandbox.env], _pairs)
     return [(k, v) for k, v in pairs]
 
 

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import time
 
+from ..typecheck import BadValue, show
 from .context import HostContext
 from .poll import Pollable
 from .wit import Interface
 
 wall_if = Interface("wasi:clocks/wall-clock")
 mono_if = Interface("wasi:clocks/monotonic-clock")
+
+
+def _datetime(args: list[int], result: object) -> None:
+    """Replay: a recorded datetime is [seconds, nanoseconds] with nanoseconds below 1e9."""
+    if type(result) is not list or len(result) != 2:
+        raise BadValue(f"{show(result)} is not [seconds, nanoseconds]", "datetime")
+    nanos = result[1]
+    if type(nanos) is int and not 0 <= nanos < 1_000_000_000:
+        raise BadValue(f"nanoseconds {nanos} is not below 1000000000", "datetime")
+
+
+def _instant(args: list[int], result: object) -> None:
+    """Replay: the instant a timer starts from (not itself handed over: check it here)."""
+    if type(result) is not int or not 0 <= result < 1 << 64:
+        raise BadValue(f"{show(result)} is not a u64 instant", "instant")
 
 
 def _wall_now() -> tuple[int, int]:
@@ -19,7 +35,7 @@ def _wall_now() -> tuple[int, int]:
 
 @wall_if.func("now")
 def wall_now(host: HostContext) -> tuple[int, int]:
-    return tuple(host.tap("wasi:clocks/wall-clock.now", [], _wall_now))  # type: ignore[return-value]
+    return tuple(host.tap("wasi:clocks/wall-clock.now", [], _wall_now, _datetime))  # type: ignore[return-value]
 
 
 @wall_if.func("resolution")
@@ -27,7 +43,7 @@ def wall_resolution(host: HostContext) -> tuple[int, int]:
     def live() -> tuple[int, int]:
         res = time.get_clock_info("time").resolution
         return (0, max(1, int(res * 1e9)))
-    return tuple(host.tap("wasi:clocks/wall-clock.resolution", [], live))  # type: ignore[return-value]
+    return tuple(host.tap("wasi:clocks/wall-clock.resolution", [], live, _datetime))  # type: ignore[return-value]
 
 
 @mono_if.func("now")
@@ -54,6 +70,6 @@ def mono_subscribe_instant(host: HostContext, when: int) -> Pollable:
 @mono_if.func("subscribe-duration")
 def mono_subscribe_duration(host: HostContext, duration: int) -> Pollable:
     # The deadline depends on "now": recorded, so a replayed guest sees the same label.
-    start = host.tap("wasi:clocks/monotonic-clock.subscribe-duration", [duration], time.monotonic_ns)
+    start = host.tap("wasi:clocks/monotonic-clock.subscribe-duration", [duration], time.monotonic_ns, _instant)
     return Pollable(lambda: time.monotonic_ns() >= start + duration,
                     deadline_ns=start + duration, label=f"timer+{duration}")

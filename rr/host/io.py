@@ -9,9 +9,10 @@ guest's own doing and is not recorded.
 from __future__ import annotations
 
 import threading
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..abi import WasiError
+from ..typecheck import BadValue, show
 from .context import HostContext
 from .poll import Pollable, always_ready
 from .wit import Interface
@@ -162,6 +163,14 @@ class FileInput(BufferedInput):
         return super().take(n)
 
 
+def _at_most_n_bytes(args: list[Any], result: Any) -> None:
+    """Replay: a read returns bytes, at most as many as the guest asked for."""
+    if type(result) is not bytes:
+        raise BadValue(f"{show(result)} is not bytes", "list<u8>")
+    if len(result) > args[-1]:
+        raise BadValue(f"{len(result)} bytes, the guest asked for at most {args[-1]}", "list<u8>")
+
+
 def _read(host: HostContext, stream: InputStream, n: int, blocking: bool) -> bytes:
     n = min(n, MAX_CHUNK)
 
@@ -176,7 +185,7 @@ def _read(host: HostContext, stream: InputStream, n: int, blocking: bool) -> byt
     if not stream.recorded:
         return live()
     call = "wasi:io/streams.blocking-read" if blocking else "wasi:io/streams.read"
-    return host.tap(call, [stream.label, n], live)
+    return host.tap(call, [stream.label, n], live, _at_most_n_bytes)
 
 
 @streams_if.method("input-stream", "read")

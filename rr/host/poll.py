@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from typing import Any
+
+from ..typecheck import BadValue, show
 from .context import HostContext
 from .wit import Interface
 
@@ -36,6 +39,18 @@ def pollable_block(host: HostContext, p: Pollable) -> None:
     host.tap.block(lambda: host.wait_for(p.ready, p.deadline_ns))
 
 
+def _ready_indices(args: list[Any], result: Any) -> None:
+    """Replay: poll returns one or more distinct indices into the guest's list."""
+    n = len(args[0])
+    if type(result) is not list or not result:
+        raise BadValue(f"{show(result)} is not a non-empty list of indices", "list<u32>")
+    for i in result:
+        if type(i) is not int or not 0 <= i < n:
+            raise BadValue(f"{show(i)} is not an index into the guest's {n} pollables", "list<u32>")
+    if len(set(result)) != len(result):
+        raise BadValue("an index appears twice", "list<u32>")
+
+
 @poll_if.func("poll")
 def poll(host: HostContext, pollables: list[Pollable]) -> list[int]:
     if not pollables:
@@ -58,4 +73,4 @@ def poll(host: HostContext, pollables: list[Pollable]) -> list[int]:
                 any_ready()
         return found
 
-    return host.tap("wasi:io/poll.poll", [[p.label for p in pollables]], live)
+    return host.tap("wasi:io/poll.poll", [[p.label for p in pollables]], live, _ready_indices)

@@ -28,6 +28,7 @@ from .descriptors import (
     Descriptor, DirectoryEntryStream, FileReadStream, FileWriteStream, HostFd, StreamErrors,
     descriptor_type, list_directory, metadata_hash_value, stat_record, stat_value,
 )
+from . import recorded
 from .errors import ESCAPE, READ_ONLY_GRANT, fs_error
 from .sandbox_paths import Target, beneath
 
@@ -42,14 +43,16 @@ def _errors(host: HostContext) -> StreamErrors:
     return host.service("filesystem.stream-errors", StreamErrors)
 
 
-def _tap(host: HostContext, fn: str, args: list[Any], live: Callable[[], T]) -> T:
-    """host.tap with OSError from live() turned into the matching error-code."""
+def _tap(host: HostContext, fn: str, args: list[Any], live: Callable[[], T],
+         check: Callable[[list[Any], Any], None] | None = None) -> T:
+    """host.tap with OSError from live() turned into the matching error-code; `check`:
+    what a recorded result must satisfy on replay (recorded.py)."""
     def guarded() -> T:
         try:
             return live()
         except OSError as e:
             raise fs_error(e) from None
-    return host.tap(TYPES + fn, args, guarded)
+    return host.tap(TYPES + fn, args, guarded, check)
 
 
 def _flags(flags: frozenset[str]) -> list[str]:
@@ -102,7 +105,7 @@ def get_directories(host: HostContext) -> list[tuple[Descriptor, str]]:
         opened[:] = [_open_root(p.host) for p in host.sandbox.preopens]
         return [[p.guest, p.writable] for p in host.sandbox.preopens]
 
-    grants = host.tap("wasi:filesystem/preopens.get-directories", [], live)
+    grants = host.tap("wasi:filesystem/preopens.get-directories", [], live, recorded.preopens)
     out = []
     for i, (guest, writable) in enumerate(grants):
         modes = frozenset({"read", "write"} if writable else {"read"})
@@ -201,7 +204,7 @@ def read(host: HostContext, d: Descriptor, length: int, offset: int) -> tuple[by
         data = os.pread(d.fd(), length, offset)
         return [data, not data and length > 0]
 
-    data, eof = _tap(host, "read", [d.guest_path, length, offset], live)
+    data, eof = _tap(host, "read", [d.guest_path, length, offset], live, recorded.read)
     return (data, eof)
 
 
@@ -210,18 +213,19 @@ def write(host: HostContext, d: Descriptor, buffer: bytes, offset: int) -> int:
     _file(d)
     _mutable(d)
     return _tap(host, "write", [d.guest_path, offset, buffer],
-                lambda: os.pwrite(d.fd(), buffer, offset))
+                lambda: os.pwrite(d.fd(), buffer, offset), recorded.written)
 
 
 @types_if.method("descriptor", "stat")
 def stat(host: HostContext, d: Descriptor) -> tuple[Any, ...]:
-    return stat_record(_tap(host, "stat", [d.guest_path], lambda: stat_value(os.fstat(d.fd()))))
+    return stat_record(_tap(host, "stat", [d.guest_path], lambda: stat_value(os.fstat(d.fd())),
+                            recorded.stat))
 
 
 @types_if.method("descriptor", "metadata-hash")
 def metadata_hash(host: HostContext, d: Descriptor) -> tuple[int, int]:
     lo, hi = _tap(host, "metadata-hash", [d.guest_path],
-                  lambda: metadata_hash_value(os.fstat(d.fd())))
+                  lambda: metadata_hash_value(os.fstat(d.fd())), recorded.hash_pair)
     return (lo, hi)
 
 
@@ -297,7 +301,7 @@ def set_times_at(host: HostContext, d: Descriptor, path_flags: frozenset[str], p
 def read_directory(host: HostContext, d: Descriptor) -> DirectoryEntryStream:
     _dir(d)
     return DirectoryEntryStream(_tap(host, "read-directory", [d.guest_path],
-                                     lambda: list_directory(d.fd())))
+                                     lambda: list_directory(d.fd()), recorded.listing))
 
 
 @types_if.method("directory-entry-stream", "read-directory-entry")
@@ -360,7 +364,7 @@ def stat_at(host: HostContext, d: Descriptor, path_flags: frozenset[str], path: 
             _require_dir_at(t)
             return stat_value(os.stat(t.name, dir_fd=t.dir_fd, follow_symlinks=False))
 
-    return stat_record(_tap(host, "stat-at", [d.guest_path, _flags(path_flags), path], live))
+    return stat_record(_tap(host, "stat-at", [d.guest_path, _flags(path_flags), path], live, recorded.stat))
 
 
 @types_if.method("descriptor", "metadata-hash-at")
@@ -372,7 +376,7 @@ def metadata_hash_at(host: HostContext, d: Descriptor, path_flags: frozenset[str
         with beneath(d.fd(), path, "symlink-follow" in path_flags) as t:
             return metadata_hash_value(os.stat(t.name, dir_fd=t.dir_fd, follow_symlinks=False))
 
-    lo, hi = _tap(host, "metadata-hash-at", [d.guest_path, _flags(path_flags), path], live)
+    lo, hi = _tap(host, "metadata-hash-at", [d.guest_path, _flags(path_flags), path], live, recorded.hash_pair)
     return (lo, hi)
 
 
@@ -484,7 +488,7 @@ def open_at(host: HostContext, d: Descriptor, path_flags: frozenset[str], path: 
 
     try:
         dtype = _tap(host, "open-at", [d.guest_path, _flags(path_flags), path,
-                                       _flags(open_flags), _flags(flags)], live)
+                                       _flags(open_flags), _flags(flags)], live, recorded.descriptor_type)
     except WasiError:
         for h in opened:
             h.release()
