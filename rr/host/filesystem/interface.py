@@ -29,7 +29,7 @@ from .descriptors import (
     descriptor_type, list_directory, metadata_hash_value, stat_record, stat_value,
 )
 from .errors import ESCAPE, READ_ONLY_GRANT, fs_error
-from .sandbox_paths import Target, beneath
+from .sandbox_paths import Target, beneath, inside_if_dir_suffix
 
 types_if = Interface("wasi:filesystem/types")
 preopens_if = Interface("wasi:filesystem/preopens")
@@ -402,7 +402,7 @@ def symlink_at(host: HostContext, d: Descriptor, old_path: str, new_path: str) -
         raise WasiError(ESCAPE)  # cap-std refuses links that could only lead outside
 
     def live() -> None:
-        with beneath(d.fd(), new_path, False) as t:
+        with beneath(d.fd(), new_path, False) as where, inside_if_dir_suffix(where) as t:
             os.symlink(old_path, t.name, dir_fd=t.dir_fd)
 
     _tap(host, "symlink-at", [d.guest_path, old_path, new_path], live)
@@ -416,7 +416,8 @@ def link_at(host: HostContext, d: Descriptor, old_path_flags: frozenset[str], ol
         raise WasiError("invalid")
 
     def live() -> None:
-        with beneath(d.fd(), old_path, False) as old, beneath(new_dir.fd(), new_path, False) as new:
+        with beneath(d.fd(), old_path, False) as old_at, inside_if_dir_suffix(old_at) as old, \
+                beneath(new_dir.fd(), new_path, False) as new_at, inside_if_dir_suffix(new_at) as new:
             os.link(old.name, new.name, src_dir_fd=old.dir_fd, dst_dir_fd=new.dir_fd,
                     follow_symlinks=False)
 

@@ -113,3 +113,25 @@ def beneath(base_fd: int, path: str, follow_final: bool) -> Iterator[Target]:
     finally:
         for fd in stack:
             os.close(fd)
+
+
+@contextmanager
+def inside_if_dir_suffix(t: Target) -> Iterator[Target]:
+    """For link-at and symlink-at: a path ending in "/" names the directory itself.
+
+    cap-std (so wasmtime) opens such a path as a directory and makes the link at "." in
+    it, so the kernel answers: no-entry when it does not exist, not-directory for a file,
+    exist for a directory. `beneath` has already expanded a final symlink (a trailing
+    "/" follows it), so the name is opened with O_NOFOLLOW: one swapped in since fails.
+    """
+    if not t.must_be_dir or t.name == ".":
+        yield t
+        return
+    try:
+        fd = os.open(t.name, _DIR_STEP, dir_fd=t.dir_fd)
+    except OSError as e:
+        raise fs_error(e) from None
+    try:
+        yield Target(fd, ".", True)
+    finally:
+        os.close(fd)
