@@ -43,13 +43,31 @@ def parse_size(text: str) -> int:
     return int(number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit])
 
 
+def _shown(text: str) -> str:
+    """`text` as typed: bytes that are not UTF-8 (surrogate-escaped by Python) as \\xNN."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _utf8(what: str, text: str) -> str:
+    """What the guest sees is a WIT string, so UTF-8 only: refused here, as the wasmtime CLI
+    refuses such arguments, instead of failing inside the first host call that hands it over."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} '{_shown(text)}' is not valid UTF-8 (guests see UTF-8 strings only)") from None
+    return text
+
+
 def _preopen(spec: str, writable: bool) -> Preopen:
     host, sep, guest = spec.partition("::")
+    flag = "--dir-rw" if writable else "--dir"
     if not host:
-        raise UsageError(f"--dir {spec!r}: empty host path")
+        raise UsageError(f"{flag} '{_shown(spec)}': empty host path")
     if not os.path.isdir(host):
-        raise UsageError(f"--dir {spec!r}: {host} is not a directory")
-    return Preopen(host=os.path.abspath(host), guest=guest if sep else host, writable=writable)
+        raise UsageError(f"{flag} '{_shown(spec)}': {_shown(host)} is not a directory")
+    # Only the guest's name must be UTF-8: the host path is opened as the bytes it is.
+    guest = _utf8(f"{flag} {_shown(spec)}: guest path", guest if sep else host)
+    return Preopen(host=os.path.abspath(host), guest=guest, writable=writable)
 
 
 def _http_allow(args: argparse.Namespace) -> list[str]:
@@ -75,9 +93,12 @@ def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: l
         if not sep or not key:
             raise UsageError(f"--env {item!r}: expected K=V")
         env[key] = value
+    for key, value in env.items():
+        _utf8("environment variable", f"{key}={value}")
+    argv = [_utf8("argument", a) for a in [program_name, *guest_args]]
     preopens = [_preopen(d, False) for d in args.dir] + [_preopen(d, True) for d in args.dir_rw]
     return Sandbox(
-        argv=[program_name, *guest_args],
+        argv=argv,
         http_allow=_http_allow(args),
         env=list(env.items()),
         preopens=preopens,

@@ -1,8 +1,9 @@
 """wasi:filesystem under rr: same effects as `wasmtime run --dir`, no way out of a preopen,
 read-only grants enforced, and record/replay reproducing the guest's view without the disk.
 
-Guests: tests/guests/c/fs_ops.c (a fixed sequence of file operations) and
-tests/guests/c/fs_escape.c (attempts to leave its preopen). Real files in tmp_path.
+Guests: tests/guests/c/fs_ops.c (a fixed sequence of file operations),
+tests/guests/c/fs_escape.c (attempts to leave its preopen) and tests/guests/c/fs_slashes.c
+(paths ending in "/"). Real files in tmp_path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 import guests
 from rr.abi import WasiError
 from rr.host.filesystem.errors import error_code
-from rr.host.filesystem.sandbox_paths import beneath
+from rr.host.filesystem.sandbox_paths import FOLLOW, ITSELF, STRIP, beneath
 
 IN_TXT = b"line one\nline two\n"
 
@@ -82,6 +83,82 @@ def test_fs_ops_effects_match_wasmtime(tmp_path: Path, wasmtime_bin: Path, runs:
         assert "mkdir sub: EEXIST" in got.out and got.status == 1
 
 
+# What fs_slashes prints where rr keeps to Linux and wasmtime (cap-std) does not (see
+# rr/host/filesystem/sandbox_paths.py): lstat("lf/") with lf -> a file.
+SLASHES_LINUX_NOT_WASMTIME = {"stat lf/": "ENOTDIR"}
+
+
+def _steps(out: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in out.splitlines())
+
+
+def test_trailing_slashes_like_wasmtime(tmp_path: Path, wasmtime_bin: Path) -> None:
+    ours, theirs = tmp_path / "rr", tmp_path / "wasmtime"
+    ours.mkdir()
+    theirs.mkdir()
+    fs_slashes = guests.c_guest("fs_slashes")
+    got = guests.rr_run(fs_slashes, "/data", flags=["--dir-rw", f"{ours}::/data"])
+    want = guests.wasmtime_run(fs_slashes, "/data", flags=["--dir", f"{theirs}::/data"])
+    assert got.status == want.status == 0, got.err + want.err
+    steps, reference = _steps(got.out), _steps(want.out)
+    assert {k: v for k, v in steps.items() if k not in SLASHES_LINUX_NOT_WASMTIME} == \
+        {k: v for k, v in reference.items() if k not in SLASHES_LINUX_NOT_WASMTIME}
+    for step, answer in SLASHES_LINUX_NOT_WASMTIME.items():
+        assert steps[step] == answer, step
+    # The rules, spelled out (the wasi-testsuite's path_link and path_symlink_trailing_slashes
+    # check the first six; Linux answers the same).
+    assert steps["link f new/"] == steps["symlink src new/"] == "ENOENT"
+    assert steps["link f d/"] == steps["symlink src d/"] == steps["symlink src ld/"] == "EEXIST"
+    assert steps["link f f/"] == steps["symlink src f/"] == steps["link f/ new"] == "ENOTDIR"
+    assert steps["link f dangle/"] == steps["symlink src dangle/"] == "ENOENT"
+    assert steps["link f new"] == steps["symlink src new"] == steps["rename d/ e/"] == "ok"
+    assert steps["rename f g/"] == steps["rename ld/ g"] == steps["rename d ld/"] == "ENOTDIR"
+    assert steps["rmdir ld/"] == "EINVAL"          # never the directory the link leads to
+    assert steps["mkdir dangle/"] == "EEXIST"      # nor creating a dangling link's target
+    assert steps["open missing"] == "ENOENT"
+    assert steps["open new/ create"] == steps["open d/ create"] == "EISDIR"
+    assert steps["cleanup"] == "ok"
+    assert snapshot(ours) == snapshot(theirs) == {}
+
+
+def test_trailing_slashes_replay_without_disk(tmp_path: Path) -> None:
+    tree = tmp_path / "live"
+    tree.mkdir()
+    trace = tmp_path / "t.cbor"
+    fs_slashes = str(guests.c_guest("fs_slashes"))
+    recorded = _rr("record", fs_slashes, "-t", str(trace), "--dir-rw", f"{tree}::/data", "--", "/data")
+    assert recorded.status == 0 and b"link f d/: EEXIST" in recorded.stdout, recorded.err
+    tree.rmdir()
+    replayed = _rr("replay", fs_slashes, str(trace))
+    assert (replayed.status, replayed.stdout) == (0, recorded.stdout), replayed.err
+    assert not tree.exists()
+
+
+def test_names_not_utf8_are_a_usage_error(tmp_path: Path, wasmtime_bin: Path) -> None:
+    bad = os.fsdecode(b"\xff")  # how Python hands over a command-line byte that is not UTF-8
+    odd_host = tmp_path / f"host-{bad}"
+    odd_host.mkdir()
+    fs_ops = guests.c_guest("fs_ops")
+    for flags, args, shown in [
+        (["--dir", str(odd_host)], ["/data"], f"--dir {tmp_path}/host-\\xff: guest path"),
+        (["--dir-rw", f"{tmp_path}::/d{bad}"], ["/data"], f"--dir-rw {tmp_path}::/d\\xff: guest path '/d\\xff'"),
+        ([], [f"a{bad}"], "argument 'a\\xff'"),
+        (["--env", f"K={bad}"], [], "environment variable 'K=\\xff'"),
+    ]:
+        ran = guests.rr_run(fs_ops, *args, flags=flags)
+        assert ran.status == 125, (flags, args, ran.err)
+        assert ran.err.startswith(f"rr: {shown}") and ran.err.count("\n") == 1, ran.err
+        assert "not valid UTF-8" in ran.err and "Traceback" not in ran.err
+        # The wasmtime CLI refuses the same command line before the guest runs (2 for its
+        # options, 1 for the guest's arguments).
+        ref = guests.wasmtime_run(fs_ops, *args, flags=["--dir" if f == "--dir-rw" else f for f in flags])
+        assert ref.status in (1, 2) and ref.stdout == b"" and "utf-8" in ref.err.lower(), ref.err
+    # Only the guest's name has to be UTF-8: a host directory named with other bytes is granted.
+    (odd_host / "in.txt").write_bytes(IN_TXT)
+    ran = guests.rr_run(fs_ops, "/data", flags=["--dir", f"{odd_host}::/data"])
+    assert ran.out.startswith("read in.txt: ok 18 bytes"), ran.err
+
+
 def test_escape_attempts_refused_like_wasmtime(tmp_path: Path, wasmtime_bin: Path) -> None:
     ours, theirs = escape_tree(tmp_path / "rr"), escape_tree(tmp_path / "wasmtime")
     fs_escape = guests.c_guest("fs_escape")
@@ -130,11 +207,11 @@ def test_no_grant_no_files(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- path resolution
 
 
-def _resolve(base: Path, path: str, follow: bool = True) -> str:
+def _resolve(base: Path, path: str, follow: bool = True, dir_suffix: str = FOLLOW) -> str:
     """Where `beneath` lands, as a path relative to base (or the error-code)."""
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with beneath(fd, path, follow) as t:
+        with beneath(fd, path, follow, dir_suffix) as t:
             parent = os.readlink(f"/proc/self/fd/{t.dir_fd}")
             return os.path.relpath(os.path.join(parent, t.name), os.path.realpath(base))
     except WasiError as e:
@@ -165,6 +242,24 @@ def test_beneath_confines_paths(tmp_path: Path) -> None:
     assert _resolve(g, "missing") == "missing"             # a name to create
     assert _resolve(g, "sub/..") == "."
     assert _resolve(g, "") == "."
+
+
+def test_beneath_trailing_slash_modes_stay_confined(tmp_path: Path) -> None:
+    g = escape_tree(tmp_path)
+    # ITSELF (link, symlink, unlink, rmdir, readlink): the directory itself, reached through
+    # symlinks only if they stay inside.
+    assert _resolve(g, "sub/", False, ITSELF) == "sub"
+    assert _resolve(g, "sub//", False, ITSELF) == "sub"
+    assert _resolve(g, "inside.txt/", False, ITSELF) == "not-directory"
+    assert _resolve(g, "missing/", False, ITSELF) == "no-entry"
+    assert _resolve(g, "etc_link/", False, ITSELF) == "not-permitted"
+    assert _resolve(g, "up/", False, ITSELF) == "not-permitted"
+    assert _resolve(g, "loop1/", False, ITSELF) == "loop"
+    # STRIP (rename, mkdir): the name itself, never followed, wherever the symlink leads.
+    assert _resolve(g, "etc_link/", False, STRIP) == "etc_link"
+    assert _resolve(g, "up//", False, STRIP) == "up"
+    assert _resolve(g, "sub/../inside.txt/", False, STRIP) == "inside.txt"
+    assert _resolve(g, "../secret.txt/", False, STRIP) == "not-permitted"
 
 
 @pytest.mark.parametrize("err, code", [

@@ -30,7 +30,7 @@ from .descriptors import (
 )
 from . import recorded
 from .errors import ESCAPE, READ_ONLY_GRANT, fs_error
-from .sandbox_paths import Target, beneath
+from .sandbox_paths import ITSELF, STRIP, Target, beneath
 
 types_if = Interface("wasi:filesystem/types")
 preopens_if = Interface("wasi:filesystem/preopens")
@@ -286,6 +286,7 @@ def set_times_at(host: HostContext, d: Descriptor, path_flags: frozenset[str], p
 
     def live() -> None:
         with beneath(d.fd(), path, follow) as t:
+            _require_dir_at(t)
             current = os.stat(t.name, dir_fd=t.dir_fd, follow_symlinks=False)
             os.utime(t.name, ns=_set_times(current, atim, mtim), dir_fd=t.dir_fd,
                      follow_symlinks=False)
@@ -322,7 +323,7 @@ def create_directory_at(host: HostContext, d: Descriptor, path: str) -> None:
     _mutable(d)
 
     def live() -> None:
-        with beneath(d.fd(), path, False) as t:
+        with beneath(d.fd(), path, False, STRIP) as t:
             os.mkdir(t.name, 0o777, dir_fd=t.dir_fd)
 
     _tap(host, "create-directory-at", [d.guest_path, path], live)
@@ -334,7 +335,7 @@ def remove_directory_at(host: HostContext, d: Descriptor, path: str) -> None:
     _mutable(d)
 
     def live() -> None:
-        with beneath(d.fd(), path, False) as t:
+        with beneath(d.fd(), path, False, ITSELF) as t:
             os.rmdir(t.name, dir_fd=t.dir_fd)
 
     _tap(host, "remove-directory-at", [d.guest_path, path], live)
@@ -346,10 +347,7 @@ def unlink_file_at(host: HostContext, d: Descriptor, path: str) -> None:
     _mutable(d)
 
     def live() -> None:
-        with beneath(d.fd(), path, False) as t:
-            if t.must_be_dir:
-                _require_dir_at(t)
-                raise WasiError("is-directory")
+        with beneath(d.fd(), path, False, ITSELF) as t:
             os.unlink(t.name, dir_fd=t.dir_fd)
 
     _tap(host, "unlink-file-at", [d.guest_path, path], live)
@@ -374,6 +372,7 @@ def metadata_hash_at(host: HostContext, d: Descriptor, path_flags: frozenset[str
 
     def live() -> list[int]:
         with beneath(d.fd(), path, "symlink-follow" in path_flags) as t:
+            _require_dir_at(t)
             return metadata_hash_value(os.stat(t.name, dir_fd=t.dir_fd, follow_symlinks=False))
 
     lo, hi = _tap(host, "metadata-hash-at", [d.guest_path, _flags(path_flags), path], live, recorded.hash_pair)
@@ -385,7 +384,7 @@ def readlink_at(host: HostContext, d: Descriptor, path: str) -> str:
     _dir(d)
 
     def live() -> str:
-        with beneath(d.fd(), path, False) as t:
+        with beneath(d.fd(), path, False, ITSELF) as t:
             target = os.readlink(t.name, dir_fd=t.dir_fd)
         if target.startswith("/"):
             raise WasiError(ESCAPE)  # as cap-std: an absolute target is outside by definition
@@ -406,7 +405,7 @@ def symlink_at(host: HostContext, d: Descriptor, old_path: str, new_path: str) -
         raise WasiError(ESCAPE)  # cap-std refuses links that could only lead outside
 
     def live() -> None:
-        with beneath(d.fd(), new_path, False) as t:
+        with beneath(d.fd(), new_path, False, ITSELF) as t:
             os.symlink(old_path, t.name, dir_fd=t.dir_fd)
 
     _tap(host, "symlink-at", [d.guest_path, old_path, new_path], live)
@@ -420,7 +419,8 @@ def link_at(host: HostContext, d: Descriptor, old_path_flags: frozenset[str], ol
         raise WasiError("invalid")
 
     def live() -> None:
-        with beneath(d.fd(), old_path, False) as old, beneath(new_dir.fd(), new_path, False) as new:
+        with beneath(d.fd(), old_path, False, ITSELF) as old, \
+                beneath(new_dir.fd(), new_path, False, ITSELF) as new:
             os.link(old.name, new.name, src_dir_fd=old.dir_fd, dst_dir_fd=new.dir_fd,
                     follow_symlinks=False)
 
@@ -433,7 +433,10 @@ def rename_at(host: HostContext, d: Descriptor, old_path: str, new_dir: Descript
     _two_dirs_mutable(d, new_dir)
 
     def live() -> None:
-        with beneath(d.fd(), old_path, False) as old, beneath(new_dir.fd(), new_path, False) as new:
+        with beneath(d.fd(), old_path, False, STRIP) as old, \
+                beneath(new_dir.fd(), new_path, False, STRIP) as new:
+            if new.must_be_dir:  # "rename f g/": only a directory may take a name ending in "/"
+                _require_dir_at(Target(old.dir_fd, old.name, True))
             _require_dir_at(old)
             os.rename(old.name, new.name, src_dir_fd=old.dir_fd, dst_dir_fd=new.dir_fd)
 
@@ -482,6 +485,8 @@ def open_at(host: HostContext, d: Descriptor, path_flags: frozenset[str], path: 
 
     def live() -> str:
         with beneath(d.fd(), path, "symlink-follow" in path_flags) as t:
+            if t.must_be_dir and "create" in open_flags:
+                raise WasiError("is-directory")  # as Linux: O_CREAT on a path ending in "/"
             fd = os.open(t.name, _os_flags(modes, open_flags, t.must_be_dir), 0o666, dir_fd=t.dir_fd)
         opened.append(HostFd(fd))
         return descriptor_type(os.fstat(fd).st_mode)
