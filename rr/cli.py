@@ -232,6 +232,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         _report(f"replay stopped before event {result.stopped_at} (--until)")
         return 0
     status = _finish(result.outcome)
+    if result.incomplete:
+        # The guest got all it asked for, but the recording never finished: the replay may
+        # not be the run that was recorded.
+        _report(f"trace is incomplete ({result.incomplete}): the replay used every recorded event "
+                f"and the guest ended ({session.describe_outcome(result.outcome)}), but the "
+                f"recording did not finish")
+        return EXIT_BAD_TRACE
     if args.verbose:
         _report(f"replayed {result.events} events ({session.describe_outcome(result.outcome)})")
     return status
@@ -256,11 +263,19 @@ def _reading_trace(path: str) -> Iterator[None]:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .trace import convert
+    from .errors import OutputError
+    from .trace import TraceExistsError, TraceNameError, TraceOutputError, convert
 
     fmt = {"json": "jsonl"}.get(args.format, args.format)
-    with _reading_trace(args.input):
-        convert(args.input, args.output, fmt, overwrite=args.force)
+    try:
+        with _reading_trace(args.input):
+            convert(args.input, args.output, fmt, overwrite=args.force)
+    except TraceExistsError as e:
+        raise UsageError(f"{e} (use --force to replace it)") from None
+    except TraceNameError as e:
+        raise UsageError(str(e)) from None
+    except TraceOutputError as e:
+        raise OutputError(str(e)) from None
     return 0
 
 

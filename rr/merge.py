@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .trace import Event, Outcome, TraceError, TraceReader, TraceWriter, open_trace
+from .trace import Event, Outcome, TraceError, TraceOutputError, TraceReader, TraceWriter, open_trace
 
 FLOW_CALL = "wasi:http/outgoing-handler.handle"
 
@@ -51,7 +51,10 @@ class SharedWriter:
             if self.finished:
                 self.late_flows += 1
                 return
-            self._writer.write_event(flow_event(record))
+            try:
+                self._writer.write_event(flow_event(record))
+            except TraceOutputError:
+                return   # on the proxy's thread: the guest's next write, or the outcome, reports it
             self.flows += 1
 
     def write_outcome(self, outcome: Outcome) -> None:
@@ -114,7 +117,8 @@ def iter_flow_records(reader: TraceReader) -> Iterator[dict[str, Any]]:
         yield event.result
 
 
-def flow_records(trace_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every HTTP exchange in a trace, in order (a first pass before a replay; export)."""
-    with open_trace(trace_path) as reader:
+def flow_records(trace_path: str | os.PathLike[str], name: str | None = None) -> list[dict[str, Any]]:
+    """Every HTTP exchange in a trace, in order (a first pass before a replay; export).
+    `name`: what to call the trace in messages (default: its path)."""
+    with open_trace(trace_path, name=name) as reader:
         return list(iter_flow_records(reader))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,12 +21,13 @@ from typing import Any
 
 from . import __version__, netlock, runner
 from .cache import wasmtime_version
-from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, RRError
+from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
 from .host.http.grant import ALL, BadPattern, HttpGrant
 from .merge import BadFlowRecord, SharedWriter, flow_records, is_flow
 from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, format_event
-from .trace import ComponentInfo, Header, TraceError, TraceWriter, open_trace
+from .trace import (ComponentInfo, Header, TraceError, TraceExistsError, TraceNameError, TraceOutputError,
+                    TraceWriter, open_trace)
 from .trace import Outcome as TraceOutcome
 
 
@@ -87,32 +91,51 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
            overwrite: bool = False, http: HttpOptions | None = None) -> Recorded:
     try:
         writer = TraceWriter(trace_path, fmt, overwrite=overwrite)
-    except TraceError as e:
-        raise RRError(f"{e} (use --force to replace it)" if "overwrite" in str(e) else str(e)) from None
-    except OSError as e:
-        raise RRError(f"{trace_path}: cannot create trace: {e.strerror}") from None
+    except TraceExistsError as e:
+        raise UsageError(f"{e} (use --force to replace it)") from None
+    except TraceNameError as e:
+        raise UsageError(str(e)) from None
+    except TraceOutputError as e:
+        raise OutputError(str(e)) from None
     http = http or HttpOptions()
-    with writer, contextlib.ExitStack() as stack:
-        writer.write_header(make_header(program, sandbox))
-        shared = SharedWriter(writer)
-        tap = Recorder(shared)  # type: ignore[arg-type]
-        services: dict[str, Any] = {}
-        if program.imports_interface("wasi:http/"):
-            proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
-            services.update(_proxy_transport(proxy.port, stack))
-        # A crash of rr itself leaves the trace without an outcome: readable, and
-        # reported as incomplete, never silently truncated.
-        outcome = runner.run(program, sandbox, tap, limits, services)
-        if services and http.after_run:
-            # The trace is finished first: the outcome is written and the writer takes no
-            # more flows (an exchange the guest abandoned mid-flight is left out), so
-            # Ctrl-C while the UI stays up loses nothing.
-            shared.write_outcome(to_trace_outcome(outcome))
-            http.after_run()
-        stack.close()  # stop the proxy: every finished flow is in the trace before the outcome
-        if not shared.finished:
-            shared.write_outcome(to_trace_outcome(outcome))
+    try:
+        # The writer closes last, after the proxy has stopped. A crash of rr itself leaves
+        # the trace without an outcome: readable, and reported as incomplete.
+        with writer, contextlib.ExitStack() as stack:
+            writer.write_header(make_header(program, sandbox))
+            shared = SharedWriter(writer)
+            tap = Recorder(shared)  # type: ignore[arg-type]
+            services: dict[str, Any] = {}
+            if program.imports_interface("wasi:http/"):
+                proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
+                services.update(_proxy_transport(proxy.port, stack))
+            outcome = runner.run(program, sandbox, tap, limits, services)
+            if services and http.after_run:
+                # The trace is finished first: the outcome is written and the writer takes no
+                # more flows (an exchange the guest abandoned mid-flight is left out), so
+                # Ctrl-C while the UI stays up loses nothing.
+                shared.write_outcome(to_trace_outcome(outcome))
+                http.after_run()
+            stack.close()  # stop the proxy: every finished flow is in the trace before the outcome
+            if not shared.finished:
+                shared.write_outcome(to_trace_outcome(outcome))
+    except BaseException:
+        if writer.error is not None:   # the disk filled up (or failed) under the recording
+            raise OutputError(_write_failure(writer)) from None
+        raise
     return Recorded(outcome, tap.count, Path(trace_path), shared.flows)
+
+
+def _write_failure(writer: TraceWriter) -> str:
+    """What a failed write left: one line for the user."""
+    why = f"{writer.path}: cannot write the trace: {writer.error.strerror or writer.error}"  # type: ignore[union-attr]
+    n = writer.events_written
+    if writer.kept == writer.path:
+        return f"{why}; kept the {n} events recorded before (an incomplete trace)"
+    if writer.kept is not None:
+        return f"{why}; {writer.path} is unchanged, the {n} events recorded before are in {writer.kept}"
+    return f"{why}; no event was recorded" + (" (the old trace is unchanged)" if os.path.exists(writer.path) else
+                                             ", nothing was kept")
 
 
 def _proxy_transport(port: int, stack: contextlib.ExitStack) -> dict[str, Any]:
@@ -181,21 +204,23 @@ def recorded_http_allow(header: Header, trace_path: str) -> list[str]:
 
 def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ignore[no-untyped-def]
            until: int | None = None, limits: runner.Limits | None = None) -> Replayed:
-    try:
-        reader = open_trace(trace_path)
-    except FileNotFoundError:
-        raise BadTrace(f"{trace_path}: no such file") from None
-    except TraceError as e:
-        raise BadTrace(str(e)) from None
-    with reader, contextlib.ExitStack() as stack:
+    """Replay `trace_path` (a file, or a pipe such as `<(cat t.cbor)`). An HTTP guest's trace is
+    read twice, its flow records first; a pipe is then copied once to a temporary file."""
+    http = program.imports_interface("wasi:http/")
+    with contextlib.ExitStack() as stack:
+        source = _rereadable(trace_path, stack) if http else trace_path
+        try:
+            reader = stack.enter_context(open_trace(source, name=trace_path))
+        except TraceError as e:
+            raise BadTrace(str(e)) from None
         check_component(program, reader.header, trace_path)
         tap = Replayer(iter(reader), until, side_data=is_flow)
         sandbox = replay_sandbox(reader.header, stdout, stderr, trace_path)
         services: dict[str, Any] = {}
         proxy = None
-        if program.imports_interface("wasi:http/"):
+        if http:
             try:
-                flows = flow_records(trace_path)
+                flows = flow_records(source, name=trace_path)
             except BadFlowRecord as e:
                 raise BadTrace(str(e)) from None
             except TraceError:
@@ -212,23 +237,23 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         except TraceCorrupt as e:
             raise BadTrace(str(e)) from None
         except Divergence as d:
-            _raise_http_mismatch(proxy)
-            if not tap.leftover() and _cut_short(reader):
-                # The recording itself was cut short (killed): replay ends where it ended.
+            if _cut_short(tap, reader):
+                # The recording itself was cut short (killed): replay ends where it ended. An
+                # HTTP request the proxy has no record of is then the one it was making.
                 return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
                                 incomplete=reader.problem)
+            _raise_http_mismatch(proxy)
             raise Diverged(d.message) from None
+        if proxy is not None and proxy.addon.mismatches and _cut_short(tap, reader):
+            return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
+                            incomplete=reader.problem)
         _raise_http_mismatch(proxy)
-        leftover = tap.leftover()
+        leftover = _leftover(tap)
         if leftover:
             shown = "\n".join(f"   >> {i:>6}  {format_event(e)}" for i, e in leftover)
             raise Diverged(f"replay diverged: the guest finished ({describe_outcome(outcome)}) but the trace "
                            f"has more events from event {tap.index}:\n{shown}")
-        try:
-            for _ in reader:  # drain to learn the recorded outcome
-                pass
-        except TraceError as e:
-            raise BadTrace(str(e)) from None
+        _drain(reader)  # to learn the recorded outcome, and that nothing follows it
         if proxy is not None and proxy.addon.unused():
             ids = ", ".join(f"{r['id']} {r['request']['method']} {r['request']['url']}" for r in proxy.addon.unused())
             raise Diverged(f"replay diverged: recorded HTTP exchanges were never requested: {ids}")
@@ -239,18 +264,52 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         return Replayed(outcome, tap.consumed, incomplete=reader.problem)
 
 
+def _rereadable(trace_path: str, stack: contextlib.ExitStack) -> str:
+    """`trace_path` if it can be read twice, else a temporary copy of it (a pipe, a FIFO),
+    removed when the stack closes. The copy streams: memory stays bounded."""
+    try:
+        if stat.S_ISREG(os.stat(trace_path).st_mode):
+            return trace_path
+        src = open(trace_path, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return trace_path   # open_trace says what is wrong with it
+    fd, copy = tempfile.mkstemp(prefix="rr-replay-", suffix=".trace")
+    stack.callback(os.unlink, copy)
+    with src, os.fdopen(fd, "wb") as dst:
+        try:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        except OSError as e:
+            raise BadTrace(f"{trace_path}: cannot read: {e.strerror}") from None
+    return copy
+
+
 def _raise_http_mismatch(proxy: Any) -> None:
     if proxy is not None and proxy.addon.mismatches:
         raise Diverged("replay diverged: the guest's HTTP request differs from the recording\n"
                        + proxy.addon.format_diff())
 
 
-def _cut_short(reader) -> bool:  # type: ignore[no-untyped-def]
+def _leftover(tap: Replayer) -> list[tuple[int, Any]]:
+    try:
+        return tap.leftover()
+    except TraceCorrupt as e:   # found after the guest finished: still a bad trace
+        raise BadTrace(str(e)) from None
+
+
+def _drain(reader) -> None:  # type: ignore[no-untyped-def]
     try:
         for _ in reader:
             pass
-    except TraceError:
+    except TraceError as e:
+        raise BadTrace(str(e)) from None
+
+
+def _cut_short(tap: Replayer, reader) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the guest used up every event of a trace that ends without an outcome. A corrupt
+    rest of the trace is a BadTrace."""
+    if _leftover(tap):
         return False
+    _drain(reader)
     return not reader.complete
 
 
