@@ -247,7 +247,8 @@ def test_unedited_values_replay_unchanged(recordings: dict[str, Recording]) -> N
 
 def test_http_recorded_values_are_checked(tmp_path: Path) -> None:
     with TestServer() as server:
-        rec = _record(tmp_path, "http", guests.c_guest("http_get"), server.url("/plain"))
+        rec = _record(tmp_path, "http", guests.c_guest("http_get"), server.url("/plain"),
+                      flags=("--allow-http", "127.0.0.1"))
     get = rec.index_of("wasi:http/types.future-incoming-response.get", 0)
     refused(rr("replay", str(rec.component), str(rec.edited(tmp_path / "a.jsonl", get, result("yes")))),
             get, "wasi:http/types.future-incoming-response.get", "'yes' is not a bool")
