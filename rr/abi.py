@@ -588,7 +588,7 @@ class BoundFunc:
     top_level_result: bool  # result type is result<..>: returns are ok, WasiError is err
 
 
-_BOUND: list[BoundFunc] = []
+_BOUND: list[BoundFunc | None] = []
 # The last exception raised by a host function (GuestExit, or a bug) for the runner.
 pending: list[BaseException] = []
 
@@ -633,7 +633,13 @@ def _clear_results(results: Any, n: int) -> None:
         _neutralize(results[i])
 
 
-_finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _env: None)
+def _release(env: int | None) -> None:
+    # wasmtime dropped the function (its linker and every instance of it are gone): let go
+    # of the implementation and what it holds (the run's host context, a replay's trace).
+    _BOUND[env or 0] = None  # type: ignore[call-overload]
+
+
+_finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_release)
 
 
 # Replay's check of every host function's outcome (tap.Replayer.guard): given the WIT name,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from ...abi import WasiError
+from ...typecheck import BadValue, show
 from ..context import HostContext
 from ..io import BufferedInput, OutputStream, StreamClosed, StreamFailed
 from . import errors
@@ -114,6 +116,12 @@ class OutgoingBodyStream(OutputStream):
         self.host.wait_for(self.pipe.has_room)
 
 
+def _count_at_most_n(args: list[Any], result: Any) -> None:
+    """Replay: a body read's recorded count is at most what the guest asked for."""
+    if type(result) is not int or not 0 <= result <= args[1]:
+        raise BadValue(f"{show(result)} is not a count of at most {args[1]} bytes", "byte count")
+
+
 class ResponseBody(BufferedInput):
     """The input-stream of an incoming-body, fed by the transfer thread.
 
@@ -164,7 +172,7 @@ class ResponseBody(BufferedInput):
             return len(data)
 
         try:
-            count = self.host.tap("wasi:http/types.incoming-body.read", [self.label, n], live)
+            count = self.host.tap("wasi:http/types.incoming-body.read", [self.label, n], live, _count_at_most_n)
         except WasiError as e:
             if e.payload == "closed":
                 raise StreamClosed() from None

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ...abi import WasiError
+from ...typecheck import BadValue, show
 from ..context import HostContext
 from ..io import InputStream
 from ..poll import Pollable
@@ -237,6 +238,12 @@ def body_finish(host: HostContext, b: OutgoingBody, trailers: Fields | None) -> 
 # ------------------------------------------------------------------ future-incoming-response
 
 
+def _ready(args: list[Any], result: Any) -> None:
+    """Replay: whether a future was ready is a bool (the value itself comes from the flow)."""
+    if type(result) is not bool:
+        raise BadValue(f"{show(result)} is not a bool", "bool")
+
+
 @types_if.method("future-incoming-response", "subscribe")
 def future_subscribe(host: HostContext, f: FutureResponse) -> Pollable:
     return Pollable(f.done, label=f.label)
@@ -246,7 +253,7 @@ def future_subscribe(host: HostContext, f: FutureResponse) -> Pollable:
 def future_get(host: HostContext, f: FutureResponse) -> Any:
     if f.taken:
         return ("err", None)
-    ready = host.tap("wasi:http/types.future-incoming-response.get", [f.label], f.done)
+    ready = host.tap("wasi:http/types.future-incoming-response.get", [f.label], f.done, _ready)
     if not ready:
         return None
     host.wait_for(f.done)  # at once when live; a replay waits for the replayed flow
@@ -300,7 +307,7 @@ def trailers_subscribe(host: HostContext, t: FutureTrailers) -> Pollable:
 def trailers_get(host: HostContext, t: FutureTrailers) -> Any:
     if t.taken:
         return ("err", None)
-    ready = host.tap("wasi:http/types.future-trailers.get", [t.body.label], lambda: t.body.done)
+    ready = host.tap("wasi:http/types.future-trailers.get", [t.body.label], lambda: t.body.done, _ready)
     if not ready:
         return None
     host.wait_for(lambda: t.body.done)
