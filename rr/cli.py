@@ -9,13 +9,14 @@ import os
 import shlex
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import __version__
+from . import __version__, signals
 from .errors import (EXIT_BAD_TRACE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PIPE, EXIT_STATUSES,
                      EXIT_USAGE, RRError, UsageError)
-from .sandbox_args import add_sandbox_flags
+from .sandbox_args import add_sandbox_flags, refuse_on_replay
 
 
 def exit_status_epilog() -> str:
@@ -113,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("component", help="the .wasm command component that was recorded")
     rep.add_argument("trace", nargs="?", default="rr-trace.cbor", help="the trace (default: rr-trace.cbor)")
     rep.add_argument("--until", type=_count, metavar="N", help="stop cleanly before event N")
-    rep.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after this long")
+    # Replay applies the limits the trace records; a flag could only contradict them.
+    for flag in ("--timeout", "--max-memory"):
+        rep.add_argument(flag, type=refuse_on_replay(flag), help=argparse.SUPPRESS)
     _add_common(rep)
     rep.set_defaults(handler=_cmd_replay)
 
@@ -201,28 +204,30 @@ def _cmd_record(args: argparse.Namespace) -> int:
                                after_run=_wait_for_ctrl_c if args.inspect_wait else None)
     rec = session.record(program, sandbox, args.trace, fmt,
                          runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
-    status = _finish(rec.outcome)
+    _flush_stdout()
     flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
-    _report(f"recorded {rec.events} events{flows} to {rec.path} ({session.describe_outcome(rec.outcome)})")
-    return status
+    saved = f"recorded {rec.events} events{flows} to {rec.path}"
+    if rec.outcome.kind == "exit":
+        _report(f"{saved} ({session.describe_outcome(rec.outcome)})")
+    else:  # one line: how the guest ended, then what was kept
+        _report(f"{_ending(rec.outcome)}; {saved}")
+    return int(rec.outcome.status)
 
 
 def _wait_for_ctrl_c() -> None:
-    import threading
     _report("the guest has finished and the trace is complete; the web UI stays up: Ctrl-C to quit")
     try:
         threading.Event().wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, signals.Signalled):
         pass
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from . import runner, session
+    from . import session
 
     program = _load(args)
     with _reading_trace(args.trace):
-        result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
-                                until=args.until, limits=runner.Limits(timeout=args.timeout))
+        result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer, until=args.until)
     _flush_stdout()
     if result.stopped_at is not None:
         if result.incomplete:
@@ -325,9 +330,12 @@ def _flush_stdout() -> None:
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     _flush_stdout()
     if outcome.kind != "exit":
-        _report(f"guest {outcome.kind}: {outcome.message}" if outcome.kind == "trap"
-                else str(outcome.message))
-    return outcome.status
+        _report(_ending(outcome))
+    return int(outcome.status)
+
+
+def _ending(outcome) -> str:  # type: ignore[no-untyped-def]
+    return f"guest {outcome.kind}: {outcome.message}" if outcome.kind == "trap" else str(outcome.message)
 
 
 _GUEST_COMMANDS = ("run", "record")  # the commands whose extra arguments belong to the guest
@@ -398,6 +406,21 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signals.install()
+    status = _main(argv)
+    if any(t.is_alive() and t.daemon for t in threading.enumerate()):
+        # A thread still blocked in a system call (a guest stopped while opening a FIFO, the
+        # reader of a silent stdin) must not meet the interpreter's shutdown, which can abort
+        # with "Fatal Python error" over a lock it holds. Everything rr writes is written.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     _reopen_closed_stdio()
     args = None
     try:
@@ -406,8 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     except RRError as e:
         _report(str(e))
         return e.status
+    except signals.Signalled as e:
+        _report(str(e))
+        return e.status
     except KeyboardInterrupt:
-        _report("interrupted")
+        _report(signals.MESSAGE["interrupted"])
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()

@@ -41,10 +41,21 @@ class SharedWriter:
         self.flows = 0
         self.late_flows = 0       # finished after the outcome was written: not in the trace
         self.finished = False
+        self.events = 0           # the guest's own events written
+        self.sealed = False       # a stop was decided: the guest's events are over
 
     def write_event(self, event: Event) -> None:
         with self._lock:
+            if self.sealed or self.finished:
+                # A host call that was still running when the run was stopped: the stop's
+                # outcome counts the events before it, and the replay refuses that call.
+                return
             self._writer.write_event(event)
+            self.events += 1
+
+    def seal(self) -> None:
+        with self._lock:
+            self.sealed = True
 
     def write_flow(self, record: dict[str, Any]) -> None:
         with self._lock:

@@ -1,8 +1,14 @@
 """Engine, cache, linker, instantiate, call wasi:cli/run — one guest run.
 
 The guest runs on its own thread: host functions block it (poll, blocking reads)
-while producers on other threads feed data; the calling thread enforces --timeout
-and Ctrl-C by interrupting both the wasm code (epochs) and host waits.
+while producers on other threads feed data; the calling thread enforces --timeout,
+SIGINT and SIGTERM by interrupting both the wasm code (epochs) and host waits.
+
+Where a stop strikes is counted in host calls: every imported function goes through
+`_counted`, which numbers the calls the guest completes and refuses any call past the
+host's budget. A recording stores the count; a replay lets the guest complete exactly
+that many calls and refuses the next, so it ends at the same point with the same output
+(between two host calls a guest can only compute, which nothing outside can see).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,8 +26,8 @@ import wasmtime
 import wasmtime._ffi as ffi
 from wasmtime import component as wc
 
-from . import abi, host as _host_modules  # noqa: F401 - importing registers every interface
-from .abi import Converters, GuestExit, HostFault, NotProvided, Unwind
+from . import abi, host as _host_modules, signals  # noqa: F401 - importing registers every interface
+from .abi import Converters, GuestExit, HostFault, NotProvided, Unwind, WasiError
 from .cache import load_component
 from .fastpath.compose import compose_cached
 from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, UnsupportedError
@@ -34,17 +41,53 @@ ENGINE_KEY = "concurrency=off,epoch=on"
 
 @dataclass
 class Limits:
-    max_memory: int | None = None   # bytes of linear memory for the whole store
+    max_memory: int | None = None   # bytes each linear memory of the guest may grow to
     timeout: float | None = None    # wall seconds for the whole run
+
+
+STOP_STATUS = {"timeout": EXIT_TIMEOUT, **signals.STATUS}
+# How long a stopped guest may take to unwind. One blocked in a system call (opening a FIFO)
+# never does: the run ends without it and the process exits without waiting for the thread.
+STOP_GRACE_S = 1.0
 
 
 @dataclass
 class Outcome:
-    """How the guest ended: kind is "exit" or "trap" (or "timeout"/"memory" limits)."""
+    """How the guest ended: kind is "exit" or "trap", "memory" (--max-memory did not fit), or a
+    stop from outside: "timeout", "interrupted", "terminated" (`calls`: host calls completed)."""
 
     kind: str
     status: int
     message: str | None = None
+    calls: int | None = None
+    replayed_stop: bool = False   # the stop a recording ended with, reproduced by a replay
+
+
+class ReplayStop:
+    """Replay of a recording that was stopped from outside: known once the trace's end is read
+    (`arm`), possibly while the guest runs; from then on the guest's host calls are counted
+    against the recorded number."""
+
+    def __init__(self) -> None:
+        self.kind: str | None = None
+        self.calls = 0
+        self.message: str | None = None
+        self._bound: Callable[[], None] | None = None
+
+    def arm(self, kind: str, calls: int, message: str) -> None:
+        self.kind, self.calls, self.message = kind, calls, message
+        if self._bound is not None:
+            self._bound()
+
+    def bind(self, host: HostContext, wake: Callable[[], None]) -> None:
+        # `wake` interrupts wasm code: a guest that computes after its last allowed call
+        # (a spin loop) is stopped at once instead of running to its end or forever.
+        self._bound = lambda: host.refuse_after(self.calls, self.kind or "interrupted", wake)
+        if self.kind is not None:
+            self._bound()
+
+    def reached(self, host: HostContext) -> bool:
+        return self.kind is not None and host.calls >= self.calls
 
 
 @dataclass
@@ -222,10 +265,26 @@ def link(program: Program, host: HostContext) -> wc.Linker:
                         continue
                     impl = _implementation(base, item_name)
                     qualified = f"{name}.{item_name}"
-                    fn = partial(impl, host) if impl else _not_implemented(qualified)
+                    fn = _counted(host, partial(impl, host) if impl else _not_implemented(qualified))
                     abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn,
                                                            guard if impl else None))
     return linker
+
+
+def _counted(host: HostContext, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        if host.calls >= host.budget:
+            raise host.refusal()
+        try:
+            result = fn(*args)
+        except WasiError:  # an `err` returned to the guest: the call completed
+            host.calls += 1
+            raise
+        host.calls += 1
+        if host.calls == host.budget and host.on_budget is not None:
+            host.on_budget()
+        return result
+    return call
 
 
 def unsupported_imports(program: Program) -> list[str]:
@@ -237,8 +296,11 @@ def unsupported_imports(program: Program) -> list[str]:
 
 
 def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
-        limits: Limits | None = None, services: dict[str, Any] | None = None) -> Outcome:
-    """Run the guest to its end. `services` pre-sets per-interface state (the HTTP transport)."""
+        limits: Limits | None = None, services: dict[str, Any] | None = None,
+        replay_stop: ReplayStop | None = None, on_stop: Callable[[], None] | None = None) -> Outcome:
+    """Run the guest to its end. `services` pre-sets per-interface state (the HTTP transport);
+    `replay_stop` reproduces a recorded stop; `on_stop` is called on this thread the moment a
+    stop (timeout, signal) is decided, before the guest is interrupted."""
     limits = limits or Limits()
     host = HostContext(sandbox, tap or Tap())
     host.services.update(services or {})
@@ -247,9 +309,11 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
     if limits.max_memory is not None:
         store.set_limits(memory_size=limits.max_memory)
     # Wasm code reads its deadline when it starts running, so it must be armed now: one
-    # epoch tick (which only _stop makes) interrupts the guest. The engine is shared, so a
+    # epoch tick (which only a stop makes) interrupts the guest. The engine is shared, so a
     # stop interrupts every run of this process: rr runs one guest per process.
     store.set_epoch_deadline(1)
+    if replay_stop is not None:
+        replay_stop.bind(host, program.engine.increment_epoch)
 
     result: list[Outcome] = []
     failure: list[BaseException] = []
@@ -261,29 +325,42 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
             failure.append(e)
 
     guest = threading.Thread(target=guest_main, name="rr-guest", daemon=True)
-    guest.start()
-    timed_out = False
+    reason: str | None = None
     try:
+        guest.start()
         guest.join(limits.timeout)
         if guest.is_alive():
-            timed_out = True
-            _stop(program, store, host, "timeout")
-            guest.join()
-    except KeyboardInterrupt:
-        _stop(program, store, host, "interrupted")
-        guest.join(5)
-        raise
+            reason = "timeout"
+    except (signals.Signalled, KeyboardInterrupt) as e:
+        reason = signals.reason_of(e)
+    if reason is not None:
+        with signals.held(drop=True):  # a second Ctrl-C must not cut the stop short
+            if on_stop is not None:
+                on_stop()
+            host.interrupt(reason)
+            program.engine.increment_epoch()
+            guest.join(STOP_GRACE_S)
+            calls = host.calls
+        if not guest.is_alive() and failure and not isinstance(failure[0], GuestInterrupted):
+            raise failure[0]
+        return stopped(reason, calls, limits)
     if failure:
         raise failure[0]
-    outcome = result[0]
-    if timed_out and outcome.kind == "trap":
-        return Outcome("timeout", EXIT_TIMEOUT, f"guest exceeded --timeout {limits.timeout:g}s")
-    return outcome
+    if replay_stop is not None and replay_stop.reached(host):
+        return Outcome(replay_stop.kind or "interrupted", STOP_STATUS[replay_stop.kind or "interrupted"],
+                       replay_stop.message, calls=host.calls, replayed_stop=True)
+    return result[0]
 
 
-def _stop(program: Program, store: wasmtime.Store, host: HostContext, reason: str) -> None:
-    host.interrupt(reason)
-    program.engine.increment_epoch()
+def stopped(reason: str, calls: int, limits: Limits) -> Outcome:
+    message = (f"guest exceeded --timeout {limits.timeout:g}s" if reason == "timeout"
+               else signals.MESSAGE[reason])
+    return Outcome(reason, STOP_STATUS[reason], message, calls=calls)
+
+
+def guest_threads_left() -> bool:
+    """Whether a stopped guest is still blocked in a system call (the process must not wait)."""
+    return any(t.name == "rr-guest" and t.is_alive() for t in threading.enumerate())
 
 
 def _call_run(program: Program, linker: wc.Linker, store: wasmtime.Store,
@@ -310,14 +387,14 @@ def _call_run(program: Program, linker: wc.Linker, store: wasmtime.Store,
     try:
         value = func(store)
         func.post_return(store)
-    except GuestInterrupted:
-        return Outcome("trap", EXIT_TRAP, "interrupted")
+    except GuestInterrupted as e:
+        return Outcome(e.reason, STOP_STATUS[e.reason], e.reason)
     except (wasmtime.WasmtimeError, wasmtime.Trap) as e:
         pending = abi.take_pending()
         if isinstance(pending, GuestExit):
             return Outcome("exit", pending.status)
         if isinstance(pending, GuestInterrupted):
-            return Outcome("trap", EXIT_TRAP, pending.reason)
+            return Outcome(pending.reason, STOP_STATUS[pending.reason], pending.reason)
         if isinstance(pending, NotProvided):
             raise UnsupportedError(str(pending))
         if isinstance(pending, (HostFault, Unwind)):
@@ -335,8 +412,6 @@ def _trap_message(e: BaseException, limits: Limits) -> str:
     # wasmtime puts the cause last ("wasm trap: wasm `unreachable` instruction executed").
     cause = next((ln.strip() for ln in reversed(lines) if ln.strip().startswith(("wasm trap", "Caused by"))), None)
     message = cause or (lines[0] if lines else type(e).__name__)
-    if "interrupt" in text and limits.timeout is not None:
-        message = f"guest exceeded --timeout {limits.timeout:g}s"
-    elif limits.max_memory is not None:
+    if limits.max_memory is not None:
         message += f" (--max-memory {limits.max_memory} bytes was in force)"
     return message

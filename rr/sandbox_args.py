@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -30,17 +31,43 @@ def add_sandbox_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("-S", dest="wasmtime_s", action="append", default=[], metavar="http",
                    help="as the wasmtime CLI: -S http allows all outgoing HTTP")
     g.add_argument("--max-memory", metavar="SIZE", type=parse_size,
-                   help="limit the guest's linear memory, e.g. 64M, 1G")
-    g.add_argument("--timeout", metavar="SECONDS", type=float,
-                   help="stop the guest after this many seconds (exit status 124)")
+                   help="limit each linear memory of the guest, e.g. 64M, 1G (exit status 123 if "
+                        "it cannot even start); recorded, and applied again on replay")
+    g.add_argument("--timeout", metavar="SECONDS", type=parse_timeout,
+                   help="stop the guest after this many seconds (exit status 124); a replay "
+                        "stops at the same point, without a clock")
 
 
 def parse_size(text: str) -> int:
     m = _SIZE.match(text.strip())
     if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 64M or 1G)")
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (a number of bytes with an optional "
+                                         "K, M, G or T, e.g. 64M or 1G)")
     number, unit = float(m.group(1)), m.group(2).upper()
-    return int(number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit])
+    size = int(number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit])
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 bytes, not {text!r}")
+    return size
+
+
+def parse_timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if seconds is None or not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r} (e.g. 10 or 0.5)")
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
+    return seconds
+
+
+def refuse_on_replay(flag: str):  # type: ignore[no-untyped-def]
+    """The `type=` of a limit flag given to `rr replay`: always a usage error, saying why."""
+    def refuse(_text: str) -> None:
+        raise argparse.ArgumentTypeError(
+            f"replay applies the limits recorded in the trace (see `rr inspect`); {flag} cannot be given to replay")
+    return refuse
 
 
 def _shown(text: str) -> str:

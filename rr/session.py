@@ -14,12 +14,13 @@ import shutil
 import stat
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, netlock, runner
+from . import __version__, netlock, runner, signals
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
@@ -29,6 +30,7 @@ from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, fo
 from .trace import (ComponentInfo, Header, TraceError, TraceExistsError, TraceNameError, TraceOutputError,
                     TraceWriter, open_trace)
 from .trace import Outcome as TraceOutcome
+from .trace.model import STOP_KINDS
 
 
 class BadTrace(RRError):
@@ -42,7 +44,8 @@ class Diverged(RRError):
 HTTP_ALLOW = "http_allow"  # header extra: the --allow-http grant, so replay needs no flags
 
 
-def make_header(program: runner.Program, sandbox: Sandbox) -> Header:
+def make_header(program: runner.Program, sandbox: Sandbox, limits: runner.Limits | None = None) -> Header:
+    limits = limits or runner.Limits()
     return Header(
         rr_version=__version__,
         wasmtime_version=wasmtime_version(),
@@ -53,12 +56,20 @@ def make_header(program: runner.Program, sandbox: Sandbox) -> Header:
               for p in sandbox.preopens],
         start_time=time.time(),
         extra={HTTP_ALLOW: list(sandbox.http_allow)},
+        limits={k: v for k, v in (("max_memory", limits.max_memory),
+                                  ("timeout", None if limits.timeout is None else float(limits.timeout)))
+                if v is not None},
     )
 
 
-def to_trace_outcome(outcome: runner.Outcome) -> TraceOutcome:
+def to_trace_outcome(outcome: runner.Outcome, events: int) -> TraceOutcome:
+    """The trace's outcome for a run that ended as `outcome` after the guest consumed `events`."""
     if outcome.kind == "exit":
         return TraceOutcome.exit(outcome.status)
+    if outcome.kind == "memory":
+        return TraceOutcome.memory(outcome.message or "memory")
+    if outcome.kind in STOP_KINDS:
+        return TraceOutcome.stop(outcome.kind, events, outcome.calls or 0)
     return TraceOutcome.trap(outcome.message or outcome.kind)
 
 
@@ -98,32 +109,43 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
     except TraceOutputError as e:
         raise OutputError(str(e)) from None
     http = http or HttpOptions()
+    limits = limits or runner.Limits()
     try:
         # The writer closes last, after the proxy has stopped. A crash of rr itself leaves
         # the trace without an outcome: readable, and reported as incomplete.
         with writer, contextlib.ExitStack() as stack:
-            writer.write_header(make_header(program, sandbox))
+            writer.write_header(make_header(program, sandbox, limits))
             shared = SharedWriter(writer)
             tap = Recorder(shared)  # type: ignore[arg-type]
             services: dict[str, Any] = {}
-            if program.imports_interface("wasi:http/"):
-                proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
-                services.update(_proxy_transport(proxy.port, stack))
-            outcome = runner.run(program, sandbox, tap, limits, services)
+            try:
+                if program.imports_interface("wasi:http/"):
+                    proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
+                    services.update(_proxy_transport(proxy.port, stack))
+                outcome = runner.run(program, sandbox, tap, limits, services, on_stop=shared.seal)
+            except (signals.Signalled, KeyboardInterrupt) as e:
+                # Stopped before the guest ran: it had completed no host call, and its replay
+                # is refused the first one.
+                shared.seal()
+                outcome = runner.stopped(signals.reason_of(e), 0, limits)
+            ended = to_trace_outcome(outcome, shared.events)
             if services and http.after_run:
                 # The trace is finished first: the outcome is written and the writer takes no
                 # more flows (an exchange the guest abandoned mid-flight is left out), so
                 # Ctrl-C while the UI stays up loses nothing.
-                shared.write_outcome(to_trace_outcome(outcome))
+                with signals.held(drop=True):
+                    shared.write_outcome(ended)
                 http.after_run()
-            stack.close()  # stop the proxy: every finished flow is in the trace before the outcome
-            if not shared.finished:
-                shared.write_outcome(to_trace_outcome(outcome))
+            # The run has ended: a signal now changes nothing in the trace, so it waits.
+            with signals.held(drop=True):
+                stack.close()  # stop the proxy: every finished flow is in the trace before the outcome
+                if not shared.finished:
+                    shared.write_outcome(ended)
     except BaseException:
         if writer.error is not None:   # the disk filled up (or failed) under the recording
             raise OutputError(_write_failure(writer)) from None
         raise
-    return Recorded(outcome, tap.count, Path(trace_path), shared.flows)
+    return Recorded(outcome, shared.events, Path(trace_path), shared.flows)
 
 
 def _write_failure(writer: TraceWriter) -> str:
@@ -203,9 +225,11 @@ def recorded_http_allow(header: Header, trace_path: str) -> list[str]:
 
 
 def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ignore[no-untyped-def]
-           until: int | None = None, limits: runner.Limits | None = None) -> Replayed:
-    """Replay `trace_path` (a file, or a pipe such as `<(cat t.cbor)`). An HTTP guest's trace is
-    read twice, its flow records first; a pipe is then copied once to a temporary file."""
+           until: int | None = None) -> Replayed:
+    """Replay `trace_path` (a file, or a pipe such as `<(cat t.cbor)`) under the limits the trace
+    records: the same --max-memory, and a recorded stop (timeout, SIGINT, SIGTERM) at the same host
+    call; there is no wall-clock limit. An HTTP guest's trace is read twice, its flow records
+    first; a pipe is then copied once to a temporary file."""
     http = program.imports_interface("wasi:http/")
     with contextlib.ExitStack() as stack:
         source = _rereadable(trace_path, stack) if http else trace_path
@@ -214,10 +238,13 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         except TraceError as e:
             raise BadTrace(str(e)) from None
         check_component(program, reader.header, trace_path)
-        tap = Replayer(iter(reader), until, side_data=is_flow)
+        stop = runner.ReplayStop()
+        tap = Replayer(iter(ReadAhead(reader, is_flow, lambda: _arm(stop, reader))), until, side_data=is_flow)
         sandbox = replay_sandbox(reader.header, stdout, stderr, trace_path)
+        limits = runner.Limits(max_memory=reader.header.limits.get("max_memory"))
         services: dict[str, Any] = {}
         proxy = None
+        recorded_flows: set[str] = set()
         if http:
             try:
                 flows = flow_records(source, name=trace_path)
@@ -225,42 +252,53 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 raise BadTrace(str(e)) from None
             except TraceError:
                 flows = []  # the corruption is reported when the replay reaches it
+            recorded_flows = {f["id"] for f in flows}
             # Nothing but loopback from here on: the proxy answers from the trace.
             netlock.engage()
             stack.callback(netlock.release)
             proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows))
             services.update(_proxy_transport(proxy.port, stack))
         try:
-            outcome = runner.run(program, sandbox, tap, limits, services)
-        except ReplayStopped as stop:
-            return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=stop.index)
+            outcome = runner.run(program, sandbox, tap, limits, services, replay_stop=stop)
+        except ReplayStopped as s:
+            return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=s.index)
         except TraceCorrupt as e:
             raise BadTrace(str(e)) from None
         except Divergence as d:
-            if _cut_short(tap, reader):
-                # The recording itself was cut short (killed): replay ends where it ended. An
-                # HTTP request the proxy has no record of is then the one it was making.
-                return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
-                                incomplete=reader.problem)
-            _raise_http_mismatch(proxy)
-            raise Diverged(d.message) from None
-        if proxy is not None and proxy.addon.mismatches and _cut_short(tap, reader):
+            if stop.kind is not None and not _leftover(tap):
+                # The guest asked for the event the recording was stopped waiting for.
+                outcome = runner.Outcome(stop.kind, runner.STOP_STATUS[stop.kind], stop.message,
+                                         calls=stop.calls, replayed_stop=True)
+            else:
+                if _cut_short(tap, reader):
+                    # The recording itself was cut short (killed): replay ends where it ended. An
+                    # HTTP request the proxy has no record of is then the one it was making.
+                    return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
+                                    incomplete=reader.problem)
+                _raise_http_mismatch(proxy)
+                raise Diverged(d.message) from None
+        if outcome.kind in STOP_KINDS and not outcome.replayed_stop:
+            return Replayed(outcome, tap.consumed)  # the replay itself was interrupted (Ctrl-C)
+        if proxy is not None and proxy.addon.mismatches and not outcome.replayed_stop and _cut_short(tap, reader):
             return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
                             incomplete=reader.problem)
-        _raise_http_mismatch(proxy)
+        # A recorded stop may have cut HTTP exchanges short: those were never recorded.
+        in_flight = recorded_flows if outcome.replayed_stop else None
+        _raise_http_mismatch(proxy, in_flight)
         leftover = _leftover(tap)
         if leftover:
             shown = "\n".join(f"   >> {i:>6}  {format_event(e)}" for i, e in leftover)
             raise Diverged(f"replay diverged: the guest finished ({describe_outcome(outcome)}) but the trace "
                            f"has more events from event {tap.index}:\n{shown}")
         _drain(reader)  # to learn the recorded outcome, and that nothing follows it
-        if proxy is not None and proxy.addon.unused():
+        if proxy is not None and proxy.addon.unused() and not outcome.replayed_stop:
             ids = ", ".join(f"{r['id']} {r['request']['method']} {r['request']['url']}" for r in proxy.addon.unused())
             raise Diverged(f"replay diverged: recorded HTTP exchanges were never requested: {ids}")
         recorded = reader.outcome
-        if recorded is not None and to_trace_outcome(outcome) != recorded:
+        replayed = to_trace_outcome(outcome, tap.consumed)
+        if recorded is not None and not _same_end(replayed, recorded):
             raise Diverged(f"replay diverged: the recording ended with {describe_outcome(recorded)}, "
-                           f"the replay with {describe_outcome(outcome)}")
+                           f"the replay with {describe_outcome(replayed)}")
         return Replayed(outcome, tap.consumed, incomplete=reader.problem)
 
 
@@ -283,8 +321,79 @@ def _rereadable(trace_path: str, stack: contextlib.ExitStack) -> str:
     return copy
 
 
-def _raise_http_mismatch(proxy: Any) -> None:
-    if proxy is not None and proxy.addon.mismatches:
+def _same_end(replayed: TraceOutcome, recorded: TraceOutcome) -> bool:
+    if recorded.kind in STOP_KINDS:
+        # `calls` may differ by the one call a stop caught mid-way (see SharedWriter.write_event).
+        return (replayed.kind, replayed.event) == (recorded.kind, recorded.event)
+    return replayed == recorded
+
+
+def _arm(stop: runner.ReplayStop, reader) -> None:  # type: ignore[no-untyped-def]
+    ended = reader.outcome
+    if ended is None or ended.kind not in STOP_KINDS:
+        return
+    what = {"timeout": f"guest exceeded --timeout {reader.header.limits.get('timeout', 0):g}s",
+            **signals.MESSAGE}[ended.kind]
+    stop.arm(ended.kind, ended.calls, f"{what} while recording; replay stopped at the same point "
+                                      f"(after {ended.event} events)")
+
+
+class ReadAhead:
+    """The trace's events, read one guest event ahead of the consumer, so that the recorded
+    outcome is known (and `at_end` called) before the last guest event is handed out: a
+    replayed stop must be armed while the guest still makes the calls after that event.
+    A read error is held back until the events before it have been handed out."""
+
+    def __init__(self, reader, side_data: Callable[[Any], bool], at_end: Callable[[], None]):  # type: ignore[no-untyped-def]
+        self._it = iter(reader)
+        self._side = side_data
+        self._at_end = at_end
+        self._queue: deque[Any] = deque()
+        self._guest_events = 0      # guest events in the queue
+        self._done = False
+        self._error: BaseException | None = None
+        self._fill(1)
+
+    def _fill(self, want: int) -> None:
+        while not self._done and self._guest_events < want:
+            try:
+                record = next(self._it)
+            except StopIteration:
+                self._done = True
+                self._at_end()
+                return
+            except TraceError as e:
+                self._done, self._error = True, e
+                return
+            self._queue.append(record)
+            if not self._side(record):
+                self._guest_events += 1
+
+    def __iter__(self) -> ReadAhead:
+        return self
+
+    def __next__(self) -> Any:
+        if not self._queue:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            raise StopIteration
+        record = self._queue.popleft()
+        if not self._side(record):
+            self._guest_events -= 1
+            self._fill(1)
+        return record
+
+
+def _raise_http_mismatch(proxy: Any, in_flight_ok: set[str] | None = None) -> None:
+    """A request the recording did not make is a divergence, except (`in_flight_ok`: the ids
+    recorded) one a recorded stop caught before its exchange finished."""
+    if proxy is None:
+        return
+    mismatches = proxy.addon.mismatches
+    if in_flight_ok is not None:
+        mismatches = [m for m in mismatches if m["id"] in in_flight_ok]
+    if mismatches:
         raise Diverged("replay diverged: the guest's HTTP request differs from the recording\n"
                        + proxy.addon.format_diff())
 
@@ -315,4 +424,8 @@ def _cut_short(tap: Replayer, reader) -> bool:  # type: ignore[no-untyped-def]
 
 def describe_outcome(outcome: runner.Outcome | TraceOutcome) -> str:
     """How a run ended, for messages: a live outcome or a recorded one."""
-    return f"exit status {outcome.status}" if outcome.kind == "exit" else f"{outcome.kind}: {outcome.message}"
+    if outcome.kind == "exit":
+        return f"exit status {outcome.status}"
+    if isinstance(outcome, TraceOutcome) and outcome.kind in STOP_KINDS:
+        return f"{outcome.kind} after {outcome.event} events"
+    return f"{outcome.kind}: {outcome.message}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 
 
 class GuestInterrupted(Unwind):
-    """The run was stopped from outside (timeout, Ctrl-C) while the guest waited in a host call."""
+    """The run was stopped from outside (timeout, SIGINT, SIGTERM, or a replay reaching the
+    recorded stop): raised by a host call the guest was waiting in or was about to make.
+    `reason` is the stop's outcome kind: "timeout", "interrupted" or "terminated"."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -58,15 +61,36 @@ class HostContext:
         self.cond = threading.Condition()
         self.interrupted: str | None = None
         self.services: dict[str, Any] = {}   # lazily created per-interface state
+        # Host calls the guest has completed (returned to it, ok or err). The guest is refused
+        # every call from number `budget` + 1 on: at once after a stop (-1), or where a
+        # replayed stop struck in the recording.
+        self.calls = 0
+        self.budget = sys.maxsize
+        self.on_budget: Callable[[], None] | None = None   # called when `calls` reaches `budget`
+        self.stop_reason = "interrupted"
 
     def notify(self) -> None:
         with self.cond:
             self.cond.notify_all()
 
     def interrupt(self, reason: str) -> None:
+        self.budget = -1
         with self.cond:
             self.interrupted = reason
             self.cond.notify_all()
+
+    def refuse_after(self, calls: int, reason: str, on_budget: Callable[[], None]) -> None:
+        """Replay of a stop: let the guest complete `calls` host calls, refuse the next one
+        with GuestInterrupted(reason), and call `on_budget` (on the guest thread) once the
+        last allowed call has returned, or now if the guest is already there."""
+        self.stop_reason = reason
+        self.on_budget = on_budget
+        self.budget = calls
+        if self.calls >= calls:
+            on_budget()
+
+    def refusal(self) -> GuestInterrupted:
+        return GuestInterrupted(self.interrupted or self.stop_reason)
 
     def wait_for(self, ready: Callable[[], bool], deadline_ns: int | None = None) -> None:
         """Block the guest thread until `ready()` or the monotonic deadline passes."""

@@ -12,7 +12,16 @@ from typing import Any, Literal
 
 from .versions import CURRENT_VERSION, FORMAT_NAME
 
-OutcomeKind = Literal["exit", "trap", "stopped"]
+OutcomeKind = Literal["exit", "trap", "stopped", "memory", "timeout", "interrupted", "terminated"]
+# A run stopped from outside: --timeout, SIGINT, SIGTERM. `event` is how many of the guest's
+# own events (HTTP flow records not counted) it had consumed and `calls` how many host calls
+# it had completed when the stop struck; a replay refuses the next call and ends the same way.
+STOP_KINDS = ("timeout", "interrupted", "terminated")
+_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
+    "exit": (("status", int),), "trap": (("message", str),), "stopped": (("event", int),),
+    "memory": (("message", str),),   # the guest's memory did not fit --max-memory
+    **{kind: (("event", int), ("calls", int)) for kind in STOP_KINDS},
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,9 @@ class Header:
     env: list[tuple[str, str]]
     dirs: list[dict[str, str]]          # {"host": ..., "guest": ..., "mode": ...}
     start_time: float                   # unix seconds
+    # The run's limits, applied again on replay: {"max_memory": bytes, "timeout": seconds}
+    # (each only when set); written only when not empty.
+    limits: dict[str, Any] = field(default_factory=dict)
     # Fields written by a newer rr of the same format version; kept and re-written as is.
     extra: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT_NAME
@@ -51,24 +63,38 @@ class Event:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How the run ended: exit(status), trap(message), or stopped(event) for a partial replay."""
+    """How the run ended: exit(status), trap(message), stopped(event) for a partial replay,
+    memory(message), or a stop from outside: timeout/interrupted/terminated(event, calls)."""
 
     kind: OutcomeKind
     status: int | None = None     # exit only
-    message: str | None = None    # trap only
-    event: int | None = None      # stopped only: index of the event replay stopped at
+    message: str | None = None    # trap and memory
+    event: int | None = None      # stopped: index of the event replay stopped at; stops: events consumed
+    calls: int | None = None      # stops only: host calls the guest had completed
 
     def __post_init__(self) -> None:
-        wanted = {"exit": ("status", int), "trap": ("message", str), "stopped": ("event", int)}
-        if self.kind not in wanted:
-            raise ValueError(f"outcome kind must be exit, trap or stopped, not {self.kind!r}")
-        name, typ = wanted[self.kind]
-        for other in ("status", "message", "event"):
+        if self.kind not in _FIELDS:
+            raise ValueError(f"outcome kind must be one of {', '.join(_FIELDS)}, not {self.kind!r}")
+        wanted = dict(_FIELDS[self.kind])
+        for other in ("status", "message", "event", "calls"):
             value = getattr(self, other)
-            if other == name and type(value) is not typ:
-                raise ValueError(f"{self.kind} outcome needs {name}: {typ.__name__}, got {value!r}")
-            if other != name and value is not None:
+            if other in wanted and type(value) is not wanted[other]:
+                raise ValueError(f"{self.kind} outcome needs {other}: {wanted[other].__name__}, got {value!r}")
+            if other not in wanted and value is not None:
                 raise ValueError(f"{self.kind} outcome cannot carry {other}={value!r}")
+
+    @classmethod
+    def fields(cls, kind: str) -> tuple[str, ...] | None:
+        """The fields a `kind` outcome carries (None: not a kind)."""
+        return tuple(name for name, _ in _FIELDS[kind]) if kind in _FIELDS else None
+
+    @classmethod
+    def stop(cls, kind: str, event: int, calls: int) -> Outcome:
+        return cls(kind, event=event, calls=calls)  # type: ignore[arg-type]
+
+    @classmethod
+    def memory(cls, message: str) -> Outcome:
+        return cls("memory", message=message)
 
     @classmethod
     def exit(cls, status: int) -> Outcome:

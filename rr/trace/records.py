@@ -25,8 +25,8 @@ _TIME_RANGE = (-62135596800.0, 253402300799.0)
 _MAX_SIZE = 1 << 63
 
 HEADER_KEYS = ("t", "format", "version", "rr_version", "wasmtime_version", "component",
-               "argv", "env", "dirs", "start_time")
-_OUTCOME_FIELD = {"exit": "status", "trap": "message", "stopped": "event"}
+               "argv", "env", "dirs", "start_time", "limits")
+_LIMIT_TYPES = {"max_memory": int, "timeout": float}
 
 
 def header_to_raw(h: Header) -> dict[str, Any]:
@@ -43,6 +43,8 @@ def header_to_raw(h: Header) -> dict[str, Any]:
         "dirs": [dict(d) for d in h.dirs],
         "start_time": float(h.start_time),
     }
+    if h.limits:
+        raw["limits"] = dict(h.limits)
     clash = raw.keys() & h.extra.keys()
     if clash:
         raise ValueError(f"header extra fields clash with standard ones: {sorted(clash)}")
@@ -77,12 +79,16 @@ def header_from_raw(raw: dict[str, Any]) -> Header:
         raise RecordError("header field 'start_time' must be a float")
     if not (math.isfinite(start) and _TIME_RANGE[0] <= start <= _TIME_RANGE[1]):
         raise RecordError(f"header field 'start_time' is not a date: {start!r}")
+    limits = raw.get("limits", {})
+    if type(limits) is not dict or not all(k in _LIMIT_TYPES and type(v) is _LIMIT_TYPES[k]
+                                           and 0 < v < _MAX_SIZE and math.isfinite(v) for k, v in limits.items()):
+        raise RecordError("header field 'limits' must be a map of max_memory: int, timeout: float (> 0)")
     return Header(
         format=raw["format"], version=raw["version"],
         rr_version=_field(raw, "rr_version", str),
         wasmtime_version=_field(raw, "wasmtime_version", str),
         component=ComponentInfo(comp["sha256"], comp["size"], comp["name"]),
-        argv=argv, env=[(k, v) for k, v in env], dirs=dirs, start_time=start,
+        argv=argv, env=[(k, v) for k, v in env], dirs=dirs, start_time=start, limits=limits,
         extra={k: v for k, v in raw.items() if k not in HEADER_KEYS},
     )
 
@@ -95,22 +101,22 @@ def event_from_raw(raw: dict[str, Any]) -> Event:
 
 
 def outcome_to_raw(o: Outcome) -> dict[str, Any]:
-    name = _OUTCOME_FIELD[o.kind]
-    return {"t": "outcome", "kind": o.kind, name: getattr(o, name)}
+    return {"t": "outcome", "kind": o.kind, **{name: getattr(o, name) for name in Outcome.fields(o.kind) or ()}}
 
 
 def outcome_from_raw(raw: dict[str, Any]) -> Outcome:
     kind = raw.get("kind")
-    name = _OUTCOME_FIELD.get(kind) if type(kind) is str else None
-    if name is None or set(raw) != {"t", "kind", name}:
-        raise RecordError(f"outcome must be {{kind: exit|trap|stopped, status|message|event}}, "
-                          f"got keys {sorted(raw)}")
+    names = Outcome.fields(kind) if type(kind) is str else None
+    if names is None or set(raw) != {"t", "kind", *names}:
+        raise RecordError(f"outcome must be {{kind: exit|trap|stopped|memory|timeout|interrupted|terminated, "
+                          f"and its fields}}, got keys {sorted(raw)}")
     try:
-        outcome = Outcome(kind, **{name: raw[name]})  # type: ignore[arg-type]
+        outcome = Outcome(kind, **{name: raw[name] for name in names})  # type: ignore[arg-type]
     except ValueError as e:
         raise RecordError(str(e)) from None
-    if kind == "exit" and not 0 <= outcome.status <= 255 or kind == "stopped" and outcome.event < 0:
-        raise RecordError(f"outcome {name} {raw[name]} is out of range")
+    if kind == "exit" and not 0 <= outcome.status <= 255 or any(
+            name in ("event", "calls") and not 0 <= raw[name] < _MAX_SIZE for name in names):
+        raise RecordError(f"outcome {kind} {', '.join(f'{n} {raw[n]}' for n in names)} is out of range")
     return outcome
 
 

@@ -1,0 +1,69 @@
+"""SIGINT and SIGTERM as an exception on the main thread, so a run can end the way it records.
+
+Python's default SIGTERM kills the process on the spot (no outcome in the trace, no line on
+stderr); its SIGINT raises KeyboardInterrupt anywhere. `install()` makes both raise
+`Signalled` on the main thread, where the runner waits for its guest thread and turns it into
+a stop of the guest. `held()` keeps a signal from cutting short work that must finish (the
+stop itself, writing the trace's outcome): it is raised when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+REASONS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+STATUS = {"interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}
+MESSAGE = {"interrupted": "interrupted (SIGINT)", "terminated": "terminated (SIGTERM)"}
+
+
+class Signalled(BaseException):
+    """SIGINT or SIGTERM arrived. A BaseException, as KeyboardInterrupt: no host code catches it."""
+
+    def __init__(self, reason: str):
+        super().__init__(MESSAGE[reason])
+        self.reason = reason
+        self.status = STATUS[reason]
+
+
+_holding = 0
+_held: list[str] = []
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    reason = REASONS[signal.Signals(signum)]
+    if _holding:
+        if not _held:
+            _held.append(reason)
+        return
+    raise Signalled(reason)
+
+
+def install() -> None:
+    """Call on the main thread (signal handlers run there)."""
+    for signum in REASONS:
+        signal.signal(signum, _on_signal)
+
+
+def reason_of(exc: BaseException) -> str:
+    return exc.reason if isinstance(exc, Signalled) else "interrupted"  # KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def held(drop: bool = False) -> Iterator[None]:
+    """Signals arriving inside are raised (the first of them) when the block ends, or
+    forgotten with `drop` (the run has already ended or is stopping for one)."""
+    global _holding
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+    if not _holding and _held:
+        reason = _held.pop()
+        if not drop:
+            raise Signalled(reason)
