@@ -137,11 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
     flows.add_argument("--force", action="store_true", help="replace an existing output file")
     flows.set_defaults(handler=_cmd_export, export="export_mitm")
 
-    insp = sub.add_parser("inspect", help="show a trace: header, outcome, counts and events")
+    insp = sub.add_parser(
+        "inspect", help="show a trace: header, every event in order (HTTP exchanges in full), outcome, counts",
+        description="Show a trace, streamed in trace order: the header, one line per event (an HTTP "
+                    "exchange as one block with its headers and bodies), then the outcome and the counts.")
     insp.add_argument("trace")
-    insp.add_argument("--json", action="store_true", help="machine-readable output")
+    insp.add_argument("--json", action="store_true",
+                      help="JSON Lines: a header line, one line per shown event, an outcome line with the counts")
     insp.add_argument("--no-events", action="store_true", help="header, outcome and counts only")
-    insp.add_argument("--limit", type=_count, metavar="N", help="show at most N events")
+    insp.add_argument("--call", action="append", default=[], metavar="PATTERN",
+                      help="only events whose call or interface matches this glob ('wasi:random/*'); an HTTP "
+                           "exchange also matches by URL or 'METHOD URL'; repeat for more")
+    insp.add_argument("--events", metavar="START:STOP",
+                      help="only events START (included) to STOP (excluded), the indexes shown; START:, :STOP, N")
+    insp.add_argument("--limit", type=_count, metavar="N", help="show at most N events (after --call/--events)")
+    insp.add_argument("--body-limit", type=_count, metavar="N",
+                      help="show N characters (bytes if binary) of each HTTP body; 0: all "
+                           "(default 4096, with --json all)")
     insp.set_defaults(handler=_cmd_inspect)
 
     for command in [p, *sub.choices.values()]:
@@ -274,10 +286,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import inspect_trace
+    from .inspect import Selection, inspect_trace, parse_range
 
+    start, stop = parse_range(args.events) if args.events else (0, None)
+    selection = Selection(calls=args.call, start=start, stop=stop, limit=args.limit)
     with _reading_trace(args.trace):
-        inspect_trace(args.trace, args.json, not args.no_events, args.limit)
+        inspect_trace(args.trace, as_json=args.json, show_events=not args.no_events, selection=selection,
+                      body_limit=args.body_limit)
     return 0
 
 
