@@ -61,7 +61,8 @@ def concurrent(tmp_path_factory: pytest.TempPathFactory, proxy_env: dict[str, st
     with TestServer() as server, RefusingPort() as refusing:
         urls = [server.url("/plain"), server.url("/gzip"), server.url("/bytes?n=5000"), server.url("/chunked"),
                 f"http://127.0.0.1:{refusing.port}/down"]
-        recorded = rr("record", str(guests.c_guest("http_concurrent")), "-t", str(trace), "--", *urls, env=proxy_env)
+        recorded = rr("record", str(guests.c_guest("http_concurrent")), "-t", str(trace), "--allow-http", "127.0.0.1",
+                      "--", *urls, env=proxy_env)
     assert b"Traceback" not in recorded.stderr and trace.exists(), recorded.err
     return Recorded(trace, urls)
 
@@ -71,7 +72,8 @@ def posted(tmp_path_factory: pytest.TempPathFactory, proxy_env: dict[str, str]) 
     trace = tmp_path_factory.mktemp("post") / "t.cbor"
     with TestServer() as server:
         url = server.url("/echo")
-        recorded = rr("record", str(guests.c_guest("http_post")), "-t", str(trace), "--", url,
+        recorded = rr("record", str(guests.c_guest("http_post")), "-t", str(trace), "--allow-http", "127.0.0.1",
+                      "--", url,
                       stdin=POST_TEXT, env=proxy_env)
     assert recorded.status == 0, recorded.err
     return Recorded(trace, [url])
