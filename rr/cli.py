@@ -98,12 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--ca-cert", metavar="PEM", type=_pem_file,
                      help="also trust this CA for upstream TLS (default: the system trust store)")
     web.add_argument("--inspect", action="store_true",
-                     help="serve mitmproxy's web UI while recording; prints its URL with the access token")
+                     help="serve mitmproxy's web UI (its URL with the access token goes to stderr) while "
+                          "recording and, once the trace is complete, until Ctrl-C")
     web.add_argument("--inspect-host", default="127.0.0.1", metavar="ADDR",
                      help="address the web UI listens on (default 127.0.0.1)")
     web.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
-    web.add_argument("--inspect-wait", action="store_true",
-                     help="after the guest finishes, keep the web UI up until Ctrl-C (the trace is complete by then)")
+    # The older name of --inspect, from when --inspect closed the UI with the guest.
+    web.add_argument("--inspect-wait", action="store_true", help=argparse.SUPPRESS)
     web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
     add_sandbox_flags(rec)
     _add_common(rec)
@@ -206,11 +207,25 @@ def _cmd_record(args: argparse.Namespace) -> int:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
     fmt = {"json": "jsonl"}.get(args.format, args.format)
-    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=args.inspect or args.inspect_wait,
+    inspect = args.inspect or args.inspect_wait
+    web_urls: list[str] = []
+    if inspect and not program.imports_interface("wasi:http/"):
+        _report(f"note: --inspect: {program.path.name} does not import wasi:http, so there is no web UI")
+    elif inspect:
+        from .proxy import WebUIError, check_web_address
+        try:  # before the trace is created: a port in use must not cost an existing trace
+            check_web_address(args.inspect_host, args.inspect_port)
+        except WebUIError as e:
+            raise UsageError(f"--inspect: {e}") from None
+
+    def on_web_url(url: str) -> None:
+        web_urls.append(url)
+        _report(f"inspect HTTP live at {url}")
+
+    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=inspect,
                                inspect_host=args.inspect_host, inspect_port=args.inspect_port,
-                               dump=args.dump, verbose=args.verbose,
-                               on_web_url=lambda url: _report(f"inspect HTTP live at {url}"),
-                               after_run=_wait_for_ctrl_c if args.inspect_wait else None)
+                               dump=args.dump, verbose=args.verbose, on_web_url=on_web_url,
+                               after_run=(lambda: _keep_web_ui_up(web_urls[0], args.trace)) if inspect else None)
     rec = session.record(program, sandbox, args.trace, fmt,
                          runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
     status = _finish(rec.outcome)
@@ -219,13 +234,22 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return status
 
 
-def _wait_for_ctrl_c() -> None:
+def _keep_web_ui_up(url: str, trace: str) -> None:
+    """Until Ctrl-C (or SIGTERM: `docker compose stop`); the trace is complete already."""
+    import signal
     import threading
-    _report("the guest has finished and the trace is complete; the web UI stays up: Ctrl-C to quit")
+
+    stop = threading.Event()
+    # Handlers rather than KeyboardInterrupt: a Ctrl-C that comes right after the message
+    # must end the wait too, not interrupt rr. An ignored SIGINT (a background job) stays so.
+    wanted = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in wanted}
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        _report(f"the guest has finished and {trace} is complete; the web UI stays up at {url} until Ctrl-C")
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
