@@ -99,12 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--ca-cert", metavar="PEM", type=_pem_file,
                      help="also trust this CA for upstream TLS (default: the system trust store)")
     web.add_argument("--inspect", action="store_true",
-                     help="serve mitmproxy's web UI while recording; prints its URL with the access token")
+                     help="serve mitmproxy's web UI (its URL with the access token goes to stderr) while "
+                          "recording and, once the trace is complete, until Ctrl-C")
     web.add_argument("--inspect-host", default="127.0.0.1", metavar="ADDR",
                      help="address the web UI listens on (default 127.0.0.1)")
     web.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
-    web.add_argument("--inspect-wait", action="store_true",
-                     help="after the guest finishes, keep the web UI up until Ctrl-C (the trace is complete by then)")
+    # The older name of --inspect, from when --inspect closed the UI with the guest.
+    web.add_argument("--inspect-wait", action="store_true", help=argparse.SUPPRESS)
     web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
     add_sandbox_flags(rec)
     _add_common(rec)
@@ -140,11 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     flows.add_argument("--force", action="store_true", help="replace an existing output file")
     flows.set_defaults(handler=_cmd_export, export="export_mitm")
 
-    insp = sub.add_parser("inspect", help="show a trace: header, outcome, counts and events")
+    insp = sub.add_parser(
+        "inspect", help="show a trace: header, every event in order (HTTP exchanges in full), outcome, counts",
+        description="Show a trace, streamed in trace order: the header, one line per event (an HTTP "
+                    "exchange as one block with its headers and bodies), then the outcome and the counts.")
     insp.add_argument("trace")
-    insp.add_argument("--json", action="store_true", help="machine-readable output")
+    insp.add_argument("--json", action="store_true",
+                      help="JSON Lines: a header line, one line per shown event, an outcome line with the counts")
     insp.add_argument("--no-events", action="store_true", help="header, outcome and counts only")
-    insp.add_argument("--limit", type=_count, metavar="N", help="show at most N events")
+    insp.add_argument("--call", action="append", default=[], metavar="PATTERN",
+                      help="only events whose call or interface matches this glob ('wasi:random/*'); an HTTP "
+                           "exchange also matches by URL or 'METHOD URL'; repeat for more")
+    insp.add_argument("--events", metavar="START:STOP",
+                      help="only events START (included) to STOP (excluded), the indexes shown; START:, :STOP, N")
+    insp.add_argument("--limit", type=_count, metavar="N", help="show at most N events (after --call/--events)")
+    insp.add_argument("--body-limit", type=_count, metavar="N",
+                      help="show N characters (bytes if binary) of each HTTP body; 0: all "
+                           "(default 4096, with --json all)")
     insp.set_defaults(handler=_cmd_inspect)
 
     for command in [p, *sub.choices.values()]:
@@ -197,11 +210,25 @@ def _cmd_record(args: argparse.Namespace) -> int:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
     fmt = {"json": "jsonl"}.get(args.format, args.format)
-    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=args.inspect or args.inspect_wait,
+    inspect = args.inspect or args.inspect_wait
+    web_urls: list[str] = []
+    if inspect and not program.imports_interface("wasi:http/"):
+        _report(f"note: --inspect: {program.path.name} does not import wasi:http, so there is no web UI")
+    elif inspect:
+        from .proxy import WebUIError, check_web_address
+        try:  # before the trace is created: a port in use must not cost an existing trace
+            check_web_address(args.inspect_host, args.inspect_port)
+        except WebUIError as e:
+            raise UsageError(f"--inspect: {e}") from None
+
+    def on_web_url(url: str) -> None:
+        web_urls.append(url)
+        _report(f"inspect HTTP live at {url}")
+
+    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=inspect,
                                inspect_host=args.inspect_host, inspect_port=args.inspect_port,
-                               dump=args.dump, verbose=args.verbose,
-                               on_web_url=lambda url: _report(f"inspect HTTP live at {url}"),
-                               after_run=_wait_for_ctrl_c if args.inspect_wait else None)
+                               dump=args.dump, verbose=args.verbose, on_web_url=on_web_url,
+                               after_run=(lambda: _keep_web_ui_up(web_urls[0], args.trace)) if inspect else None)
     rec = session.record(program, sandbox, args.trace, fmt,
                          runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
     _flush_stdout()
@@ -214,12 +241,22 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return int(rec.outcome.status)
 
 
-def _wait_for_ctrl_c() -> None:
-    _report("the guest has finished and the trace is complete; the web UI stays up: Ctrl-C to quit")
+def _keep_web_ui_up(url: str, trace: str) -> None:
+    """Until Ctrl-C (or SIGTERM: `docker compose stop`); the trace is complete already."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    # Handlers rather than KeyboardInterrupt: a Ctrl-C that comes right after the message
+    # must end the wait too, not interrupt rr. An ignored SIGINT (a background job) stays so.
+    wanted = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in wanted}
     try:
-        threading.Event().wait()
-    except (KeyboardInterrupt, signals.Signalled):
-        pass
+        _report(f"the guest has finished and {trace} is complete; the web UI stays up at {url} until Ctrl-C")
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -257,14 +294,14 @@ def _reading_trace(path: str) -> Iterator[None]:
 
     try:
         yield
+    except TraceError as e:   # first: TraceNotFoundError is an OSError too
+        raise BadTrace(str(e)) from None
     except OSError as e:
-        if e.filename is None or os.fspath(e.filename) != os.fspath(path) or isinstance(e, TraceError):
+        if e.filename is None or os.fspath(e.filename) != os.fspath(path):
             raise
         if isinstance(e, FileNotFoundError):
             raise BadTrace(f"{path}: no such file") from None
         raise BadTrace(f"{path}: cannot read: {e.strerror}") from None
-    except TraceError as e:
-        raise BadTrace(str(e)) from None
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -294,10 +331,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import inspect_trace
+    from .inspect import Selection, inspect_trace, parse_range
 
+    start, stop = parse_range(args.events) if args.events else (0, None)
+    selection = Selection(calls=args.call, start=start, stop=stop, limit=args.limit)
     with _reading_trace(args.trace):
-        inspect_trace(args.trace, args.json, not args.no_events, args.limit)
+        inspect_trace(args.trace, as_json=args.json, show_events=not args.no_events, selection=selection,
+                      body_limit=args.body_limit)
     return 0
 
 

@@ -1,51 +1,163 @@
-"""`rr inspect`: a trace made readable — header, outcome, counts, one line per event."""
+"""`rr inspect`: a trace made readable, streamed event by event in trace order.
+
+Text: the header, one line per event (an HTTP exchange is one block: request and response
+with their headers and bodies as text), then the outcome and the counts per interface.
+`--json`: JSON Lines, one object per line: {"header": ...}, one per shown event, and a last
+{"outcome": ...} line with the counts. Either way one event is in memory at a time.
+"""
 
 from __future__ import annotations
 
+import base64
 import datetime
+import fnmatch
+import hashlib
 import json
+import re
+import shlex
 import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .errors import UsageError
+from .exchange import Body, body_of, error_text, header_text
+from .merge import is_flow
 from .tap import format_event
-from .trace import Trace, read_trace, summarize, to_jsonable
+from .trace import Event, Header, Outcome, Summary, TraceReader, open_trace, summarize, to_jsonable
+
+TEXT_BODY_LIMIT = 4096        # characters (text) or bytes (binary) of a body shown by default
+_INDENT = " " * 11            # continuation lines of an event block, under the call
 
 
-def inspect_trace(path: str, as_json: bool, show_events: bool, limit: int | None,
-                  out: TextIO = sys.stdout) -> None:
-    trace = read_trace(path)
-    if as_json:
-        json.dump(_as_json(trace, show_events, limit), out, indent=2)
-        out.write("\n")
-        return
-    h = trace.header
-    started = datetime.datetime.fromtimestamp(h.start_time, datetime.UTC).isoformat(timespec="seconds")
-    print(f"trace      {path} (format {h.format} v{h.version}, rr {h.rr_version}, wasmtime {h.wasmtime_version})", file=out)
-    print(f"component  {h.component.name}  {h.component.size} bytes  sha256 {h.component.sha256}", file=out)
-    print(f"recorded   {started}", file=out)
-    print(f"argv       {' '.join(json.dumps(a) for a in h.argv)}", file=out)
-    print(f"env        {', '.join(f'{k}={v}' for k, v in h.env) or '(none)'}", file=out)
-    for d in h.dirs:
-        print(f"dir        {d['host']} -> {d['guest']} ({d.get('mode', 'ro')})", file=out)
-    print(f"outcome    {_outcome(trace)}", file=out)
-    summary = summarize(trace)
-    print(f"events     {len(trace.events)}", file=out)
-    for iface, count in sorted(summary.calls.items()):
-        payload = summary.bytes.get(iface, 0)
-        extra = f"  ({payload} bytes of data)" if payload else ""
-        print(f"  {iface:<36} {count:>8}{extra}", file=out)
-    if show_events:
-        print("", file=out)
-        for i, event in enumerate(trace.events[:limit] if limit else trace.events):
-            print(f"{i:>7}  {format_event(event)}", file=out)
-        if limit and len(trace.events) > limit:
-            print(f"    ... {len(trace.events) - limit} more (use --limit)", file=out)
+@dataclass(frozen=True)
+class Selection:
+    """Which events to show: `calls` (globs; any may match), index range [start, stop), limit."""
+
+    calls: Sequence[str] = ()
+    start: int = 0
+    stop: int | None = None
+    limit: int | None = None
+
+    def matches(self, index: int, event: Event) -> bool:
+        if index < self.start or (self.stop is not None and index >= self.stop):
+            return False
+        if not self.calls:
+            return True
+        names = [event.call, event.interface]
+        if is_flow(event) and isinstance(event.result, dict):
+            request = event.result.get("request") or {}
+            url = str(request.get("url", ""))
+            names += [url, f"{request.get('method', '')} {url}"]
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.calls for name in names)
+
+    def describe(self) -> str:
+        parts = [f"--call {shlex.quote(c)}" for c in self.calls]
+        if self.start or self.stop is not None:
+            parts.append(f"--events {self.start or ''}:{'' if self.stop is None else self.stop}")
+        return ", ".join(parts)
 
 
-def _outcome(trace: Trace) -> str:
-    o = trace.outcome
+def parse_range(text: str) -> tuple[int, int | None]:
+    """'100:200' (200 excluded), '100:', ':200' or '150' (that event alone)."""
+    start_s, colon, stop_s = text.partition(":")
+    try:
+        start = int(start_s) if start_s.strip() else 0
+        stop = (int(stop_s) if stop_s.strip() else None) if colon else start + 1
+    except ValueError:
+        raise UsageError(f"--events {text}: expected START:STOP, START:, :STOP or INDEX (event indexes)") from None
+    if start < 0 or (stop is not None and stop < start):
+        raise UsageError(f"--events {text}: indexes count from 0 and STOP is not before START")
+    return start, stop
+
+
+def inspect_trace(path: str, *, as_json: bool = False, show_events: bool = True,
+                  selection: Selection = Selection(), body_limit: int | None = None,
+                  out: TextIO | None = None) -> None:
+    """Print the trace at `path`. body_limit: characters of a text body, bytes of a binary
+    one, shown (None: the default, 4096 in text and everything in JSON; 0: everything)."""
+    out = out or sys.stdout
+    if body_limit is None:
+        body_limit = 0 if as_json else TEXT_BODY_LIMIT
+    view = _JsonView(out, body_limit) if as_json else _TextView(out, path, body_limit)
+    with open_trace(path) as reader:
+        view.header(reader.header)
+        shown = _Shown(selection, view if show_events else None)
+        summary = summarize(shown.walk(reader))
+        view.end(reader, summary, shown, selection)
+
+
+class _Shown:
+    """Walks the events, showing the selected ones; counts what it showed."""
+
+    def __init__(self, selection: Selection, view: _TextView | _JsonView | None):
+        self.selection = selection
+        self.view = view
+        self.count = 0       # events shown
+        self.more = 0        # selected but past --limit
+
+    def walk(self, reader: TraceReader) -> Iterator[Event]:
+        limit = self.selection.limit
+        for index, event in enumerate(reader):
+            if self.view is not None and self.selection.matches(index, event):
+                if limit is None or self.count < limit:
+                    self.view.event(index, event)
+                    self.count += 1
+                else:
+                    self.more += 1
+            yield event
+
+
+# ---- text ---------------------------------------------------------------------------------
+
+class _TextView:
+    def __init__(self, out: TextIO, path: str, body_limit: int):
+        self.out = out
+        self.path = path
+        self.body_limit = body_limit
+        self.first_event = True
+
+    def header(self, h: Header) -> None:
+        started = datetime.datetime.fromtimestamp(h.start_time, datetime.UTC).isoformat(timespec="seconds")
+        lines = [
+            f"trace      {self.path} (format {h.format} v{h.version}, rr {h.rr_version}, wasmtime {h.wasmtime_version})",
+            f"component  {h.component.name}  {h.component.size} bytes  sha256 {h.component.sha256}",
+            f"recorded   {started}",
+            f"argv       {' '.join(json.dumps(a) for a in h.argv)}",
+            f"env        {', '.join(f'{k}={v}' for k, v in h.env) or '(none)'}",
+        ]
+        lines += [f"dir        {d['host']} -> {d['guest']} ({d.get('mode', 'ro')})" for d in h.dirs]
+        self.out.write("\n".join(lines) + "\n")
+
+    def event(self, index: int, event: Event) -> None:
+        lead = "\n" if self.first_event else ""
+        self.first_event = False
+        if is_flow(event) and isinstance(event.result, dict):
+            lines = _exchange_lines(event.result, self.body_limit)
+            text = f"{index:>7}  {lines[0]}\n" + "".join(f"{_INDENT}{line}\n" for line in lines[1:])
+        else:
+            text = f"{index:>7}  {format_event(event)}\n"
+        self.out.write(lead + text)
+
+    def end(self, reader: TraceReader, summary: Summary, shown: _Shown, selection: Selection) -> None:
+        lines = [""]
+        if shown.more:
+            lines = [f"    ... {shown.more} more selected event{'s' * (shown.more != 1)} (--limit)", ""]
+        lines.append(f"outcome    {_outcome_text(reader)}")
+        filtered = selection.describe()
+        note = f"  ({shown.count} shown: {filtered})" if filtered and shown.view is not None else ""
+        lines.append(f"events     {summary.events}{note}")
+        for iface, count in sorted(summary.calls.items()):
+            payload = summary.bytes.get(iface, 0)
+            extra = f"  ({payload} bytes of data)" if payload else ""
+            lines.append(f"  {iface:<36} {count:>8}{extra}")
+        self.out.write("\n".join(lines) + "\n")
+
+
+def _outcome_text(reader: TraceReader) -> str:
+    o = reader.outcome
     if o is None:
-        return f"INCOMPLETE: {trace.problem or 'no outcome recorded'}"
+        return f"INCOMPLETE: {reader.problem or 'no outcome recorded'}"
     if o.kind == "exit":
         return f"exit status {o.status}"
     if o.kind == "trap":
@@ -53,24 +165,143 @@ def _outcome(trace: Trace) -> str:
     return f"stopped at event {o.event}"
 
 
-def _as_json(trace: Trace, show_events: bool, limit: int | None) -> dict[str, Any]:
-    h = trace.header
-    summary = summarize(trace)
-    doc: dict[str, Any] = {
-        "header": {
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """One line of a header or body, with control characters escaped (a trace must not drive
+    the terminal)."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _exchange_lines(rec: dict[str, Any], body_limit: int) -> list[str]:
+    """An HTTP exchange: a headline, the request, then the response (curl -v style)."""
+    request, response, error = rec.get("request") or {}, rec.get("response"), rec.get("error")
+    timings = rec.get("timings") or {}
+    took = ""
+    if isinstance(timings.get("start"), (int, float)) and isinstance(timings.get("end"), (int, float)):
+        took = f", {max(0.0, timings['end'] - timings['start']) * 1000:.1f} ms"
+    if response is not None:
+        result = f"{response['status']} {response['reason']}".rstrip()
+    else:
+        result = f"failed: {error_text(error or {})}"
+    lines = [f"HTTP {request.get('method')} {_printable(str(request.get('url')))} -> {result}  (flow {rec.get('id')}{took})"]
+    lines += _message_lines(">", None, request, body_limit)
+    if response is not None:
+        status_line = f"{response['http_version']} {response['status']} {response['reason']}".rstrip()
+        lines += _message_lines("<", status_line, response, body_limit)
+    return lines
+
+
+def _message_lines(mark: str, first: str | None, message: dict[str, Any], body_limit: int) -> list[str]:
+    lines = [f"{mark} {first}"] if first else []
+    lines += [f"{mark} {_printable(header_text(n))}: {_printable(header_text(v))}" for n, v in message["headers"]]
+    body = body_of(message)
+    if body.wire:
+        lines.append(mark)
+        lines += [f"{mark} {line}".rstrip() for line in _body_lines(body, body_limit)]
+    return lines
+
+
+def _body_lines(body: Body, limit: int) -> list[str]:
+    notes = []
+    if body.coding:
+        notes.append(f"({body.coding}: {len(body.wire)} bytes on the wire, {body.size} decoded)")
+    elif body.not_decoded:
+        notes.append(f"(content-encoding not undone: {body.not_decoded})")
+    if body.text is None:
+        kind = f" {body.content_type}" if body.content_type else ""
+        head = body.data[:16].hex()
+        return notes + [f"<{body.size} bytes{kind}, sha256 {hashlib.sha256(body.data).hexdigest()[:16]}, "
+                        f"starts {head}{'...' if body.size > 16 else ''}>"]
+    text, more = _cut(body.text, limit)
+    lines = notes + [_printable(line.rstrip("\r")) for line in text.split("\n")]
+    if text.endswith("\n"):
+        lines.pop()
+    if more:
+        lines.append(f"... {more} more characters (--body-limit 0 shows all)")
+    return lines
+
+
+def _cut(text: str, limit: int) -> tuple[str, int]:
+    """The first `limit` characters of `text` (all when limit is 0) and how many are left out."""
+    if not limit or len(text) <= limit:
+        return text, 0
+    return text[:limit], len(text) - limit
+
+
+# ---- JSON Lines ---------------------------------------------------------------------------
+
+class _JsonView:
+    def __init__(self, out: TextIO, body_limit: int):
+        self.out = out
+        self.body_limit = body_limit
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def header(self, h: Header) -> None:
+        self._line({"header": {
             "format": h.format, "version": h.version, "rr_version": h.rr_version,
             "wasmtime_version": h.wasmtime_version,
             "component": {"name": h.component.name, "size": h.component.size, "sha256": h.component.sha256},
             "argv": h.argv, "env": [list(p) for p in h.env], "dirs": h.dirs, "start_time": h.start_time,
-        },
-        "outcome": None if trace.outcome is None else {
-            k: v for k, v in vars(trace.outcome).items() if v is not None},
-        "complete": trace.complete,
-        "problem": trace.problem,
-        "counts": dict(summary.calls),
+        }})
+
+    def event(self, index: int, event: Event) -> None:
+        obj: dict[str, Any] = {"event": index, "call": event.call, "args": to_jsonable(event.args)}
+        if is_flow(event) and isinstance(event.result, dict):
+            obj["http"] = _exchange_json(event.result, self.body_limit)
+        else:
+            obj["result"] = to_jsonable(event.result)
+            obj["failed"] = event.failed
+        self._line(obj)
+
+    def end(self, reader: TraceReader, summary: Summary, shown: _Shown, selection: Selection) -> None:
+        outcome: Outcome | None = reader.outcome
+        self._line({
+            "outcome": None if outcome is None else {k: v for k, v in vars(outcome).items() if v is not None},
+            "complete": reader.complete, "problem": reader.problem,
+            "events": summary.events, "shown": shown.count, "past_limit": shown.more,
+            "counts": dict(sorted(summary.calls.items())),
+            "bytes": {k: v for k, v in sorted(summary.bytes.items()) if v},
+        })
+
+
+def _exchange_json(rec: dict[str, Any], body_limit: int) -> dict[str, Any]:
+    request, response, error = rec["request"], rec.get("response"), rec.get("error")
+    out: dict[str, Any] = {
+        "flow": rec.get("id"), "method": request.get("method"), "url": request.get("url"),
+        "request": _message_json(request, body_limit),
+        "response": None if response is None else {
+            "status": response["status"], "reason": response["reason"], **_message_json(response, body_limit)},
+        "error": None if error is None else {**error, "text": error_text(error)},
+        "timings": rec.get("timings"),
     }
-    if show_events:
-        events = trace.events[:limit] if limit else trace.events
-        doc["events"] = [to_jsonable({"call": e.call, "args": e.args, "result": e.result,
-                                      **({"failed": True} if e.failed else {})}) for e in events]
-    return doc
+    return out
+
+
+def _message_json(message: dict[str, Any], body_limit: int) -> dict[str, Any]:
+    return {"http_version": message["http_version"],
+            "headers": [[header_text(n), header_text(v)] for n, v in message["headers"]],
+            "body": _body_json(body_of(message), body_limit)}
+
+
+def _body_json(body: Body, limit: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"size": body.size}
+    if body.content_type:
+        out["content_type"] = body.content_type
+    if body.coding:
+        out |= {"content_encoding": body.coding, "wire_size": len(body.wire)}
+    elif body.not_decoded:
+        out["not_decoded"] = body.not_decoded
+    if body.text is not None:
+        out["text"], more = _cut(body.text, limit)
+    else:
+        data = body.data[:limit] if limit else body.data
+        out["sha256"] = hashlib.sha256(body.data).hexdigest()
+        out["base64"] = base64.b64encode(data).decode()
+        more = body.size - len(data)
+    if more:
+        out["truncated"] = True
+    return out

@@ -76,6 +76,30 @@ def _route_mitmproxy_logs(verbose: bool) -> None:
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+class WebUIError(RuntimeError):
+    """The web UI cannot listen where it was asked to (port in use, address not local)."""
+
+
+def check_web_address(host: str, port: int | None) -> None:
+    """Raise WebUIError now if the web UI could not listen on host:port (None: any free port),
+    before a recording starts."""
+    try:
+        infos = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise WebUIError(f"{host}: not an address to listen on ({e})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tornado binds
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise WebUIError(f"cannot listen on {_host_port(host, port)}: {e.strerror}") from None
+
+
+def _host_port(host: str, port: int | None) -> str:
+    return f"[{host}]:{port or 0}" if ":" in host else f"{host}:{port or 0}"
+
+
 def _closable_web_master(opts: Any) -> "Master":
     """mitmweb's WebMaster, keeping a handle on its web server so stop() can close the port
     (WebMaster.running() creates it as a local and never closes it)."""
@@ -88,7 +112,11 @@ def _closable_web_master(opts: Any) -> "Master":
         async def running(self) -> None:
             tornado.ioloop.IOLoop.current()  # registers tornado with this asyncio loop
             self.http_server = tornado.httpserver.HTTPServer(self.app, max_buffer_size=2**32)
-            self.http_server.listen(self.options.web_port, self.options.web_host)
+            try:
+                self.http_server.listen(self.options.web_port, self.options.web_host)
+            except OSError as e:
+                raise WebUIError(f"cannot listen on {_host_port(self.options.web_host, self.options.web_port)}: "
+                                 f"{e.strerror or e}") from None
             await Master.running(self)
 
     return ClosableWebMaster(opts, with_termlog=False)
@@ -207,6 +235,8 @@ class EmbeddedProxy:
             self._served = self._portal.start_task_soon(self._serve, ready)
             if not ready.wait(START_TIMEOUT_S):
                 raise RuntimeError(f"mitmproxy did not start within {START_TIMEOUT_S} s")
+            if isinstance(self._failure, WebUIError):
+                raise self._failure
             if self._failure is not None:
                 raise RuntimeError(f"mitmproxy failed to start: {self._failure}") from self._failure
             assert self._master is not None
@@ -260,8 +290,11 @@ class EmbeddedProxy:
             **upstream_trust(self._extra_ca, self.confdir),
         }
         if self._web:
+            # The proxy's port is chosen here, not by the OS at bind time, so that the web UI
+            # (its Capture tab and Options) shows the real address instead of 8080 or 0.
+            port = _free_loopback_port()
             settings |= {"web_host": self._web_host, "web_port": self._web_port or _free_loopback_port(),
-                         "web_open_browser": False}
+                         "web_open_browser": False, "listen_port": port, "mode": [f"regular@127.0.0.1:{port}"]}
         opts.update(**settings)
         self._master = master
         await master.run()

@@ -92,8 +92,8 @@ class HttpOptions:
     dump: bool = False                # one line per flow on stderr
     verbose: bool = False
     on_web_url: Callable[[str], None] | None = None
-    # Called once the guest has finished, before the proxy (and its web UI) stops:
-    # `--inspect-wait` keeps the UI up there until Ctrl-C.
+    # Called once the guest has finished and the trace is complete, before the proxy (and its
+    # web UI) stops: `--inspect` keeps the UI up there until Ctrl-C.
     after_run: Callable[[], None] | None = None
 
 
@@ -179,7 +179,11 @@ def _start_proxy(http: HttpOptions, mode: str, **kw: Any) -> Iterator[Any]:
                               web_port=http.inspect_port, dump=http.dump, verbose=http.verbose, **kw)
     except FileNotFoundError as e:
         raise RRError(f"--ca-cert: {e}") from None
-    proxy.start()
+    from .proxy import WebUIError
+    try:
+        proxy.start()
+    except WebUIError as e:
+        raise RRError(f"--inspect: {e}") from None
     try:
         if proxy.web_url and http.on_web_url:
             http.on_web_url(proxy.web_url)
