@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also trust this CA for upstream TLS (default: the system trust store)")
     web.add_argument("--inspect", action="store_true",
                      help="serve mitmproxy's web UI while recording; prints its URL with the access token")
-    web.add_argument("--inspect-host", default="127.0.0.1", metavar="ADDR",
+    web.add_argument("--inspect-host", metavar="ADDR",
                      help="address the web UI listens on (default 127.0.0.1)")
     web.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
     web.add_argument("--inspect-wait", action="store_true",
@@ -189,13 +189,19 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from . import runner, session
     from .sandbox_args import sandbox_from_args
 
+    inspect = args.inspect or args.inspect_wait
+    if not inspect and (args.inspect_host or args.inspect_port):
+        raise UsageError(_usage_message("rr record", "--inspect-host and --inspect-port need --inspect "
+                                        "or --inspect-wait"))
     program = _load(args)
     if args.verbose:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
+    if inspect and program.imports_interface("wasi:http/"):
+        _check_listen(args.inspect_host or "127.0.0.1", args.inspect_port)
     fmt = {"json": "jsonl"}.get(args.format, args.format)
-    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=args.inspect or args.inspect_wait,
-                               inspect_host=args.inspect_host, inspect_port=args.inspect_port,
+    http = session.HttpOptions(extra_ca=args.ca_cert, inspect=inspect,
+                               inspect_host=args.inspect_host or "127.0.0.1", inspect_port=args.inspect_port,
                                dump=args.dump, verbose=args.verbose,
                                on_web_url=lambda url: _report(f"inspect HTTP live at {url}"),
                                after_run=_wait_for_ctrl_c if args.inspect_wait else None)
@@ -205,6 +211,17 @@ def _cmd_record(args: argparse.Namespace) -> int:
     flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
     _report(f"recorded {rec.events} events{flows} to {rec.path} ({session.describe_outcome(rec.outcome)})")
     return status
+
+
+def _check_listen(host: str, port: int | None) -> None:
+    """The web UI's address, tried before the trace is created: a host that is not this
+    machine's or a port in use is the user's to fix, said before anything is recorded."""
+    import socket
+    try:
+        socket.create_server((host, port or 0)).close()
+    except OSError as e:
+        where = f"{host}:{port}" if port else host
+        raise UsageError(f"--inspect: the web UI cannot listen on {where}: {e.strerror or e}") from None
 
 
 def _wait_for_ctrl_c() -> None:

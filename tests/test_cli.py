@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from rr.errors import (EXIT_BAD_TRACE, EXIT_PIPE, EXIT_STATUSES, EXIT_USAGE)
 
 RANDOM = guests.c_guest("random")
 CLOCK = guests.c_guest("clock")
+HTTP_GET = guests.c_guest("http_get")
 BIGOUT = guests.c_guest("bigout")
 BIGIN = guests.c_guest("bigin")
 ECHO_STDIN = guests.c_guest("echo_stdin")
@@ -66,6 +68,11 @@ MISTAKES: list[tuple[str, list[str], int, str]] = [
     ("--inspect-port 0", ["record", "{random}", "-t", "o.cbor", "--inspect-port", "0"], EXIT_USAGE, "1-65535"),
     ("--inspect-port 70000", ["record", "{random}", "-t", "o.cbor", "--inspect-port", "70000"], EXIT_USAGE,
      "1-65535"),
+    ("--inspect-port without --inspect", ["record", "{random}", "-t", "o.cbor", "--inspect-port", "8081"],
+     EXIT_USAGE, "need --inspect"),
+    ("--inspect-host not this machine's", ["record", "{http_get}", "-t", "o.cbor", "--inspect", "--inspect-host",
+                                           "192.0.2.1", "--", "http://127.0.0.1:9/"], EXIT_USAGE,
+     "web UI cannot listen on 192.0.2.1"),
     ("-f xml", ["record", "{random}", "-t", "o.cbor", "-f", "xml"], EXIT_USAGE, "'xml'"),
     ("--max-memory lots", ["run", "{random}", "--max-memory", "lots"], EXIT_USAGE, "'lots'"),
     ("har without -o", ["har", "t.cbor"], EXIT_USAGE, "-o/--output"),
@@ -112,7 +119,7 @@ for _cmd in ["replay", "convert", "har", "flows", "inspect"]:
 
 
 def _expand(argv: list[str]) -> list[str]:
-    return [a.format(random=RANDOM, clock=CLOCK) for a in argv]
+    return [a.format(random=RANDOM, clock=CLOCK, http_get=HTTP_GET) for a in argv]
 
 
 def _assert_one_line(ran: Ran, status: int, names: str) -> None:
@@ -157,6 +164,15 @@ def test_guest_flags_before_dashdash_are_shown_after_it(files: Path, argv: list[
 def test_guest_flag_is_not_taken_for_an_abbreviated_rr_option(files: Path) -> None:
     # argparse would read --inh as --inherit-env: rr takes no abbreviations.
     _assert_one_line(rr("run", RANDOM, "--inh", cwd=files), EXIT_USAGE, "--inh")
+
+
+def test_web_ui_port_in_use(files: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        ran = rr("record", HTTP_GET, "-t", "o.cbor", "--inspect", "--inspect-port", port, "--",
+                 "http://127.0.0.1:9/", cwd=files)
+    _assert_one_line(ran, EXIT_USAGE, f"127.0.0.1:{port}: Address already in use")
+    assert not (files / "o.cbor").exists()  # said before anything was recorded
 
 
 def test_unreadable_files(files: Path) -> None:
