@@ -262,14 +262,14 @@ def _reading_trace(path: str) -> Iterator[None]:
 
     try:
         yield
+    except TraceError as e:
+        raise BadTrace(str(e)) from None
     except OSError as e:
-        if e.filename is None or os.fspath(e.filename) != os.fspath(path) or isinstance(e, TraceError):
+        if e.filename is None or os.fspath(e.filename) != os.fspath(path):
             raise
         if isinstance(e, FileNotFoundError):
             raise BadTrace(f"{path}: no such file") from None
         raise BadTrace(f"{path}: cannot read: {e.strerror}") from None
-    except TraceError as e:
-        raise BadTrace(str(e)) from None
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:

@@ -86,9 +86,7 @@ MISTAKES: list[tuple[str, list[str], int, str]] = [
     ("--dir-rw missing", ["record", "{random}", "-t", "o.cbor", "--dir-rw", "nodir::/x"], EXIT_USAGE, "nodir"),
     ("--env without =", ["run", "{random}", "--env", "FOO"], EXIT_USAGE, "--env 'FOO': expected K=V"),
     ("--env empty name", ["run", "{random}", "--env", "=x"], EXIT_USAGE, "expected K=V"),
-    ("trace exists", ["record", "{random}", "-t", "t.cbor"], EXIT_USAGE, "--force"),
     ("har output exists", ["har", "t.cbor", "-o", "afile"], EXIT_USAGE, "--force"),
-    ("convert into a missing directory", ["convert", "t.cbor", "nodir/t.jsonl"], EXIT_USAGE, "nodir/t.jsonl"),
     ("har into a missing directory", ["har", "t.cbor", "-o", "nodir/t.har"], EXIT_USAGE, "nodir/t.har"),
     ("replay: another component", ["replay", "{clock}", "t.cbor"], EXIT_BAD_TRACE, "different component"),
 ]
