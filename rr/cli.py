@@ -193,6 +193,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if not inspect and (args.inspect_host or args.inspect_port):
         raise UsageError(_usage_message("rr record", "--inspect-host and --inspect-port need --inspect "
                                         "or --inspect-wait"))
+    if os.path.exists(args.trace) and os.path.samefile(args.trace, args.component):
+        raise UsageError(f"-t {args.trace}: that is the component itself (--force would replace it)")
     program = _load(args)
     if args.verbose:
         _verbose_program(program)
@@ -337,6 +339,7 @@ _GUEST_COMMANDS = ("run", "record")  # the commands whose extra arguments belong
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     # Everything after the first `--` belongs to the guest, flags included.
+    argv_in = argv
     after: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
@@ -353,6 +356,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             message += (f"; arguments for the guest go after `--`, as in: "
                         f"{_with_dashdash(argv, extras, after)}")
         raise UsageError(_usage_message(prog, message))
+    if "--" in argv_in and args.command not in _GUEST_COMMANDS:
+        hint = " (a replay's guest arguments come from the trace)" if args.command == "replay" else ""
+        raise UsageError(_usage_message(f"rr {args.command}", f"takes no `--` arguments{hint}"))
     args.after_dashdash = after
     return args
 
