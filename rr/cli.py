@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--inspect", action="store_true",
                      help="serve mitmproxy's web UI (its URL with the access token goes to stderr) while "
                           "recording and, once the trace is complete, until Ctrl-C")
-    web.add_argument("--inspect-host", default="127.0.0.1", metavar="ADDR",
+    web.add_argument("--inspect-host", metavar="ADDR",
                      help="address the web UI listens on (default 127.0.0.1)")
     web.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
     # The older name of --inspect, from when --inspect closed the UI with the guest.
@@ -205,19 +205,24 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from . import runner, session
     from .sandbox_args import sandbox_from_args
 
+    inspect = args.inspect or args.inspect_wait
+    if not inspect and (args.inspect_host or args.inspect_port):
+        raise UsageError(_usage_message("rr record", "--inspect-host and --inspect-port need --inspect "
+                                        "or --inspect-wait"))
+    if os.path.exists(args.trace) and os.path.samefile(args.trace, args.component):
+        raise UsageError(f"-t {args.trace}: that is the component itself (--force would replace it)")
     program = _load(args)
     if args.verbose:
         _verbose_program(program)
     sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
     fmt = {"json": "jsonl"}.get(args.format, args.format)
-    inspect = args.inspect or args.inspect_wait
     web_urls: list[str] = []
     if inspect and not program.imports_interface("wasi:http/"):
         _report(f"note: --inspect: {program.path.name} does not import wasi:http, so there is no web UI")
     elif inspect:
         from .proxy import WebUIError, check_web_address
         try:  # before the trace is created: a port in use must not cost an existing trace
-            check_web_address(args.inspect_host, args.inspect_port)
+            check_web_address(args.inspect_host or "127.0.0.1", args.inspect_port)
         except WebUIError as e:
             raise UsageError(f"--inspect: {e}") from None
 
@@ -226,7 +231,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         _report(f"inspect HTTP live at {url}")
 
     http = session.HttpOptions(extra_ca=args.ca_cert, inspect=inspect,
-                               inspect_host=args.inspect_host, inspect_port=args.inspect_port,
+                               inspect_host=args.inspect_host or "127.0.0.1", inspect_port=args.inspect_port,
                                dump=args.dump, verbose=args.verbose, on_web_url=on_web_url,
                                after_run=(lambda: _keep_web_ui_up(web_urls[0], args.trace)) if inspect else None)
     rec = session.record(program, sandbox, args.trace, fmt,
@@ -383,6 +388,7 @@ _GUEST_COMMANDS = ("run", "record")  # the commands whose extra arguments belong
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     # Everything after the first `--` belongs to the guest, flags included.
+    argv_in = argv
     after: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
@@ -399,6 +405,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             message += (f"; arguments for the guest go after `--`, as in: "
                         f"{_with_dashdash(argv, extras, after)}")
         raise UsageError(_usage_message(prog, message))
+    if "--" in argv_in and args.command not in _GUEST_COMMANDS:
+        hint = " (a replay's guest arguments come from the trace)" if args.command == "replay" else ""
+        raise UsageError(_usage_message(f"rr {args.command}", f"takes no `--` arguments{hint}"))
     args.after_dashdash = after
     return args
 

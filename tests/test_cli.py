@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from rr.errors import (EXIT_BAD_TRACE, EXIT_PIPE, EXIT_STATUSES, EXIT_USAGE)
 
 RANDOM = guests.c_guest("random")
 CLOCK = guests.c_guest("clock")
+HTTP_GET = guests.c_guest("http_get")
 BIGOUT = guests.c_guest("bigout")
 BIGIN = guests.c_guest("bigin")
 ECHO_STDIN = guests.c_guest("echo_stdin")
@@ -48,6 +50,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "empty.cbor").write_bytes(b"")
     (d / "garbage.cbor").write_bytes(b"\x00\x01 not a trace")
     (d / "not.pem").write_text("hello\n")
+    shutil.copy(RANDOM, d / "guest.wasm")
     ran = rr("record", RANDOM, "-t", "t.cbor", cwd=d)
     assert ran.status == 0, ran.err
     return d
@@ -66,6 +69,15 @@ MISTAKES: list[tuple[str, list[str], int, str]] = [
     ("--inspect-port 0", ["record", "{random}", "-t", "o.cbor", "--inspect-port", "0"], EXIT_USAGE, "1-65535"),
     ("--inspect-port 70000", ["record", "{random}", "-t", "o.cbor", "--inspect-port", "70000"], EXIT_USAGE,
      "1-65535"),
+    ("--inspect-port without --inspect", ["record", "{random}", "-t", "o.cbor", "--inspect-port", "8081"],
+     EXIT_USAGE, "need --inspect"),
+    ("--inspect-host not this machine's", ["record", "{http_get}", "-t", "o.cbor", "--inspect", "--inspect-host",
+                                           "192.0.2.1", "--", "http://127.0.0.1:9/"], EXIT_USAGE,
+     "web UI cannot listen on 192.0.2.1"),
+    ("replay with --", ["replay", "{random}", "t.cbor", "--", "x"], EXIT_USAGE, "come from the trace"),
+    ("inspect with --", ["inspect", "t.cbor", "--"], EXIT_USAGE, "takes no `--` arguments"),
+    ("record onto the component", ["record", "guest.wasm", "-t", "guest.wasm", "--force"], EXIT_USAGE,
+     "the component itself"),
     ("-f xml", ["record", "{random}", "-t", "o.cbor", "-f", "xml"], EXIT_USAGE, "'xml'"),
     ("--max-memory lots", ["run", "{random}", "--max-memory", "lots"], EXIT_USAGE, "'lots'"),
     ("har without -o", ["har", "t.cbor"], EXIT_USAGE, "-o/--output"),
@@ -79,9 +91,7 @@ MISTAKES: list[tuple[str, list[str], int, str]] = [
     ("--dir-rw missing", ["record", "{random}", "-t", "o.cbor", "--dir-rw", "nodir::/x"], EXIT_USAGE, "nodir"),
     ("--env without =", ["run", "{random}", "--env", "FOO"], EXIT_USAGE, "--env 'FOO': expected K=V"),
     ("--env empty name", ["run", "{random}", "--env", "=x"], EXIT_USAGE, "expected K=V"),
-    ("trace exists", ["record", "{random}", "-t", "t.cbor"], EXIT_USAGE, "--force"),
     ("har output exists", ["har", "t.cbor", "-o", "afile"], EXIT_USAGE, "--force"),
-    ("convert into a missing directory", ["convert", "t.cbor", "nodir/t.jsonl"], EXIT_USAGE, "nodir/t.jsonl"),
     ("har into a missing directory", ["har", "t.cbor", "-o", "nodir/t.har"], EXIT_USAGE, "nodir/t.har"),
     ("replay: another component", ["replay", "{clock}", "t.cbor"], EXIT_BAD_TRACE, "different component"),
 ]
@@ -112,7 +122,7 @@ for _cmd in ["replay", "convert", "har", "flows", "inspect"]:
 
 
 def _expand(argv: list[str]) -> list[str]:
-    return [a.format(random=RANDOM, clock=CLOCK) for a in argv]
+    return [a.format(random=RANDOM, clock=CLOCK, http_get=HTTP_GET) for a in argv]
 
 
 def _assert_one_line(ran: Ran, status: int, names: str) -> None:
@@ -125,9 +135,10 @@ def _assert_one_line(ran: Ran, status: int, names: str) -> None:
 
 @pytest.mark.parametrize("argv,status,names", [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES])
 def test_mistake_is_one_line_with_its_status(files: Path, argv: list[str], status: int, names: str) -> None:
-    before = (files / "t.cbor").read_bytes()
+    before = [(files / name).read_bytes() for name in ("t.cbor", "guest.wasm")]
     _assert_one_line(rr(*_expand(argv), cwd=files), status, names)
-    assert (files / "t.cbor").read_bytes() == before  # recorded data is never touched by a mistake
+    # A mistake never touches recorded data or the component.
+    assert [(files / name).read_bytes() for name in ("t.cbor", "guest.wasm")] == before
     for out in ("o.cbor", "o.jsonl", "o.har", "o.mitm"):
         assert not (files / out).exists(), f"{out} left behind"
 
@@ -157,6 +168,30 @@ def test_guest_flags_before_dashdash_are_shown_after_it(files: Path, argv: list[
 def test_guest_flag_is_not_taken_for_an_abbreviated_rr_option(files: Path) -> None:
     # argparse would read --inh as --inherit-env: rr takes no abbreviations.
     _assert_one_line(rr("run", RANDOM, "--inh", cwd=files), EXIT_USAGE, "--inh")
+
+
+def test_ca_cert_that_is_a_real_ca_is_taken(files: Path) -> None:
+    # The PEM check must not refuse a real CA: with it the HTTPS exchange verifies, without
+    # it the guest gets a TLS error.
+    from httpservers import PLAIN_BODY, TestServer, make_tls_files
+    tls = make_tls_files(files)
+    with TestServer(tls) as server:
+        url = server.url("/plain")
+        grant = ["--allow-http", f"localhost:{server.port}"]
+        ok = rr("record", HTTP_GET, "-t", "tls.cbor", "--force", *grant, "--ca-cert", tls.ca_cert, "--", url,
+                cwd=files)
+        refused = rr("record", HTTP_GET, "-t", "notls.cbor", "--force", *grant, "--", url, cwd=files)
+    assert ok.status == 0 and PLAIN_BODY in ok.stdout, ok.err
+    assert refused.status != 0 and PLAIN_BODY not in refused.stdout
+
+
+def test_web_ui_port_in_use(files: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        ran = rr("record", HTTP_GET, "-t", "o.cbor", "--inspect", "--inspect-port", port, "--",
+                 "http://127.0.0.1:9/", cwd=files)
+    _assert_one_line(ran, EXIT_USAGE, f"127.0.0.1:{port}: Address already in use")
+    assert not (files / "o.cbor").exists()  # said before anything was recorded
 
 
 def test_unreadable_files(files: Path) -> None:
