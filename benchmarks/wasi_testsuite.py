@@ -256,6 +256,7 @@ def main() -> int:
     p.add_argument("--no-replay", action="store_true", help="skip the record + replay pass")
     p.add_argument("-v", "--verbose", action="store_true", help="say why each failing run failed")
     opts = p.parse_args()
+    opts.suite = opts.suite.resolve()  # the runs happen in the repo's directory
     if not (opts.suite / "tests").is_dir():
         print(f"wasi_testsuite: {opts.suite} is not a wasi-testsuite checkout (no tests/)", file=sys.stderr)
         return 2
