@@ -213,13 +213,13 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             raise BadTrace(str(e)) from None
         except Divergence as d:
             _raise_http_mismatch(proxy)
-            if not tap.leftover() and _cut_short(reader):
+            if not _leftover(tap) and _cut_short(reader):
                 # The recording itself was cut short (killed): replay ends where it ended.
                 return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
                                 incomplete=reader.problem)
             raise Diverged(d.message) from None
         _raise_http_mismatch(proxy)
-        leftover = tap.leftover()
+        leftover = _leftover(tap)
         if leftover:
             shown = "\n".join(f"   >> {i:>6}  {format_event(e)}" for i, e in leftover)
             raise Diverged(f"replay diverged: the guest finished ({describe_outcome(outcome)}) but the trace "
@@ -237,6 +237,14 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             raise Diverged(f"replay diverged: the recording ended with {describe_outcome(recorded)}, "
                            f"the replay with {describe_outcome(outcome)}")
         return Replayed(outcome, tap.consumed, incomplete=reader.problem)
+
+
+def _leftover(tap: Replayer) -> list[tuple[int, Any]]:
+    # Looking ahead past the guest's last call can meet the corruption first.
+    try:
+        return tap.leftover()
+    except TraceCorrupt as e:
+        raise BadTrace(str(e)) from None
 
 
 def _raise_http_mismatch(proxy: Any) -> None:
