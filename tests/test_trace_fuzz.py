@@ -1,0 +1,59 @@
+"""Seeded mutations of real traces replay honestly: identical, or one `rr:` line with 121/122.
+
+The corpus is recorded at test time by `python -m rr record` (tests/tracefuzz.py: random, clock,
+echo_stdin with stdin, fs_ops with a --dir-rw grant, bigout, and http_get against a loopback
+server), in .cbor and the .jsonl rr.trace.convert makes of it. Mutants are made at the byte
+level and at the record level (through rr.trace's reader and writer); benchmarks/fuzz_traces.py
+runs the same mutants by the hundred thousand. A failure names the seed and mutant index that
+make it again (RR_FUZZ_SEED picks another seed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import guests
+import tracefuzz as tf
+from httpservers import TestServer
+
+pytestmark = pytest.mark.timeout(240)
+
+SEED = int(os.environ.get("RR_FUZZ_SEED", "20261201"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tf.Recording]]:
+    work = tmp_path_factory.mktemp("fuzz-corpus")
+    with TestServer() as server:
+        recs = [tf.record(case, work) for case in tf.guest_cases(work, server.url("/bytes?n=3000"))]
+    for r in recs:   # the originals themselves replay identically
+        cls, replay = tf.replay_cli(r, tf.Mutant(r.name, "cbor", "none", "byte", r.data("cbor")), work / "orig.cbor")
+        assert cls == "identical", (r.name, replay.status, replay.stderr[-500:])
+    return tf.save_corpus(recs, work), recs
+
+
+def _rr_replay(wasm: Path, trace: Path) -> guests.Ran:
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "rr", "replay", str(wasm), str(trace)], capture_output=True,
+                          cwd=guests.REPO, env=guests._clean_env(None), timeout=60)
+    return guests.Ran(done.returncode, done.stdout, done.stderr)
+
+
+def test_corruption_right_after_the_last_event_the_guest_reads_is_one_line_122(
+        corpus: tuple[Path, list[tf.Recording]], tmp_path: Path) -> None:
+    """Found by the fuzzer (seed 1 mutant 34): replay looks past the guest's last call for events
+    it never asked for; meeting the corruption there escaped as a traceback with exit status 1."""
+    rec = next(r for r in corpus[1] if r.name == "random")
+    data = rec.data("cbor")
+    last = tf.record_spans(data, "cbor")[-1][0]   # the outcome record
+    bad = tmp_path / "bad.cbor"
+    bad.write_bytes(data[:last] + b"\xc7" + data[last:])
+    ran = _rr_replay(rec.wasm, bad)
+    assert ran.status == 122, ran.err
+    assert "Traceback" not in ran.err
+    assert ran.err.splitlines()[-1].startswith("rr: ") and "cannot start a record" in ran.err
+    assert ran.stdout == rec.stdout   # the guest ran to its end before the corruption was met
