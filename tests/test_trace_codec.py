@@ -237,8 +237,9 @@ def test_a_recomputed_checksum_does_not_let_bad_records_through(tmp_path: Path) 
     def seal(records: list[bytes]) -> bytes:
         out, crc = bytearray(b"\xd9\xd9\xf7"), 0
         for r in records:
-            crc = zlib.crc32(r, crc)
-            out += cbor2.dumps(r + crc.to_bytes(4, "big"))
+            head = cbor2.dumps(bytes(len(r) + 4))[:-(len(r) + 4)]
+            crc = zlib.crc32(head + r, crc)
+            out += head + r + crc.to_bytes(4, "big")
         return bytes(out)
 
     records = [cbor2.loads(p)[:-4] for p in parts]
@@ -434,3 +435,110 @@ def test_large_payloads(tmp_path: Path, name: str) -> None:
               Event("wasi:io/streams.[method]input-stream.read", [2], os.urandom(300_000))]
     write(tmp_path / name, events=events)
     assert read_trace(tmp_path / name).events == events
+
+
+def _jsonl_with(tmp_path: Path, line: bytes, header: dict | None = None) -> Path:
+    head = json.dumps(header or _raw_header(2)).encode()
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(head + b"\n" + line + b"\n" + b'{"t": "outcome", "kind": "exit", "status": 0}\n')
+    return path
+
+
+@pytest.mark.parametrize("line,why", [
+    (b'{"call": "a.f", "args": [], "result": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (b'{"call": "a.f", "args": [], "result": ' + b"[" * 65 + b"]" * 65 + b"}", "nest more than 64 deep"),
+    (b'{"call": "a.f", "args": [], "result": ' + b"9" * 5000 + b"}", "an int over 4300 digits"),
+    (b'{"call": "a.f", "args": [], "result": {"$int": "0x' + b"f" * 4000 + b'"}}', "over the trace limit"),
+    (b'{"call": "a.f", "args": [], "result": {"$utf8": "\\ud800"}}', "lone surrogate"),
+    (b'{"call": "a.f", "args": [], "result": Infinity}', "Infinity is not JSON"),
+])
+def test_hostile_jsonl_is_a_trace_error_naming_the_line(tmp_path: Path, line: bytes, why: str) -> None:
+    with pytest.raises(TraceError, match=f"hostile.jsonl: corrupt record 1 at line 2 \\(after 0 events\\): .*{why}"):
+        read_trace(_jsonl_with(tmp_path, line))
+
+
+@pytest.mark.parametrize("field,value,why", [
+    ("start_time", float("nan"), "'start_time' is not a date"),
+    ("start_time", float("inf"), "'start_time' is not a date"),
+    ("start_time", 1e300, "'start_time' is not a date"),
+    ("component", {"sha256": "00", "size": 2**64, "name": "a"}, "'component.size' is out of range"),
+    ("argv", [10**5000], "over the trace limit"),
+])
+@pytest.mark.parametrize("fmt", ["cbor", "jsonl"])
+def test_absurd_headers_are_refused(tmp_path: Path, fmt: str, field: str, value, why: str) -> None:
+    raw = {**_raw_header(2), field: value}
+    if fmt == "cbor":
+        import zlib
+        record = cbor2.dumps(raw)
+        head = cbor2.dumps(bytes(len(record) + 4))[:-(len(record) + 4)]
+        data = b"\xd9\xd9\xf7" + head + record + zlib.crc32(head + record).to_bytes(4, "big")
+    else:
+        import rr.trace.values as values
+        try:
+            data = json.dumps(values.to_jsonable(raw)).encode() + b"\n"
+        except ValueError:   # Python will not even print the int
+            data = b'{"argv": [' + b"1" * 5000 + b"]}\n"
+            why = "int over 4300 digits"
+    (tmp_path / "h.trace").write_bytes(data)
+    with pytest.raises(TraceError, match=why):
+        read_trace(tmp_path / "h.trace")
+
+
+def test_length_claims_are_refused_before_allocating(tmp_path: Path) -> None:
+    """A frame claiming 1 GiB, or 2**64 bytes, is refused from its head; one claiming more than
+    the file holds is a torn end, read without allocating the claim."""
+    write(tmp_path / "t.cbor")
+    data = (tmp_path / "t.cbor").read_bytes()
+    body = data[:3] + b"".join(frames(data)[:-1])
+    for head, why in [(b"\x5a\x40\x00\x00\x00", "claims 1073741820 bytes, over the maximum record size"),
+                      (b"\x5b" + b"\xff" * 8, "over the maximum record size")]:
+        (tmp_path / "claim.cbor").write_bytes(body + head + b"\x83\x00\x80\x00")
+        with pytest.raises(TraceError, match=f"corrupt record \\d+ at byte {len(body)} .*{why}"):
+            read_trace(tmp_path / "claim.cbor")
+    (tmp_path / "claim.cbor").write_bytes(body + b"\x5a\x10\x00\x00\x00" + b"\x83\x00")
+    t = read_trace(tmp_path / "claim.cbor")
+    assert not t.complete and t.problem == f"truncated after {len(EVENTS)} events: torn record at byte {len(body)}"
+
+
+def test_a_jsonl_line_over_the_limit_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rr.trace import jsonl
+    assert jsonl.MAX_LINE == 2 * (512 << 20)
+    monkeypatch.setattr(jsonl, "MAX_LINE", 4096)
+    path = _jsonl_with(tmp_path, b'{"call": "a.f", "args": [], "result": "' + b"x" * 100_000 + b'"}')
+    with pytest.raises(TraceError, match="line 2 .*a line longer than the maximum \\(4096 bytes\\)"):
+        read_trace(path)
+
+
+def test_v1_fixture_reads_and_upgrades(tmp_path: Path) -> None:
+    fixture = REPO / "tests" / "data" / "v1"
+    v1 = read_trace(fixture / "random.cbor")
+    assert v1.complete and v1.header.version == 2 and len(v1.events) == 3
+    assert read_trace(fixture / "random.jsonl").events == v1.events
+    convert(fixture / "random.jsonl", tmp_path / "a.cbor")
+    convert(fixture / "random.cbor", tmp_path / "b.cbor")
+    assert (tmp_path / "a.cbor").read_bytes() == (tmp_path / "b.cbor").read_bytes()
+    # a v1 layout that claims to be v2 (or the other way round) is refused
+    (tmp_path / "lie.cbor").write_bytes((fixture / "random.cbor").read_bytes().replace(
+        b"gversion\x01", b"gversion\x02", 1))
+    with pytest.raises(TraceError, match="version 2 in the layout of another version"):
+        read_trace(tmp_path / "lie.cbor")
+
+
+def test_replacing_writes_beside_and_renames_at_close(tmp_path: Path) -> None:
+    target = tmp_path / "t.cbor"
+    target.write_bytes(b"old")
+    with TraceWriter(target, overwrite=True) as w:
+        w.write_header(HEADER)
+        w.write_event(EVENTS[0])
+        assert target.read_bytes() == b"old" and len(list(tmp_path.glob("t.cbor.*.partial"))) == 1
+    assert read_trace(target).events == EVENTS[:1] and not list(tmp_path.glob("*.partial"))
+    with pytest.raises(KeyError):
+        with TraceWriter(target, overwrite=True) as w:   # fails before any event: nothing kept
+            w.write_header(HEADER)
+            raise KeyError("boom")
+    assert read_trace(target).events == EVENTS[:1] and sorted(os.listdir(tmp_path)) == ["t.cbor"]
+    with pytest.raises(KeyError):
+        with TraceWriter(tmp_path / "new.cbor") as w:    # a new trace with no event: removed
+            w.write_header(HEADER)
+            raise KeyError("boom")
+    assert not (tmp_path / "new.cbor").exists()

@@ -9,8 +9,9 @@ Layout (format version 2):
   frame(event)                 [code, args, result]; [code, args, result, true] when failed
   frame(outcome)               {"t": "outcome", "kind": "exit", "status": 0}
 A frame is one CBOR byte string holding the record (one CBOR item) and then 4 bytes: the
-big-endian CRC-32 (zlib's) of every record so far, header included, i.e. a chain
-crc[i] = crc32(record[i], crc[i-1]) from crc32 = 0. A flipped bit anywhere fails the check of
+big-endian CRC-32 (zlib's) of every frame so far up to here, header included, i.e. a chain
+crc[i] = crc32(head[i] + record[i], crc[i-1]) from crc[-1] = 0, where head[i] is the byte
+string's head (so the length is covered too). A flipped bit anywhere fails the check of
 the record it is in; a dropped, duplicated, reordered or inserted record fails the check of
 the next one. CRC-32 guards against accidents, not against someone forging a trace. The
 writer emits a call definition and its first event with one write.
@@ -43,7 +44,6 @@ _EVENT_HEADS = (0x83, 0x84)
 _MAP_HEADS = range(0xa1, 0xb8)   # maps of 1..23 pairs
 _CRC = 4
 _MAX_FRAME = MAX_RECORD + _CRC
-_SMALL_FRAME_HEADS = [bytes((0x40 | n,)) for n in range(24)]
 _FRAME_HEAD_SIZE = {0x58: 2, 0x59: 3, 0x5a: 5, 0x5b: 9}
 
 
@@ -107,44 +107,53 @@ class CborEncoder:
         self._codes: dict[str, int] = {}
         self._crc = 0
 
-    def _frame(self, record: bytes | bytearray) -> bytes:
+    @staticmethod
+    def _unsealed(record: bytes | bytearray | memoryview) -> bytearray:
+        """The frame head and the record, without the checksum yet."""
         n = len(record) + _CRC
-        if n < 24:
-            head = _SMALL_FRAME_HEADS[n]
-        else:
-            if n > _MAX_FRAME:
-                raise ValueError(f"a record of {len(record)} bytes is over the maximum record size "
-                                 f"({MAX_RECORD} bytes)")
-            out = bytearray()
-            _head(out, 0x40, n)
-            head = bytes(out)
-        crc = self._crc = zlib.crc32(record, self._crc)
-        return head + record + crc.to_bytes(_CRC, "big")
+        if n > _MAX_FRAME:
+            raise ValueError(f"a record of {len(record)} bytes is over the maximum record size "
+                             f"({MAX_RECORD} bytes)")
+        frame = bytearray()
+        _head(frame, 0x40, n)
+        frame += record
+        return frame
+
+    def _seal(self, frame: bytearray) -> bytearray:
+        """Append the checksum: this moves the chain on, so frames are sealed in file order."""
+        crc = self._crc = zlib.crc32(frame, self._crc)
+        frame += crc.to_bytes(_CRC, "big")
+        return frame
 
     def header(self, raw: dict[str, Any]) -> bytes:
-        return MAGIC + self._frame(cbor2.dumps(raw))
+        return MAGIC + self._seal(self._unsealed(cbor2.dumps(raw)))
 
-    def event(self, e: Event) -> bytes:
-        record = bytearray((0x84 if e.failed else 0x83,))
+    def event(self, e: Event) -> bytearray:
+        # Encoded in place after one byte kept for the frame head, which is one byte for the
+        # records most events make (under 20 bytes); longer ones are copied once.
+        frame = bytearray((0, 0x84 if e.failed else 0x83))
         code = self._codes.get(e.call)
-        _head(record, 0x00, len(self._codes) if code is None else code)
-        _encode(e.args, record, 1)     # before interning the call: may raise
-        _encode(e.result, record, 1)
+        _head(frame, 0x00, len(self._codes) if code is None else code)
+        _encode(e.args, frame, 1)     # before interning the call: may raise
+        _encode(e.result, frame, 1)
         if e.failed:
-            record.append(0xf5)
+            frame.append(0xf5)
+        n = len(frame) - 1 + _CRC
+        if n < 24:
+            frame[0] = 0x40 | n
+        else:
+            frame = self._unsealed(memoryview(frame)[1:])
         if code is None:
             if type(e.call) is not str:
                 raise TypeError(f"event call must be str, not {type(e.call).__name__}")
-            if len(record) > MAX_RECORD:   # before the chain moves on
-                raise ValueError(f"a record of {len(record)} bytes is over the maximum record size "
-                                 f"({MAX_RECORD} bytes)")
-            definition = self._frame(cbor2.dumps({"t": "call", "code": len(self._codes), "name": e.call}))
+            definition = self._seal(self._unsealed(cbor2.dumps({"t": "call", "code": len(self._codes),
+                                                                "name": e.call})))
             self._codes[e.call] = len(self._codes)
-            return definition + self._frame(record)
-        return self._frame(record)
+            return definition + self._seal(frame)
+        return self._seal(frame)
 
     def outcome(self, raw: dict[str, Any]) -> bytes:
-        return self._frame(cbor2.dumps(raw))
+        return bytes(self._seal(self._unsealed(cbor2.dumps(raw))))
 
 
 _RESYNC_SPAN = 1 << 16
@@ -177,7 +186,7 @@ def _goes_on(data: bytes, start: int) -> bool:
         if n2 is None or end2 > len(data):
             continue
         crc = int.from_bytes(data[end - _CRC:end], "big")
-        if zlib.crc32(data[end + size2:end2 - _CRC], crc) == int.from_bytes(data[end2 - _CRC:end2], "big"):
+        if zlib.crc32(data[end:end2 - _CRC], crc) == int.from_bytes(data[end2 - _CRC:end2], "big"):
             return True
     return False
 
@@ -210,7 +219,7 @@ class CborDecoder:
                 return None
             frame = src.read(size + n)
             record = frame[size:-_CRC]
-            self._crc = zlib.crc32(record)
+            self._crc = zlib.crc32(frame[:-_CRC])
             if self._crc != int.from_bytes(frame[-_CRC:], "big"):
                 raise RecordError("corrupt header: checksum mismatch", 0)
             try:
@@ -294,7 +303,7 @@ class CborDecoder:
                                           f"length, not a cut", pos)
                     return pos
             body, tail = start + size, end - _CRC
-            crc = zlib.crc32(mv[body:tail], crc)
+            crc = zlib.crc32(mv[start:tail], crc)
             if crc != int.from_bytes(mv[tail:end], "big"):
                 raise RecordError("checksum mismatch: the record is damaged, or records before it "
                                   "were dropped, duplicated, reordered or inserted", pos)

@@ -64,6 +64,8 @@ class TraceWriter:
                 f = open(self.path, "xb", buffering=0)
         except FileExistsError:
             raise TraceExistsError(f"{self.path}: refusing to overwrite an existing file") from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise TraceNameError(f"{self.path}: cannot create the trace: no such directory") from None
         except OSError as e:
             raise TraceOutputError(f"{self.path}: cannot create the trace: {e.strerror}") from None
         self._sink: Sink = GzipSink(f) if gz else Sink(f)
