@@ -108,14 +108,15 @@ class CborEncoder:
         self._crc = 0
 
     @staticmethod
-    def _unsealed(record: bytes | bytearray | memoryview) -> bytearray:
-        """The frame head and the record, without the checksum yet."""
-        n = len(record) + _CRC
-        if n > _MAX_FRAME:
-            raise ValueError(f"a record of {len(record)} bytes is over the maximum record size "
+    def _unsealed(record: bytes, size: int | None = None) -> bytearray:
+        """The frame head and the record, without the checksum yet (only the head for a record
+        of `size` bytes that is elsewhere)."""
+        size = len(record) if size is None else size
+        if size > MAX_RECORD:
+            raise ValueError(f"a record of {size} bytes is over the maximum record size "
                              f"({MAX_RECORD} bytes)")
         frame = bytearray()
-        _head(frame, 0x40, n)
+        _head(frame, 0x40, size + _CRC)
         frame += record
         return frame
 
@@ -129,20 +130,24 @@ class CborEncoder:
         return MAGIC + self._seal(self._unsealed(cbor2.dumps(raw)))
 
     def event(self, e: Event) -> bytearray:
-        # Encoded in place after one byte kept for the frame head, which is one byte for the
-        # records most events make (under 20 bytes); longer ones are copied once.
-        frame = bytearray((0, 0x84 if e.failed else 0x83))
+        # Encoded in place after two bytes kept for the frame head: one or two bytes for the
+        # records most events make (dropping a bytearray's first byte costs nothing).
+        frame = bytearray((0, 0, 0x84 if e.failed else 0x83))
         code = self._codes.get(e.call)
         _head(frame, 0x00, len(self._codes) if code is None else code)
         _encode(e.args, frame, 1)     # before interning the call: may raise
         _encode(e.result, frame, 1)
         if e.failed:
             frame.append(0xf5)
-        n = len(frame) - 1 + _CRC
+        n = len(frame) - 2 + _CRC
         if n < 24:
+            del frame[0]
             frame[0] = 0x40 | n
+        elif n < 0x100:
+            frame[0] = 0x58
+            frame[1] = n
         else:
-            frame = self._unsealed(memoryview(frame)[1:])
+            frame[0:2] = self._unsealed(b"", n - _CRC)
         if code is None:
             if type(e.call) is not str:
                 raise TypeError(f"event call must be str, not {type(e.call).__name__}")
@@ -150,7 +155,9 @@ class CborEncoder:
                                                                 "name": e.call})))
             self._codes[e.call] = len(self._codes)
             return definition + self._seal(frame)
-        return self._seal(frame)
+        crc = self._crc = zlib.crc32(frame, self._crc)   # _seal, inlined on the hot path
+        frame += crc.to_bytes(_CRC, "big")
+        return frame
 
     def outcome(self, raw: dict[str, Any]) -> bytes:
         return bytes(self._seal(self._unsealed(cbor2.dumps(raw))))
