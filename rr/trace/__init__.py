@@ -1,8 +1,11 @@
 """rr's trace format: a header, the recorded host calls in order, and how the run ended.
 
 Two encodings with identical content, converted losslessly: CBOR sequence (compact, the
-default for recordings) and JSON Lines (readable); either may be gzipped. Readers detect the
-encoding from the content. Pure Python: depends on cbor2 only.
+default for recordings, each record sealed by a CRC-32 chain: cbor.py) and JSON Lines (for
+people: text as text, no checksums, hand edits honoured: jsonl.py); either may be gzipped.
+Readers detect the encoding from the content, read hostile input within fixed bounds
+(records.MAX_RECORD, values.MAX_DEPTH / MAX_INT_BITS) and fail only with TraceError; a trace
+cut short reads as incomplete, with the reason. Pure Python: depends on cbor2 only.
 """
 
 from .errors import TraceError, TraceExistsError, TraceNameError, TraceNotFoundError, TraceOutputError

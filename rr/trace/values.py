@@ -16,7 +16,8 @@ JSON mapping (a JSON object with exactly ONE key that starts with "$" is always 
   dict whose only key starts with "$" -> {"$dict": {<that key>: <value>}}
   tuple               -> list
 Anything else maps to itself. Escapes are written only where needed, and the reader
-rejects unnecessary ones, so JSON -> value -> JSON is the identity on files rr writes.
+rejects unnecessary ones (but reads {"$bytes"} of text as written), so JSON -> value -> JSON
+is the identity on files rr writes.
 
 NaN: sign and payload are not kept; every NaN reads back as the canonical quiet NaN
 (CBOR writes it as the half float 0xf97e00). WASI 0.2 has no NaN-carrying calls rr records.
