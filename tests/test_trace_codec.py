@@ -542,3 +542,17 @@ def test_replacing_writes_beside_and_renames_at_close(tmp_path: Path) -> None:
             w.write_header(HEADER)
             raise KeyError("boom")
     assert not (tmp_path / "new.cbor").exists()
+
+
+@pytest.mark.parametrize("name", ["t.cbor", "t.jsonl"])
+def test_writers_refuse_what_readers_would(tmp_path: Path, name: str) -> None:
+    deep: list = []
+    for _ in range(70):
+        deep = [deep]
+    with TraceWriter(tmp_path / name) as w:
+        w.write_header(HEADER)
+        for value, why in [(deep, "nest more than 64 deep"), (10**5000, "over the trace limit")]:
+            with pytest.raises(ValueError, match=why):
+                w.write_event(Event("a.f", [], value))
+        w.write_event(Event("a.f", [], 1))
+    assert read_trace(tmp_path / name).events == [Event("a.f", [], 1)]

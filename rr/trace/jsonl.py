@@ -82,7 +82,7 @@ class JsonlEncoder:
     def event(self, e: Event) -> bytes:
         if type(e.call) is not str:
             raise TypeError(f"event call must be str, not {type(e.call).__name__}")
-        obj = {"call": e.call, "args": to_jsonable(list(e.args)), "result": to_jsonable(e.result)}
+        obj = {"call": e.call, "args": to_jsonable(list(e.args), 1), "result": to_jsonable(e.result, 1)}
         if e.failed:
             obj["failed"] = True
         return _dumps(obj)

@@ -90,7 +90,9 @@ def _is_text(data: bytes) -> bool:
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def to_jsonable(value: Any) -> Any:
+def to_jsonable(value: Any, depth: int = 0) -> Any:
+    """`value` as JSON-ready data; TypeError for what is not a trace value, ValueLimitError
+    past the limits (as the reader would refuse it)."""
     t = type(value)
     if t is bytes or t is bytearray or t is memoryview:
         data = bytes(value)
@@ -102,17 +104,19 @@ def to_jsonable(value: Any) -> Any:
             return value
         return {"$float": "nan" if value != value else ("inf" if value > 0 else "-inf")}
     if t is int:
-        return {"$int": hex(value)} if value.bit_length() > _BIG_INT_BITS else value
+        return {"$int": hex(value)} if check_int(value).bit_length() > _BIG_INT_BITS else value
     if value is None or t is bool or t is str:
         return value
+    if depth >= MAX_DEPTH and (t is list or t is tuple or isinstance(value, dict)):
+        raise too_deep()
     if t is list or t is tuple:
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, depth + 1) for v in value]
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if type(k) is not str:
                 raise TypeError(f"trace dict keys must be str, not {type(k).__name__}")
-            out[k] = to_jsonable(v)
+            out[k] = to_jsonable(v, depth + 1)
         return {"$dict": out} if _looks_like_escape(out) else out
     raise TypeError(f"not a trace value: {t.__name__}")
 
