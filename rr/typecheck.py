@@ -216,19 +216,21 @@ def _fields_check(names: list[str], checks: list[Check], what: str) -> Check:
     n = len(names)
 
     def check_fields(v: Any) -> None:
-        if type(v) is dict and what == "field":  # lowering takes a record as a dict too
-            if v.keys() != set(names):
+        t = type(v)
+        if t is not tuple and t is not list:
+            if t is not dict or what != "field":
+                raise BadValue(f"{show(v)} is not a {'record' if what == 'field' else 'tuple'}")
+            if v.keys() != set(names):  # lowering takes a record as a dict too
                 raise BadValue(f"record has fields {sorted(v)}, expected {names}")
             v = [v[name] for name in names]
-        elif type(v) is not tuple and type(v) is not list:
-            raise BadValue(f"{show(v)} is not a {'record' if what == 'field' else 'tuple'}")
         if len(v) != n:
             raise BadValue(f"{len(v)} {what}s, expected {n}")
-        for name, check, item in zip(names, checks, v):
-            try:
-                check(item)
-            except BadValue as e:
-                raise e.within(f"{what} {name}") from None
+        i = 0
+        try:
+            for i, check in enumerate(checks):
+                check(v[i])
+        except BadValue as e:
+            raise e.within(f"{what} {names[i]}") from None
     return check_fields
 
 
