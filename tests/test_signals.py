@@ -137,6 +137,7 @@ def blocked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Blocked]
     else:
         server = SilentServer(head=kind == "http-body")
         yield Blocked(guests.c_guest("http_get"), [f"http://127.0.0.1:{server.port}/never"],
+                      ["--allow-http", f"127.0.0.1:{server.port}"],
                       is_blocked=lambda _p, _t: server.got_request.is_set(),
                       what="waiting for the server's answer")
         server.close()
