@@ -338,6 +338,7 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
             program.engine.increment_epoch()
             guest.join(STOP_GRACE_S)
             calls = host.calls
+        signals.handled()
         if not guest.is_alive() and failure and not isinstance(failure[0], GuestInterrupted):
             raise failure[0]
         return stopped(reason, calls, limits)
