@@ -6,7 +6,7 @@ SIGINT and SIGTERM by interrupting both the wasm code (epochs) and host waits.
 
 Where a stop strikes is counted in host calls: every imported function goes through
 `_counted`, which numbers the calls the guest makes and refuses any call past the
-host's budget. A recording stores the count; a replay lets the guest complete exactly
+host's budget. A recording stores the count; a replay lets the guest make exactly
 that many calls and refuses the next, so it ends at the same point with the same output
 (between two host calls a guest can only compute, which nothing outside can see).
 """
