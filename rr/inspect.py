@@ -127,6 +127,8 @@ class _TextView:
             f"env        {', '.join(f'{k}={v}' for k, v in h.env) or '(none)'}",
         ]
         lines += [f"dir        {d['host']} -> {d['guest']} ({d.get('mode', 'ro')})" for d in h.dirs]
+        if h.limits:
+            lines.append(f"limits     {_limits(h.limits)}")
         self.out.write("\n".join(lines) + "\n")
 
     def event(self, index: int, event: Event) -> None:
@@ -160,9 +162,22 @@ def _outcome_text(reader: TraceReader) -> str:
         return f"INCOMPLETE: {reader.problem or 'no outcome recorded'}"
     if o.kind == "exit":
         return f"exit status {o.status}"
-    if o.kind == "trap":
-        return f"trap: {o.message}"
-    return f"stopped at event {o.event}"
+    if o.kind in ("trap", "memory"):
+        return f"{o.kind}: {o.message}"
+    if o.kind == "stopped":
+        return f"stopped at event {o.event}"
+    # A stop from outside: a replay stops the guest at the same host call.
+    cause = {"timeout": "--timeout", "interrupted": "SIGINT", "terminated": "SIGTERM"}[o.kind]
+    return f"{o.kind} ({cause}) after {o.event} guest events and {o.calls} host calls"
+
+
+def _limits(limits: dict[str, Any]) -> str:
+    shown = []
+    if "max_memory" in limits:
+        shown.append(f"--max-memory {limits['max_memory']} bytes")
+    if "timeout" in limits:
+        shown.append(f"--timeout {limits['timeout']:g}s")
+    return ", ".join(shown)
 
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -246,6 +261,7 @@ class _JsonView:
             "wasmtime_version": h.wasmtime_version,
             "component": {"name": h.component.name, "size": h.component.size, "sha256": h.component.sha256},
             "argv": h.argv, "env": [list(p) for p in h.env], "dirs": h.dirs, "start_time": h.start_time,
+            "limits": h.limits,
         }})
 
     def event(self, index: int, event: Event) -> None:

@@ -5,8 +5,8 @@ while producers on other threads feed data; the calling thread enforces --timeou
 SIGINT and SIGTERM by interrupting both the wasm code (epochs) and host waits.
 
 Where a stop strikes is counted in host calls: every imported function goes through
-`_counted`, which numbers the calls the guest completes and refuses any call past the
-host's budget. A recording stores the count; a replay lets the guest complete exactly
+`_counted`, which numbers the calls the guest makes and refuses any call past the
+host's budget. A recording stores the count; a replay lets the guest make exactly
 that many calls and refuses the next, so it ends at the same point with the same output
 (between two host calls a guest can only compute, which nothing outside can see).
 """
@@ -27,7 +27,7 @@ import wasmtime._ffi as ffi
 from wasmtime import component as wc
 
 from . import abi, host as _host_modules, signals  # noqa: F401 - importing registers every interface
-from .abi import Converters, GuestExit, HostFault, NotProvided, Unwind, WasiError
+from .abi import Converters, GuestExit, HostFault, NotProvided, Unwind
 from .cache import load_component
 from .fastpath.compose import compose_cached
 from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, UnsupportedError
@@ -54,7 +54,7 @@ STOP_GRACE_S = 1.0
 @dataclass
 class Outcome:
     """How the guest ended: kind is "exit" or "trap", "memory" (--max-memory did not fit), or a
-    stop from outside: "timeout", "interrupted", "terminated" (`calls`: host calls completed)."""
+    stop from outside: "timeout", "interrupted", "terminated" (`calls`: host calls made)."""
 
     kind: str
     status: int
@@ -272,18 +272,15 @@ def link(program: Program, host: HostContext) -> wc.Linker:
 
 
 def _counted(host: HostContext, fn: Callable[..., Any]) -> Callable[..., Any]:
+    # Counted on entry (an interrupted wait takes its call back: HostContext.wait_for), so
+    # that the common path is one compare and one add.
     def call(*args: Any) -> Any:
         if host.calls >= host.budget:
             raise host.refusal()
-        try:
-            result = fn(*args)
-        except WasiError:  # an `err` returned to the guest: the call completed
-            host.calls += 1
-            raise
         host.calls += 1
-        if host.calls == host.budget and host.on_budget is not None:
-            host.on_budget()
-        return result
+        if host.calls == host.budget:
+            host.reached_budget()
+        return fn(*args)
     return call
 
 
@@ -341,6 +338,7 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
             program.engine.increment_epoch()
             guest.join(STOP_GRACE_S)
             calls = host.calls
+        signals.handled()
         if not guest.is_alive() and failure and not isinstance(failure[0], GuestInterrupted):
             raise failure[0]
         return stopped(reason, calls, limits)

@@ -3,8 +3,8 @@
 Python's default SIGTERM kills the process on the spot (no outcome in the trace, no line on
 stderr); its SIGINT raises KeyboardInterrupt anywhere. `install()` makes both raise
 `Signalled` on the main thread, where the runner waits for its guest thread and turns it into
-a stop of the guest. `held()` keeps a signal from cutting short work that must finish (the
-stop itself, writing the trace's outcome): it is raised when the block ends.
+a stop of the guest. Until the catcher calls `handled()`, and inside `held()` (the stop
+itself, writing the trace's outcome), further signals wait instead of cutting that work short.
 """
 
 from __future__ import annotations
@@ -32,15 +32,28 @@ class Signalled(BaseException):
 
 _holding = 0
 _held: list[str] = []
+_raised = False   # a Signalled is on its way: later signals wait until `handled()`
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    global _raised
     reason = REASONS[signal.Signals(signum)]
-    if _holding:
+    if _holding or _raised:
         if not _held:
             _held.append(reason)
         return
+    # From here until its catcher calls handled(), a second Ctrl-C must not land inside the
+    # code that stops the guest for the first.
+    _raised = True
     raise Signalled(reason)
+
+
+def handled() -> None:
+    """The Signalled raised last has been dealt with: signals raise again, and any that
+    arrived meanwhile are forgotten (the run is already stopping for one)."""
+    global _raised
+    _raised = False
+    _held.clear()
 
 
 def install() -> None:
@@ -63,7 +76,7 @@ def held(drop: bool = False) -> Iterator[None]:
         yield
     finally:
         _holding -= 1
-    if not _holding and _held:
+    if not _holding and not _raised and _held:
         reason = _held.pop()
         if not drop:
             raise Signalled(reason)

@@ -127,6 +127,10 @@ WAT_CASES = {
     # Refused before running by both, with each tool's own status: test_run_signature.py.
     "bad_run_param": [],
     "bad_run_string": [],
+    "grow": [Case("wat/grow", compare_stderr=False, expect_status=134)],
+    # They never end by themselves: a stop and its replay are test_limits.py's and test_signals.py's.
+    "spin": [],
+    "ticker": [],
     "sockets": [Case("wat/sockets", normalise=lambda text: re.sub(r"tcp err \d\d", "tcp err <refused>", text))],
 }
 

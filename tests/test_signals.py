@@ -137,6 +137,7 @@ def blocked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Blocked]
     else:
         server = SilentServer(head=kind == "http-body")
         yield Blocked(guests.c_guest("http_get"), [f"http://127.0.0.1:{server.port}/never"],
+                      ["--allow-http", f"127.0.0.1:{server.port}"],
                       is_blocked=lambda _p, _t: server.got_request.is_set(),
                       what="waiting for the server's answer")
         server.close()
@@ -241,3 +242,31 @@ def test_a_spinning_guest_stopped_by_sigint_replays_to_the_same_end(wat_dir: Pat
     assert (ended.status, ended.stdout) == (130, b"spinning\n"), ended.stderr
     replayed = _replay(spin, trace)
     assert (replayed.status, replayed.stdout) == (130, b"spinning\n"), replayed.stderr
+
+
+def test_a_second_signal_does_not_cut_the_first_stop_short(tmp_path: Path) -> None:
+    """SIGTERM and at once SIGINT: the one Python handles first decides (it runs pending handlers
+    in signal-number order), the other cannot break the stop: one line, a whole trace, the same
+    end on replay."""
+    read_end, write_end = os.pipe()
+    trace = tmp_path / "t.cbor"
+    try:
+        with open(tmp_path / "err", "wb") as ferr:
+            proc = subprocess.Popen(_rr("record", "-t", str(trace), str(guests.c_guest("echo_stdin"))),
+                                    stdin=read_end, stdout=subprocess.DEVNULL, stderr=ferr,
+                                    cwd=guests.REPO, env=guests._clean_env(None))
+            _wait_until(lambda: bool(_wchans(proc.pid) & PIPE_READ), proc, "reading the silent stdin")
+            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGINT)
+            status = proc.wait(END_WAIT_S)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    ended = Ended(status, b"", (tmp_path / "err").read_text())
+    kind = {130: "interrupted", 143: "terminated"}[ended.status]
+    assert kind in _one_rr_line(ended)
+    from rr.trace import read_trace
+    recorded = read_trace(trace)
+    assert recorded.complete and recorded.outcome is not None and recorded.outcome.kind == kind
+    replayed = _replay(guests.c_guest("echo_stdin"), trace)
+    assert replayed.status == ended.status, replayed.stderr

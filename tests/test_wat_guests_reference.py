@@ -28,7 +28,7 @@ def run(tmp_path: Path, name: str, *guest_args: str, options: tuple[str, ...] = 
 def test_every_guest_is_covered() -> None:
     assert wat_names() == [
         "args_env", "bad_run_param", "bad_run_string", "clock", "echo", "exit", "exit_code",
-        "hello", "poll_many", "random", "sockets", "stderr_and_out", "trap",
+        "grow", "hello", "poll_many", "random", "sockets", "spin", "stderr_and_out", "ticker", "trap",
     ]
 
 
@@ -115,6 +115,27 @@ def test_trap(tmp_path: Path) -> None:
     _, done = run(tmp_path, "trap")
     assert done.status not in (0, 1) and done.stdout == b"before trap\n"
     assert b"wasm trap: wasm `unreachable` instruction executed" in done.stderr
+
+
+def test_grow(tmp_path: Path) -> None:
+    """memory.grow succeeds up to the limit (wasmtime's -W max-memory-size), else to wasm32's 4 GiB."""
+    _, done = run(tmp_path, "grow", options=("-W", "max-memory-size=1048576"))
+    assert (done.status, done.stdout) == (134, b"refused at 16 pages\n")
+    assert b"wasm `unreachable` instruction executed" in done.stderr
+    _, done = run(tmp_path, "grow")
+    assert (done.status, done.stdout) == (134, b"refused at 65536 pages\n")
+
+
+def test_spin(tmp_path: Path) -> None:
+    _, done = run(tmp_path, "spin", options=("-W", "timeout=300ms"))
+    assert (done.status, done.stdout) == (134, b"spinning\n") and b"interrupt" in done.stderr
+
+
+def test_ticker(tmp_path: Path) -> None:
+    _, done = run(tmp_path, "ticker", options=("-W", "timeout=300ms"))
+    lines = done.stdout.decode().splitlines()
+    assert done.status == 134 and b"interrupt" in done.stderr
+    assert lines and lines == [f"tick {i}" for i in range(1, len(lines) + 1)]
 
 
 def test_poll_many(tmp_path: Path) -> None:

@@ -61,9 +61,10 @@ class HostContext:
         self.cond = threading.Condition()
         self.interrupted: str | None = None
         self.services: dict[str, Any] = {}   # lazily created per-interface state
-        # Host calls the guest has completed (returned to it, ok or err). The guest is refused
-        # every call from number `budget` + 1 on: at once after a stop (-1), or where a
-        # replayed stop struck in the recording.
+        # Host calls the guest has made, less one a stop interrupted; so the calls that
+        # returned to it (ok or err), plus one still blocked in a system call. The guest is
+        # refused every call from number `budget` + 1 on: at once after a stop (-1), or
+        # where a replayed stop struck in the recording.
         self.calls = 0
         self.budget = sys.maxsize
         self.on_budget: Callable[[], None] | None = None   # called when `calls` reaches `budget`
@@ -80,14 +81,18 @@ class HostContext:
             self.cond.notify_all()
 
     def refuse_after(self, calls: int, reason: str, on_budget: Callable[[], None]) -> None:
-        """Replay of a stop: let the guest complete `calls` host calls, refuse the next one
-        with GuestInterrupted(reason), and call `on_budget` (on the guest thread) once the
-        last allowed call has returned, or now if the guest is already there."""
+        """Replay of a stop: let the guest make `calls` host calls, refuse the next one with
+        GuestInterrupted(reason), and call `on_budget` (on the guest thread) when the last
+        allowed call is made, or now if the guest is already past it."""
         self.stop_reason = reason
         self.on_budget = on_budget
         self.budget = calls
         if self.calls >= calls:
             on_budget()
+
+    def reached_budget(self) -> None:
+        if self.on_budget is not None:
+            self.on_budget()
 
     def refusal(self) -> GuestInterrupted:
         return GuestInterrupted(self.interrupted or self.stop_reason)
@@ -97,6 +102,7 @@ class HostContext:
         with self.cond:
             while not ready():
                 if self.interrupted:
+                    self.calls -= 1  # this call never returns to the guest
                     raise GuestInterrupted(self.interrupted)
                 timeout = None
                 if deadline_ns is not None:
