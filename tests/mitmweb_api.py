@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import threading
 import time
 from http.cookies import SimpleCookie
 from typing import IO, Any
@@ -18,24 +19,47 @@ from urllib.parse import parse_qs, urlsplit
 
 XSRF_COOKIE = "_mitmproxy_xsrf"
 URL_PREFIX = b"rr: inspect HTTP live at "
+FINISHED_PREFIX = b"rr: the guest has finished"
 
 
-def lines_to_queue(stream: IO[bytes], lines: "queue.Queue[bytes]") -> None:
-    for line in stream:
-        lines.put(line)
+class Lines:
+    """A stream's lines as they come (a reader thread), kept whole for later checks too."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.seen: list[bytes] = []
+        self._queue: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            self.seen.append(line)
+            self._queue.put(line)
+
+    def wait_for(self, prefix: bytes, timeout: float = 30) -> str:
+        """The rest of the next line that starts with `prefix`."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line.startswith(prefix):
+                return line[len(prefix):].decode().strip()
+        raise AssertionError(f"no line starting {prefix!r} within {timeout} s; got {b''.join(self.seen)[-500:]!r}")
+
+    def text(self) -> str:
+        return b"".join(self.seen).decode(errors="replace")
 
 
-def wait_for_web_url(lines: "queue.Queue[bytes]", timeout: float = 30) -> str:
-    """The URL `rr record --inspect` prints on stderr (other lines are dropped)."""
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line.startswith(URL_PREFIX):
-            return line[len(URL_PREFIX):].decode().strip()
-    raise AssertionError("rr record --inspect printed no web UI URL")
+def wait_for_web_url(lines: Lines, timeout: float = 30) -> str:
+    """The URL `rr record --inspect` prints on stderr."""
+    return lines.wait_for(URL_PREFIX, timeout)
+
+
+def wait_until_recorded(lines: Lines, timeout: float = 90) -> None:
+    """`rr record --inspect` keeps the web UI up after the guest, until Ctrl-C: wait for its
+    line saying the trace is complete."""
+    lines.wait_for(FINISHED_PREFIX, timeout)
 
 
 class WebUI:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import os
-import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,8 @@ import pytest
 
 import guests
 from httpservers import TestServer, pattern_bytes
-from mitmweb_api import WebUI, lines_to_queue, wait_for_web_url
+from rr.merge import flow_records
+from mitmweb_api import Lines, WebUI, wait_for_web_url, wait_until_recorded
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -117,14 +117,20 @@ def test_foreign_clients_are_refused_while_recording_and_replaying(tmp_path: Pat
         url = server.url(f"/bytes?n={BODY_N}")
         rec = _start(["record", "--allow-http", "127.0.0.1", "--inspect", _guest(), "-t", str(trace), "--", url])
         assert rec.stderr is not None
-        lines: queue.Queue[bytes] = queue.Queue()
-        threading.Thread(target=lines_to_queue, args=(rec.stderr, lines), daemon=True).start()
+        lines = Lines(rec.stderr)
         try:
             ui = WebUI(wait_for_web_url(lines))
             (proxy_port,) = _wait_for_ports(rec, 2) - {ui.port}
             recording_refusals = _attack(proxy_port, server)
+            out: list[bytes] = []
+            reader = threading.Thread(target=lambda: out.append(rec.stdout.read()), daemon=True)  # type: ignore[union-attr]
+            reader.start()   # the guest can finish now
+            wait_until_recorded(lines)
             shown = ui.flows()
-            recorded_out, _ = rec.communicate(timeout=90)
+            rec.send_signal(signal.SIGINT)   # the web UI stays up until Ctrl-C
+            rec.wait(timeout=90)
+            reader.join(timeout=30)
+            recorded_out = out[0]
         finally:
             rec.kill()
             rec.wait(timeout=10)
@@ -151,12 +157,11 @@ def test_foreign_clients_are_refused_while_recording_and_replaying(tmp_path: Pat
     shown_headers = {n.lower() for n, _ in shown[0]["request"]["headers"]}
     assert not shown_headers & {"proxy-authorization", "x-rr-flow"}
 
-    assert rec.returncode == 0
+    assert rec.returncode == 0, lines.text()
     assert recorded_out.startswith(b"status 200\n") and recorded_out.endswith(b"\n\n" + pattern_bytes(BODY_N))
-    flows = [json.loads(line)["result"] for line in trace.read_text().splitlines()
-             if '"wasi:http/outgoing-handler.handle"' in line]
+    flows = flow_records(trace)
     assert [f["request"]["url"] for f in flows] == [url]
-    recorded_headers = {base64.b64decode(n["$bytes"]).lower() for n, _ in flows[0]["request"]["headers"]}
+    recorded_headers = {bytes(n).lower() for n, _ in flows[0]["request"]["headers"]}
     assert not recorded_headers & {b"proxy-authorization", b"x-rr-flow"}
 
     # The replay was not disturbed: same output, exit 0, no divergence reported.

@@ -11,10 +11,9 @@ against the one the guest sent, not the edited one.
 
 from __future__ import annotations
 
-import base64
 import json
-import queue
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,8 @@ import pytest
 
 import guests
 from httpservers import TestServer
-from mitmweb_api import WebUI, lines_to_queue, wait_for_web_url
+from rr.merge import flow_records
+from mitmweb_api import Lines, WebUI, wait_for_web_url, wait_until_recorded
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,8 +47,8 @@ def _guest() -> str:
     return str(path)
 
 
-def _header(headers: list[list], name: str) -> list:
-    return [v for n, v in headers if n.lower() == name]
+def _header(headers: list[list[bytes]], name: bytes) -> list[bytes]:
+    return [bytes(v) for n, v in headers if bytes(n).lower() == name]
 
 
 def test_edits_in_the_web_ui_are_delivered_recorded_and_replayed(tmp_path: Path) -> None:
@@ -61,8 +61,7 @@ def test_edits_in_the_web_ui_are_delivered_recorded_and_replayed(tmp_path: Path)
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=guests.REPO, env=guests._clean_env(None))
         assert proc.stdin and proc.stdout and proc.stderr
-        lines: queue.Queue[bytes] = queue.Queue()
-        threading.Thread(target=lines_to_queue, args=(proc.stderr, lines), daemon=True).start()
+        lines = Lines(proc.stderr)
         out: list[bytes] = []
         reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
         reader.start()
@@ -81,13 +80,15 @@ def test_edits_in_the_web_ui_are_delivered_recorded_and_replayed(tmp_path: Path)
             assert held["response"]["status_code"] == 200
             ui.modify(held["id"], {"response": {"code": 203, "content": EDITED}})
             ui.resume(held["id"])
+            wait_until_recorded(lines)
+            proc.send_signal(signal.SIGINT)   # the web UI stays up until Ctrl-C
             status = proc.wait(timeout=90)
         finally:
             proc.kill()
             proc.wait(timeout=10)
         reader.join(timeout=10)
         upstream = server.requests
-    stderr = _drain(lines).decode()
+    stderr = lines.text()
     stdout = out[0]
 
     # What the guest got: the edited response (its content-length follows the new body).
@@ -103,15 +104,11 @@ def test_edits_in_the_web_ui_are_delivered_recorded_and_replayed(tmp_path: Path)
     assert re.search(rf"rr-proxy \[1\] POST {re.escape(url)} -> 203 {len(EDITED)}B", stderr), stderr
 
     # The trace holds the exchange as delivered, and the guest's own request apart.
-    (event,) = [json.loads(line) for line in trace.read_text().splitlines()
-                if '"wasi:http/outgoing-handler.handle"' in line]
-    record = event["result"]
+    (record,) = flow_records(trace)
     assert record["response"]["status"] == 203
-    assert _bytes(record["response"]["body"]) == EDITED.encode()
-    upstream_headers = [[_bytes(n), _bytes(v)] for n, v in record["request"]["headers"]]
-    guest_headers = [[_bytes(n), _bytes(v)] for n, v in record["guest_request"]["headers"]]
-    assert _header(upstream_headers, b"x-edited") == [b"request"]
-    assert _header(guest_headers, b"x-edited") == []
+    assert record["response"]["body"] == EDITED.encode()
+    assert _header(record["request"]["headers"], b"x-edited") == [b"request"]
+    assert _header(record["guest_request"]["headers"], b"x-edited") == []
 
     har_path = tmp_path / "t.har"
     exported = subprocess.run([*RR, "har", str(trace), "-o", str(har_path)], capture_output=True, timeout=60,
@@ -127,14 +124,3 @@ def test_edits_in_the_web_ui_are_delivered_recorded_and_replayed(tmp_path: Path)
                               cwd=guests.REPO, env=guests._clean_env(None))
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout == stdout
-
-
-def _bytes(value: dict[str, str]) -> bytes:
-    return base64.b64decode(value["$bytes"])
-
-
-def _drain(lines: "queue.Queue[bytes]") -> bytes:
-    got = []
-    while not lines.empty():
-        got.append(lines.get_nowait())
-    return b"".join(got)
