@@ -9,12 +9,15 @@
                           "headers": [[b"name", b"value"], ...],
                           "body": b"..."},        # de-chunked, content-encoding NOT decoded
       "error": None | {"kind": "refused", "message": "..."},   # kind in errors.KINDS
+      "guest_request": {...},   # only when edited in the web UI: the request as the guest sent
+                                # it ("request" is the one that went upstream); replay matches this
       "timings": {"start": t, "request_end": t?, "response_start": t?, "end": t,   # unix seconds
                   "connect_start": t?, "connect_end": t?, "tls_end": t?},  # when this flow
     }                                                     # opened its upstream connection
 
 Header names and values are bytes: HTTP allows obs-text bytes in values, and bytes are the
 only representation that is lossless for every header mitmproxy can receive.
+The response is the one the guest got: after any edit made while the flow was intercepted.
 A record has either a response or an error: mitmproxy buffers whole responses, so when the
 exchange fails the client got no part of the response, only rr's error 502.
 """
@@ -53,7 +56,25 @@ def request_url(req: http.Request) -> str:
     return f"{req.scheme}://[{req.host}]{port}{req.path}"
 
 
-def flow_to_record(flow: http.HTTPFlow) -> FlowRecord:
+def request_to_record(req: http.Request) -> dict[str, Any]:
+    return {
+        "method": req.method,
+        "url": request_url(req),
+        "http_version": req.http_version,
+        "headers": _headers_to_record(req.headers),
+        "body": req.raw_content or b"",
+    }
+
+
+def guest_request(rec: FlowRecord) -> dict[str, Any]:
+    """The request as the guest sent it: what a replayed request must match."""
+    return rec.get("guest_request") or rec["request"]
+
+
+def flow_to_record(flow: http.HTTPFlow, sent: dict[str, Any] | None = None,
+                   from_guest: dict[str, Any] | None = None) -> FlowRecord:
+    """`sent`: the request as it went upstream (default: the flow's request now);
+    `from_guest`: as the guest sent it, if it may have been edited since."""
     req = flow.request
     timings: dict[str, float] = {"start": req.timestamp_start}
     if req.timestamp_end is not None:
@@ -77,19 +98,17 @@ def flow_to_record(flow: http.HTTPFlow) -> FlowRecord:
         timings["end"] = resp.timestamp_end if resp.timestamp_end is not None else time.time()
     else:
         timings["end"] = time.time()
-    return {
+    request = sent if sent is not None else request_to_record(req)
+    record: FlowRecord = {
         "id": str(flow.metadata.get(META_FLOW_ID, flow.id)),
-        "request": {
-            "method": req.method,
-            "url": request_url(req),
-            "http_version": req.http_version,
-            "headers": _headers_to_record(req.headers),
-            "body": req.raw_content or b"",
-        },
+        "request": request,
         "response": response,
         "error": error,
         "timings": timings,
     }
+    if from_guest is not None and from_guest != request:
+        record["guest_request"] = from_guest
+    return record
 
 
 def _connect_timings(server: connection.Server, request_start: float) -> dict[str, float]:

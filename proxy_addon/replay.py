@@ -10,8 +10,8 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
-from .errors import HEADER_FLOW, HEADER_MISMATCH, error_response
-from .flowrecord import FlowRecord, flow_to_record, response_from_record
+from .errors import HEADER_MISMATCH, error_response
+from .flowrecord import META_FLOW_ID, FlowRecord, guest_request, request_to_record, response_from_record
 from .matching import differences, format_mismatch
 
 NO_UPSTREAM = "rr replay: upstream connections are disabled"
@@ -19,7 +19,7 @@ NO_UPSTREAM = "rr replay: upstream connections are disabled"
 
 class ReplayAddon:
     """Matches a request to a record by its x-rr-flow id, then checks method, URL, end-to-end
-    headers and body. A recorded response is answered as recorded, a recorded error as the
+    headers and body against the request as the guest sent it while recording. A recorded response is answered as recorded, a recorded error as the
     same x-rr-error 502 that record mode produced. Anything else gets a 502 with
     x-rr-mismatch: 1 and is described in `mismatches`.
 
@@ -51,8 +51,8 @@ class ReplayAddon:
         return "\n".join(line for m in self.mismatches for line in format_mismatch(m))
 
     def request(self, flow: http.HTTPFlow) -> None:
-        flow_id = flow.request.headers.pop(HEADER_FLOW, None)
-        live = flow_to_record(flow)["request"]
+        flow_id = flow.metadata.get(META_FLOW_ID)   # the gate took it off the request
+        live = request_to_record(flow.request)
         with self._lock:
             rec, mismatch = self._match(flow_id, live)
             if rec is not None:
@@ -79,13 +79,13 @@ class ReplayAddon:
             closest = self._records[flow_id]
         elif flow_id is None:
             # No id (a client other than rr's host): first unused exact match.
-            exact = (r for i, r in self._records.items() if i not in self._used and not differences(r["request"], live))
+            exact = (r for i, r in self._records.items() if i not in self._used and not differences(guest_request(r), live))
             if (found := next(exact, None)) is not None:
                 return found, {}
             closest = self._same_method_url(live)
         else:
             closest = self._same_method_url(live)
-        diffs = differences(closest["request"], live) if closest is not None else []
+        diffs = differences(guest_request(closest), live) if closest is not None else []
         if closest is not None and closest["id"] == flow_id and not diffs:
             return closest, {}
         if closest is not None and closest["id"] != flow_id:
@@ -99,6 +99,6 @@ class ReplayAddon:
 
     def _same_method_url(self, live: dict[str, Any]) -> FlowRecord | None:
         candidates = [r for r in self._records.values()
-                      if r["request"]["method"] == live["method"] and r["request"]["url"] == live["url"]]
+                      if guest_request(r)["method"] == live["method"] and guest_request(r)["url"] == live["url"]]
         unused = [r for r in candidates if r["id"] not in self._used]
         return (unused or candidates or [None])[0]

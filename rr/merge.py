@@ -81,6 +81,7 @@ class BadFlowRecord(TraceError):
 # What a flow record must hold, for the replay proxy and for export (see proxy_addon.flowrecord).
 _MESSAGE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "request": {"method": str, "url": str, "http_version": str, "headers": list, "body": bytes},
+    "guest_request": {"method": str, "url": str, "http_version": str, "headers": list, "body": bytes},
     "response": {"status": int, "reason": str, "http_version": str, "headers": list, "body": bytes},
     "error": {"kind": str, "message": str},
     "timings": {"start": (int, float), "end": (int, float)},
@@ -95,7 +96,7 @@ def record_problem(rec: Any) -> str | None:
         return "it has no str 'id'"
     for part, fields in _MESSAGE_FIELDS.items():
         value = rec.get(part)
-        if value is None and part in ("response", "error"):
+        if value is None and part in ("response", "error", "guest_request"):
             continue
         if not isinstance(value, dict):
             return f"{part!r} is not a dict"

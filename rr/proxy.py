@@ -1,7 +1,8 @@
 """The embedded mitmproxy that carries the guest's outgoing HTTP, in record or replay mode.
 
 rr's host sends every guest request as plain HTTP/1.1 in absolute form to 127.0.0.1:<port>
-with an `x-rr-flow: <id>` header; mitmproxy does any upstream TLS. The proxy runs on its
+with an `x-rr-flow: <id>` header and the run's `credentials` (Proxy-Authorization; anything
+without them gets a 407: proxy_addon/gate.py); mitmproxy does any upstream TLS. The proxy runs on its
 own event loop behind an anyio blocking portal: a loop thread that the guest's and the
 CLI's synchronous threads call into (start, shutdown) without touching its objects. mitmproxy is imported lazily (~0.8 s) and only one
 instance can run per process (its options and context are process globals).
@@ -200,6 +201,8 @@ class EmbeddedProxy:
         self._dump = dump
         self._verbose = verbose
         self.port: int | None = None
+        self.credentials: str | None = None   # the Proxy-Authorization value the host must send
+        self.gate: Any = None                  # proxy_addon.gate.GuestGate once started
         self.web_url: str | None = None
         self.addon: RecordAddon | ReplayAddon | None = None
         self._master: Master | None = None
@@ -218,6 +221,7 @@ class EmbeddedProxy:
         try:
             from proxy_addon import RecordAddon, ReplayAddon
             from proxy_addon.errors import install_error_response_headers
+            from proxy_addon.gate import GuestGate, new_credentials
 
             install_error_response_headers()
             _route_mitmproxy_logs(self._verbose)
@@ -227,6 +231,8 @@ class EmbeddedProxy:
                 self.addon = RecordAddon(self._on_flow)
             else:
                 self.addon = ReplayAddon(self._flows)
+            self.credentials = new_credentials()
+            self.gate = GuestGate(self.credentials)
             from anyio.from_thread import start_blocking_portal
 
             ready = threading.Event()
@@ -272,6 +278,10 @@ class EmbeddedProxy:
             master = Master(opts, with_termlog=False)
             master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
                               tlsconfig.TlsConfig(), disable_h2c.DisableH2C())
+        # The gate goes first in the chain (before mitmweb's view and intercept): a request that
+        # is not the guest's is refused before any other addon sees it.
+        master.addons.add(self.gate)
+        master.addons.chain.insert(0, master.addons.chain.pop())
         master.addons.add(self.addon)
         if self._dump:
             master.addons.add(_DumpLines())

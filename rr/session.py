@@ -121,7 +121,7 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
             try:
                 if program.imports_interface("wasi:http/"):
                     proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
-                    services.update(_proxy_transport(proxy.port, stack))
+                    services.update(_proxy_transport(proxy, stack))
                 outcome = runner.run(program, sandbox, tap, limits, services, on_stop=shared.seal)
             except (signals.Signalled, KeyboardInterrupt) as e:
                 # Stopped before the guest ran: it had completed no host call, and its replay
@@ -161,12 +161,12 @@ def _write_failure(writer: TraceWriter) -> str:
                                              ", nothing was kept")
 
 
-def _proxy_transport(port: int, stack: contextlib.ExitStack) -> dict[str, Any]:
+def _proxy_transport(proxy: Any, stack: contextlib.ExitStack) -> dict[str, Any]:
     """The run's services entry that sends the guest's HTTP to the embedded proxy; its kept-
     alive connections close before the proxy stops (the stack unwinds in reverse)."""
     from .host.http.outgoing import TRANSPORT_SERVICE
     from .host.http.transport import ProxyTransport
-    transport = ProxyTransport(port)
+    transport = ProxyTransport(proxy.port, proxy.credentials)
     stack.callback(transport.close)
     return {TRANSPORT_SERVICE: transport}
 
@@ -262,7 +262,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             netlock.engage()
             stack.callback(netlock.release)
             proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows))
-            services.update(_proxy_transport(proxy.port, stack))
+            services.update(_proxy_transport(proxy, stack))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services, replay_stop=stop)
         except ReplayStopped as s:

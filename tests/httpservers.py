@@ -284,7 +284,7 @@ class Fetched:
 
 
 def fetch_via_proxy(
-    proxy_port: int,
+    proxy: Any,
     url: str,
     *,
     method: str = "GET",
@@ -294,11 +294,19 @@ def fetch_via_proxy(
     timeout: float = 30,
 ) -> Fetched:
     """One request in absolute form (`GET https://host/path HTTP/1.1`) to the proxy, the way
-    rr's host sends it: plain HTTP to the proxy, the proxy does any upstream TLS."""
+    rr's host sends it: plain HTTP to the proxy, the proxy does any upstream TLS.
+
+    `proxy` is an EmbeddedProxy (its credentials are sent, as rr's host does) or a bare
+    port (nothing is: a client other than rr's host)."""
     all_headers = dict(headers or {})
     if flow_id is not None:
         all_headers["x-rr-flow"] = flow_id
-    conn = http.client.HTTPConnection("127.0.0.1", proxy_port, timeout=timeout)
+    if isinstance(proxy, int):
+        port = proxy
+    else:
+        port = proxy.port
+        all_headers["Proxy-Authorization"] = proxy.credentials
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         # http.client derives Host from an absolute URL, as a forward-proxy client must.
         conn.request(method, url, body=body, headers=all_headers)
@@ -342,7 +350,7 @@ def record_through_proxy(confdir: Path, plan: Callable[[TestServer, RefusingPort
     with TestServer() as server, RefusingPort() as refusing, EmbeddedProxy("record", on_flow=sink, confdir=confdir) as proxy:
         requests = plan(server, refusing)
         for i, request in enumerate(requests, start=1):
-            fetch_via_proxy(proxy.port, **request, flow_id=str(i))
+            fetch_via_proxy(proxy, **request, flow_id=str(i))
     with lock:
         assert len(out) == len(requests)
         return sorted(out, key=lambda r: int(r["id"]))

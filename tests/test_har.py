@@ -162,10 +162,12 @@ def tls_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
         try:
             for flow_id in ("1", "2"):
-                conn.request("GET", https.url("/plain"), headers={"x-rr-flow": flow_id})
+                conn.request("GET", https.url("/plain"),
+                             headers={"x-rr-flow": flow_id, "Proxy-Authorization": proxy.credentials})
                 response = conn.getresponse()
                 assert response.read() == PLAIN_BODY and response.status == 200
-            conn.request("GET", plain.url("/plain"), headers={"x-rr-flow": "3"})
+            conn.request("GET", plain.url("/plain"),
+                         headers={"x-rr-flow": "3", "Proxy-Authorization": proxy.credentials})
             assert conn.getresponse().read() == PLAIN_BODY
         finally:
             conn.close()

@@ -128,7 +128,7 @@ def test_proxy_transport_tags_flows_and_maps_upstream_errors(server: TestServer)
     stdout = io.BytesIO()
     with RefusingPort() as refusing, proxy_mod.EmbeddedProxy(mode="record", on_flow=flows.append) as proxy:
         urls = [server.url("/plain"), f"http://127.0.0.1:{refusing.port}/x", server.url("/chunked")]
-        outgoing.use_transport(lambda: ProxyTransport(proxy.port))
+        outgoing.use_transport(lambda: ProxyTransport(proxy.port, proxy.credentials))
         try:
             program = runner.load(_guest("http_concurrent"))
             outcome = runner.run(program, Sandbox(argv=["http_concurrent", *urls], stdout=stdout,

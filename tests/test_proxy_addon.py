@@ -96,7 +96,7 @@ def replayer(records: list[dict], confdir: Path) -> EmbeddedProxy:
 
 
 def test_get_is_forwarded_and_recorded_without_the_flow_header(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    got = fetch_via_proxy(recorder.port, server.url("/plain"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url("/plain"), flow_id="1")
     assert (got.status, got.body, got.header("x-rr-error")) == (200, PLAIN_BODY, None)
     [(method, path, server_headers, _)] = server.requests
     assert (method, path) == ("GET", "/plain")
@@ -116,9 +116,22 @@ def test_get_is_forwarded_and_recorded_without_the_flow_header(recorder: Embedde
     assert t["start"] <= t["request_end"] <= t["response_start"] <= t["end"]
 
 
+def test_a_client_without_the_runs_credentials_gets_407_and_is_not_recorded(
+        recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
+    refused = fetch_via_proxy(recorder.port, server.url("/plain"), flow_id="1")   # a bare port: no credentials
+    assert refused.status == 407 and refused.header("Proxy-Authenticate") == 'Basic realm="rr"'
+    got = fetch_via_proxy(recorder, server.url("/plain"), flow_id="2")
+    assert got.status == 200
+    assert [p for _, p, _, _ in server.requests] == ["/plain"]   # only the admitted one went upstream
+    assert sink.by_id("2")["response"]["body"] == PLAIN_BODY
+    assert [r["id"] for r in sink.records] == ["2"]
+    assert recorder.gate.refused == 1
+    assert not any(n.lower() == b"proxy-authorization" for n, _ in sink.by_id("2")["request"]["headers"])
+
+
 def test_post_body_reaches_server_and_is_recorded(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
     body = b"name=rr&payload=" + bytes(range(256))
-    got = fetch_via_proxy(recorder.port, server.url("/echo"), method="POST", body=body, flow_id="7",
+    got = fetch_via_proxy(recorder, server.url("/echo"), method="POST", body=body, flow_id="7",
                           headers={"Content-Type": "application/octet-stream"})
     assert (got.status, got.body, got.header("x-method")) == (200, body, "POST")
     assert server.requests[0][3] == body
@@ -127,31 +140,31 @@ def test_post_body_reaches_server_and_is_recorded(recorder: EmbeddedProxy, sink:
 
 
 def test_latin1_header_bytes_are_recorded_losslessly(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    fetch_via_proxy(recorder.port, server.url("/plain"), flow_id="1", headers={"x-latin": "caf\xe9"})
+    fetch_via_proxy(recorder, server.url("/plain"), flow_id="1", headers={"x-latin": "caf\xe9"})
     assert [b"x-latin", b"caf\xe9"] in sink.by_id("1")["request"]["headers"]
 
 
 def test_404_is_a_server_response_not_an_error(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    got = fetch_via_proxy(recorder.port, server.url("/status/404"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url("/status/404"), flow_id="1")
     assert (got.status, got.header("x-rr-error")) == (404, None)
     rec = sink.by_id("1")
     assert rec["response"]["status"] == 404 and rec["error"] is None
 
 
 def test_real_upstream_502_is_not_marked_as_proxy_error(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    got = fetch_via_proxy(recorder.port, server.url("/status/502"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url("/status/502"), flow_id="1")
     assert (got.status, got.header("x-rr-error"), got.body) == (502, None, b"status 502\n")
     assert sink.by_id("1")["error"] is None
 
 
 def test_redirect_is_passed_through_not_followed(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    got = fetch_via_proxy(recorder.port, server.url("/redirect"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url("/redirect"), flow_id="1")
     assert (got.status, got.header("Location")) == (302, "/plain")
     assert [path for _, path, _, _ in server.requests] == ["/redirect"]
 
 
 def test_chunked_body_is_recorded_dechunked(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    got = fetch_via_proxy(recorder.port, server.url("/chunked"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url("/chunked"), flow_id="1")
     assert got.body == b"".join(CHUNKS)
     rec = sink.by_id("1")
     assert rec["response"]["body"] == b"".join(CHUNKS)
@@ -160,21 +173,21 @@ def test_chunked_body_is_recorded_dechunked(recorder: EmbeddedProxy, sink: Sink,
 
 def test_gzip_arrives_still_encoded_and_identical_to_a_direct_fetch(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
     direct = fetch_direct(server.url("/gzip"))
-    proxied = fetch_via_proxy(recorder.port, server.url("/gzip"), flow_id="1")
+    proxied = fetch_via_proxy(recorder, server.url("/gzip"), flow_id="1")
     assert proxied.header("Content-Encoding") == "gzip"
     assert proxied.body == direct.body == GZIP_BODY
     assert sink.by_id("1")["response"]["body"] == GZIP_BODY
 
 
 def test_binary_body_with_every_byte_value(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    got = fetch_via_proxy(recorder.port, server.url("/bytes?n=4096"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url("/bytes?n=4096"), flow_id="1")
     assert got.body == pattern_bytes(4096) and set(got.body) == set(range(256))
     assert sink.by_id("1")["response"]["body"] == pattern_bytes(4096)
 
 
 def test_20_mb_body_is_forwarded_and_recorded_whole(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
     n = 20 * 1024 * 1024
-    got = fetch_via_proxy(recorder.port, server.url(f"/bytes?n={n}"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url(f"/bytes?n={n}"), flow_id="1")
     expected = hashlib.sha256(pattern_bytes(n)).hexdigest()
     assert len(got.body) == n and hashlib.sha256(got.body).hexdigest() == expected
     assert hashlib.sha256(sink.by_id("1")["response"]["body"]).hexdigest() == expected
@@ -183,7 +196,7 @@ def test_20_mb_body_is_forwarded_and_recorded_whole(recorder: EmbeddedProxy, sin
 def test_https_upstream_verified_with_extra_ca(recorder: EmbeddedProxy, sink: Sink, tls_server: TestServer, tls: TLSFiles) -> None:
     url = tls_server.url("/plain")
     assert url.startswith("https://")
-    got = fetch_via_proxy(recorder.port, url, flow_id="1")
+    got = fetch_via_proxy(recorder, url, flow_id="1")
     assert (got.status, got.body, got.header("x-rr-error")) == (200, PLAIN_BODY, None)
     assert got.body == fetch_direct(url, ca=tls.ca_cert).body
     assert sink.by_id("1")["request"]["url"] == url
@@ -194,14 +207,14 @@ def test_extra_ca_is_bundled_with_the_system_file_without_a_ca_directory(
 ) -> None:
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-such-dir"))  # read by ssl.get_default_verify_paths
     with EmbeddedProxy("record", on_flow=sink, extra_ca=tls.ca_cert, confdir=tmp_path) as proxy:
-        assert fetch_via_proxy(proxy.port, tls_server.url("/plain"), flow_id="1").body == PLAIN_BODY
+        assert fetch_via_proxy(proxy, tls_server.url("/plain"), flow_id="1").body == PLAIN_BODY
     bundle = (tmp_path / "rr-upstream-trust.pem").read_bytes()
     assert tls.ca_cert.read_bytes() in bundle and bundle.count(b"BEGIN CERTIFICATE") > 10
 
 
 def test_refused_port_gives_error_502(recorder: EmbeddedProxy, sink: Sink) -> None:
     with RefusingPort() as refusing:
-        got = fetch_via_proxy(recorder.port, f"http://127.0.0.1:{refusing.port}/x", flow_id="1")
+        got = fetch_via_proxy(recorder, f"http://127.0.0.1:{refusing.port}/x", flow_id="1")
     assert (got.status, got.header("x-rr-error")) == (502, "refused")
     assert "111" in (got.header("x-rr-error-message") or "")
     rec = sink.by_id("1")
@@ -209,14 +222,14 @@ def test_refused_port_gives_error_502(recorder: EmbeddedProxy, sink: Sink) -> No
 
 
 def test_connection_reset_gives_error_502(recorder: EmbeddedProxy, sink: Sink, server: TestServer) -> None:
-    got = fetch_via_proxy(recorder.port, server.url("/reset"), flow_id="1")
+    got = fetch_via_proxy(recorder, server.url("/reset"), flow_id="1")
     assert (got.status, got.header("x-rr-error")) == (502, "reset")
     assert sink.by_id("1")["error"]["kind"] == "reset"
 
 
 def test_untrusted_server_certificate_gives_tls_error(sink: Sink, confdir: Path, tls_server: TestServer) -> None:
     with EmbeddedProxy("record", on_flow=sink, confdir=confdir) as proxy:  # no extra CA
-        got = fetch_via_proxy(proxy.port, tls_server.url("/plain"), flow_id="1")
+        got = fetch_via_proxy(proxy, tls_server.url("/plain"), flow_id="1")
     assert (got.status, got.header("x-rr-error")) == (502, "tls")
     assert "certificate" in (got.header("x-rr-error-message") or "").lower()
     assert sink.by_id("1")["error"]["kind"] == "tls"
@@ -250,7 +263,7 @@ def _record_session(recorder: EmbeddedProxy, server: TestServer, tls_server: Tes
     requests += [("POST", server.url("/echo"), b"posted body"),
                  ("GET", tls_server.url("/plain"), None),
                  ("GET", f"http://127.0.0.1:{refusing}/", None)]
-    return [(str(i), url, body, fetch_via_proxy(recorder.port, url, method=method, body=body, flow_id=str(i)))
+    return [(str(i), url, body, fetch_via_proxy(recorder, url, method=method, body=body, flow_id=str(i)))
             for i, (method, url, body) in enumerate(requests, start=1)]
 
 
@@ -262,7 +275,7 @@ def test_replay_gives_identical_responses_with_servers_stopped(sink: Sink, tls: 
     with replayer(sink.records, confdir) as proxy:
         for flow_id, url, body, original in recorded:
             method = "POST" if body is not None else "GET"
-            again = fetch_via_proxy(proxy.port, url, method=method, body=body, flow_id=flow_id)
+            again = fetch_via_proxy(proxy, url, method=method, body=body, flow_id=flow_id)
             assert again == original, f"flow {flow_id} {url}"
         assert isinstance(proxy.addon, ReplayAddon)
         assert proxy.addon.mismatches == [] and proxy.addon.unused() == []
@@ -270,25 +283,39 @@ def test_replay_gives_identical_responses_with_servers_stopped(sink: Sink, tls: 
 
 
 def test_replay_opens_no_connection_to_a_live_server(sink: Sink, recorder: EmbeddedProxy, server: TestServer, confdir: Path) -> None:
-    fetch_via_proxy(recorder.port, server.url("/plain"), flow_id="1")
+    fetch_via_proxy(recorder, server.url("/plain"), flow_id="1")
     recorder.stop()
     before = server.connections
     with replayer(sink.records, confdir) as proxy:
-        assert fetch_via_proxy(proxy.port, server.url("/plain"), flow_id="1").body == PLAIN_BODY
+        assert fetch_via_proxy(proxy, server.url("/plain"), flow_id="1").body == PLAIN_BODY
         # unknown id and URL: must not fall through to the (reachable) server either
-        miss = fetch_via_proxy(proxy.port, server.url("/echo"), method="POST", body=b"x", flow_id="2")
+        miss = fetch_via_proxy(proxy, server.url("/echo"), method="POST", body=b"x", flow_id="2")
     assert (miss.status, miss.header("x-rr-mismatch")) == (502, "1")
     assert server.connections == before
 
 
-def test_mismatch_is_answered_502_and_diffed_against_the_same_id(sink: Sink, recorder: EmbeddedProxy, server: TestServer, confdir: Path) -> None:
-    fetch_via_proxy(recorder.port, server.url("/echo"), method="POST", body=b"hello", flow_id="1", headers={"x-a": "1"})
-    fetch_via_proxy(recorder.port, server.url("/echo"), method="POST", body=bytes(range(256)), flow_id="2")
+def test_replay_refuses_a_client_without_the_runs_credentials(sink: Sink, recorder: EmbeddedProxy,
+                                                              server: TestServer, confdir: Path) -> None:
+    fetch_via_proxy(recorder, server.url("/plain"), flow_id="1")
     recorder.stop()
     with replayer(sink.records, confdir) as proxy:
-        got = fetch_via_proxy(proxy.port, server.url("/echo"), method="POST", body=b"hallo", flow_id="1", headers={"x-a": "2"})
-        fetch_via_proxy(proxy.port, server.url("/echo"), method="POST", body=bytes(range(255)), flow_id="2")
-        fetch_via_proxy(proxy.port, server.url("/nowhere"), flow_id="9")
+        assert fetch_via_proxy(proxy.port, server.url("/plain"), flow_id="1").status == 407
+        assert fetch_via_proxy(proxy.port, server.url("/other"), flow_id="2").status == 407
+        assert isinstance(proxy.addon, ReplayAddon)
+        # neither consumed the record nor counted as a mismatch
+        assert proxy.addon.mismatches == [] and [r["id"] for r in proxy.addon.unused()] == ["1"]
+        assert fetch_via_proxy(proxy, server.url("/plain"), flow_id="1").body == PLAIN_BODY
+        assert proxy.addon.unused() == []
+
+
+def test_mismatch_is_answered_502_and_diffed_against_the_same_id(sink: Sink, recorder: EmbeddedProxy, server: TestServer, confdir: Path) -> None:
+    fetch_via_proxy(recorder, server.url("/echo"), method="POST", body=b"hello", flow_id="1", headers={"x-a": "1"})
+    fetch_via_proxy(recorder, server.url("/echo"), method="POST", body=bytes(range(256)), flow_id="2")
+    recorder.stop()
+    with replayer(sink.records, confdir) as proxy:
+        got = fetch_via_proxy(proxy, server.url("/echo"), method="POST", body=b"hallo", flow_id="1", headers={"x-a": "2"})
+        fetch_via_proxy(proxy, server.url("/echo"), method="POST", body=bytes(range(255)), flow_id="2")
+        fetch_via_proxy(proxy, server.url("/nowhere"), flow_id="9")
         addon = proxy.addon
     assert isinstance(addon, ReplayAddon)
     assert (got.status, got.header("x-rr-mismatch"), got.header("x-rr-error")) == (502, "1", None)
@@ -309,20 +336,20 @@ def test_mismatch_is_answered_502_and_diffed_against_the_same_id(sink: Sink, rec
 
 
 def test_replay_ignores_hop_by_hop_and_rr_headers(sink: Sink, recorder: EmbeddedProxy, server: TestServer, confdir: Path) -> None:
-    fetch_via_proxy(recorder.port, server.url("/plain"), flow_id="1")
+    fetch_via_proxy(recorder, server.url("/plain"), flow_id="1")
     recorder.stop()
     with replayer(sink.records, confdir) as proxy:
-        got = fetch_via_proxy(proxy.port, server.url("/plain"), flow_id="1",
+        got = fetch_via_proxy(proxy, server.url("/plain"), flow_id="1",
                               headers={"Connection": "keep-alive", "Keep-Alive": "timeout=5", "x-rr-debug": "1"})
         assert got.body == PLAIN_BODY and proxy.addon.mismatches == []  # type: ignore[union-attr]
 
 
 def test_unused_lists_records_never_requested(sink: Sink, recorder: EmbeddedProxy, server: TestServer, confdir: Path) -> None:
     for i in ("1", "2", "3"):
-        fetch_via_proxy(recorder.port, server.url("/plain"), flow_id=i)
+        fetch_via_proxy(recorder, server.url("/plain"), flow_id=i)
     recorder.stop()
     with replayer(sink.records, confdir) as proxy:
-        fetch_via_proxy(proxy.port, server.url("/plain"), flow_id="2")
+        fetch_via_proxy(proxy, server.url("/plain"), flow_id="2")
         assert [r["id"] for r in proxy.addon.unused()] == ["1", "3"]  # type: ignore[union-attr]
 
 
@@ -351,7 +378,7 @@ def test_only_one_proxy_at_a_time(sink: Sink, recorder: EmbeddedProxy, confdir: 
 
 def test_dump_and_verbose_write_to_stderr_never_stdout(sink: Sink, confdir: Path, server: TestServer, capfd: pytest.CaptureFixture[str]) -> None:
     with EmbeddedProxy("record", on_flow=sink, confdir=confdir, dump=True, verbose=True) as proxy:
-        fetch_via_proxy(proxy.port, server.url("/plain"), flow_id="5")
+        fetch_via_proxy(proxy, server.url("/plain"), flow_id="5")
     out, err = capfd.readouterr()
     assert out == ""
     assert f"rr-proxy [5] GET {server.url('/plain')} -> 200 10B" in err
@@ -361,7 +388,7 @@ def test_web_ui_is_served_with_its_token(sink: Sink, confdir: Path, server: Test
     with EmbeddedProxy("record", on_flow=sink, confdir=confdir, web=True) as proxy:
         assert proxy.web_url is not None and proxy.web_url.startswith("http://127.0.0.1:")
         assert "token=" in proxy.web_url
-        fetch_via_proxy(proxy.port, server.url("/plain"), flow_id="1")
+        fetch_via_proxy(proxy, server.url("/plain"), flow_id="1")
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(proxy.web_url, timeout=10) as page:
             assert page.status == 200 and b"mitmproxy" in page.read().lower()
     assert sink.by_id("1")["response"]["body"] == PLAIN_BODY

@@ -123,12 +123,14 @@ class Transport:
 
 class ProxyTransport(Transport):
     """Every request as plain HTTP/1.1 in absolute form to rr's embedded proxy on
-    127.0.0.1:`port`, tagged `x-rr-flow: <id>`; the proxy does any TLS and reports an
-    upstream failure as a 502 with `x-rr-error: <kind>`."""
+    127.0.0.1:`port`, tagged `x-rr-flow: <id>` and carrying the run's `credentials` (the
+    proxy serves no one else); the proxy does any TLS and reports an upstream failure as a
+    502 with `x-rr-error: <kind>`."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, credentials: str):
         super().__init__()
         self.port = port
+        self.credentials = credentials
         # Connections to the proxy are kept alive and reused: mitmproxy then keeps its
         # upstream connection too, so a recorded request costs no extra connects.
         self._idle: list[http.client.HTTPConnection] = []
@@ -161,7 +163,7 @@ class ProxyTransport(Transport):
         return f"{head.scheme}://{head.authority}{head.path_with_query}"
 
     def extra_headers(self, flow_id: str) -> list[tuple[str, str]]:
-        return [("x-rr-flow", flow_id)]
+        return [("x-rr-flow", flow_id), ("proxy-authorization", self.credentials)]
 
     def check(self, response: http.client.HTTPResponse) -> None:
         if response.getheader("x-rr-mismatch"):
