@@ -171,7 +171,7 @@ def test_a_web_ui_port_in_use_is_one_line_and_keeps_the_trace(tmp_path: Path, pr
                               capture_output=True, text=True, timeout=60, cwd=guests.REPO,
                               env=guests._clean_env(proxy_env))
     assert done.returncode == 125, done.stderr
-    assert done.stderr == f"rr: --inspect: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stderr == f"rr: --inspect: web UI cannot listen on 127.0.0.1:{port}: Address already in use\n"
     assert trace.read_bytes() == b"an earlier recording"
 
 
