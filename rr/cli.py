@@ -99,13 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--ca-cert", metavar="PEM", type=_pem_file,
                      help="also trust this CA for upstream TLS (default: the system trust store)")
     web.add_argument("--inspect", action="store_true",
-                     help="serve mitmproxy's web UI (its URL with the access token goes to stderr) while "
-                          "recording and, once the trace is complete, until Ctrl-C")
+                     help="serve mitmproxy's web UI while recording (its URL with the access token goes to "
+                          "stderr); when stderr is a terminal it stays up after the guest, until Ctrl-C")
     web.add_argument("--inspect-host", metavar="ADDR",
                      help="address the web UI listens on (default 127.0.0.1)")
     web.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
-    # The older name of --inspect, from when --inspect closed the UI with the guest.
-    web.add_argument("--inspect-wait", action="store_true", help=argparse.SUPPRESS)
+    web.add_argument("--inspect-wait", action="store_true",
+                     help="as --inspect, and keep the web UI up after the guest until Ctrl-C or SIGTERM "
+                          "even when stderr is not a terminal (containers, scripts)")
     web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
     add_sandbox_flags(rec)
     _add_common(rec)
@@ -233,7 +234,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     http = session.HttpOptions(extra_ca=args.ca_cert, inspect=inspect,
                                inspect_host=args.inspect_host or "127.0.0.1", inspect_port=args.inspect_port,
                                dump=args.dump, verbose=args.verbose, on_web_url=on_web_url,
-                               after_run=(lambda: _keep_web_ui_up(web_urls[0], args.trace)) if inspect else None)
+                               after_run=(lambda: _after_recording(web_urls, args.trace, args.inspect_wait))
+                               if inspect else None)
     rec = session.record(program, sandbox, args.trace, fmt,
                          runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
     _flush_stdout()
@@ -246,8 +248,20 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return int(rec.outcome.status)
 
 
+def _after_recording(web_urls: list[str], trace: str, wait: bool) -> None:
+    """The trace is complete: keep the web UI up for whoever can press Ctrl-C (a terminal),
+    or when asked to (--inspect-wait); otherwise say that it closes."""
+    if not web_urls:
+        return
+    if wait or sys.stderr.isatty():
+        _keep_web_ui_up(web_urls[0], trace)
+    else:
+        _report("the guest has finished; the web UI closes with the recording (stderr is not a terminal: "
+                "--inspect-wait keeps it up)")
+
+
 def _keep_web_ui_up(url: str, trace: str) -> None:
-    """Until Ctrl-C (or SIGTERM: `docker compose stop`); the trace is complete already."""
+    """Until Ctrl-C (or SIGTERM: `docker compose stop`)."""
     import signal
     import threading
 

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from .errors import UsageError
 from .exchange import Body, body_of, error_text, header_text
-from .merge import is_flow
+from .merge import is_flow, record_problem
 from .tap import format_event
 from .trace import Event, Header, Outcome, Summary, TraceReader, open_trace, summarize, to_jsonable
 
@@ -45,10 +45,9 @@ class Selection:
         if not self.calls:
             return True
         names = [event.call, event.interface]
-        if is_flow(event) and isinstance(event.result, dict):
-            request = event.result.get("request") or {}
-            url = str(request.get("url", ""))
-            names += [url, f"{request.get('method', '')} {url}"]
+        if _is_exchange(event):
+            request = event.result["request"]
+            names += [request["url"], f"{request['method']} {request['url']}"]
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.calls for name in names)
 
     def describe(self) -> str:
@@ -56,6 +55,11 @@ class Selection:
         if self.start or self.stop is not None:
             parts.append(f"--events {self.start or ''}:{'' if self.stop is None else self.stop}")
         return ", ".join(parts)
+
+
+def _is_exchange(event: Event) -> bool:
+    """An HTTP exchange with a usable flow record (a damaged one is shown as a plain event)."""
+    return is_flow(event) and record_problem(event.result) is None
 
 
 def parse_range(text: str) -> tuple[int, int | None]:
@@ -129,12 +133,14 @@ class _TextView:
         lines += [f"dir        {d['host']} -> {d['guest']} ({d.get('mode', 'ro')})" for d in h.dirs]
         if h.limits:
             lines.append(f"limits     {_limits(h.limits)}")
+        # Fields rr writes beside the fixed ones (the HTTP grant, ...), and a newer rr's.
+        lines += [f"{key:<10} {json.dumps(to_jsonable(value))}" for key, value in h.extra.items()]
         self.out.write("\n".join(lines) + "\n")
 
     def event(self, index: int, event: Event) -> None:
         lead = "\n" if self.first_event else ""
         self.first_event = False
-        if is_flow(event) and isinstance(event.result, dict):
+        if _is_exchange(event):
             lines = _exchange_lines(event.result, self.body_limit)
             text = f"{index:>7}  {lines[0]}\n" + "".join(f"{_INDENT}{line}\n" for line in lines[1:])
         else:
@@ -261,12 +267,12 @@ class _JsonView:
             "wasmtime_version": h.wasmtime_version,
             "component": {"name": h.component.name, "size": h.component.size, "sha256": h.component.sha256},
             "argv": h.argv, "env": [list(p) for p in h.env], "dirs": h.dirs, "start_time": h.start_time,
-            "limits": h.limits,
+            "limits": to_jsonable(h.limits), "extra": to_jsonable(h.extra),
         }})
 
     def event(self, index: int, event: Event) -> None:
         obj: dict[str, Any] = {"event": index, "call": event.call, "args": to_jsonable(event.args)}
-        if is_flow(event) and isinstance(event.result, dict):
+        if _is_exchange(event):
             obj["http"] = _exchange_json(event.result, self.body_limit)
         else:
             obj["result"] = to_jsonable(event.result)

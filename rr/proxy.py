@@ -94,11 +94,12 @@ def check_web_address(host: str, port: int | None) -> None:
         try:
             s.bind(address)
         except OSError as e:
-            raise WebUIError(f"cannot listen on {_host_port(host, port)}: {e.strerror}") from None
+            raise WebUIError(f"web UI cannot listen on {_host_port(host, port)}: {e.strerror}") from None
 
 
 def _host_port(host: str, port: int | None) -> str:
-    return f"[{host}]:{port or 0}" if ":" in host else f"{host}:{port or 0}"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port else shown
 
 
 def _closable_web_master(opts: Any) -> "Master":
@@ -116,7 +117,7 @@ def _closable_web_master(opts: Any) -> "Master":
             try:
                 self.http_server.listen(self.options.web_port, self.options.web_host)
             except OSError as e:
-                raise WebUIError(f"cannot listen on {_host_port(self.options.web_host, self.options.web_port)}: "
+                raise WebUIError(f"web UI cannot listen on {_host_port(self.options.web_host, self.options.web_port)}: "
                                  f"{e.strerror or e}") from None
             await Master.running(self)
 

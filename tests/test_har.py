@@ -145,11 +145,13 @@ def test_mitmdump_reads_the_mitm_file(records: list[dict], tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def tls_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """Two HTTPS requests on one client connection (the second reuses the upstream connection)
-    and one plain-HTTP request, through a real record-mode proxy trusting a test CA."""
+    """Two HTTPS requests on one client connection (the second reuses the upstream connection),
+    one plain-HTTP request, and one to an HTTPS server whose CA is not trusted, through a real
+    record-mode proxy trusting a test CA."""
     from rr.proxy import EmbeddedProxy
 
     tls = make_tls_files(tmp_path_factory.mktemp("tls"))
+    untrusted = make_tls_files(tmp_path_factory.mktemp("untrusted"))
     out: list[dict] = []
     lock = threading.Lock()
 
@@ -157,7 +159,7 @@ def tls_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         with lock:
             out.append(rec)
 
-    with TestServer(tls) as https, TestServer() as plain, \
+    with TestServer(tls) as https, TestServer() as plain, TestServer(untrusted) as bad_tls, \
             EmbeddedProxy("record", on_flow=sink, confdir=tmp_path_factory.mktemp("conf"), extra_ca=tls.ca_cert) as proxy:
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
         try:
@@ -169,6 +171,8 @@ def tls_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
             conn.request("GET", plain.url("/plain"),
                          headers={"x-rr-flow": "3", "Proxy-Authorization": proxy.credentials})
             assert conn.getresponse().read() == PLAIN_BODY
+            conn.request("GET", bad_tls.url("/plain"), headers={"x-rr-flow": "4"})
+            assert conn.getresponse().status == 502   # mitmproxy's answer for a failed upstream
         finally:
             conn.close()
         assert https.connections == 1
@@ -179,15 +183,30 @@ def tls_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 def test_har_timings_show_connect_and_tls_when_known(tls_records: list[dict]) -> None:
     har = records_to_har(tls_records)
     jsonschema.validate(har, SCHEMA)
-    first, reused, plain = (e["timings"] for e in har["log"]["entries"])
+    first, reused, plain, failed = (e["timings"] for e in har["log"]["entries"])
     assert first["ssl"] >= 0 and first["connect"] >= first["ssl"]   # HAR 1.2: connect includes ssl
     assert reused["connect"] == -1 and reused["ssl"] == -1           # the connection was reused
     assert plain["connect"] >= 0 and plain["ssl"] == -1              # plain HTTP on a new upstream
+    assert failed["connect"] == -1 and failed["receive"] == 0          # mitmproxy keeps no times of it
     for entry, rec in zip(har["log"]["entries"], tls_records, strict=True):
         t = entry["timings"]
         assert entry["time"] == pytest.approx(sum(max(t[k], 0) for k in ("blocked", "dns", "connect", "send",
                                                                           "wait", "receive")))
         assert entry["time"] == pytest.approx(1000 * (rec["timings"]["end"] - rec["timings"]["start"]), abs=0.01)
+
+def test_a_tls_failure_says_so_and_reads_back(tls_records: list[dict], tmp_path: Path) -> None:
+    from mitmproxy import io
+
+    entry = records_to_har(tls_records)["log"]["entries"][3]
+    assert tls_records[3]["error"]["kind"] == "tls"
+    assert entry["response"]["status"] == 0 and entry["response"]["_rrErrorKind"] == "tls"
+    assert entry["response"]["_error"].startswith("TLS handshake failed: ")
+    path = tmp_path / "flows.har"
+    path.write_text(json.dumps(records_to_har(tls_records)))
+    flows = io.read_flows_from_paths([str(path)])
+    assert [f.request.url for f in flows] == [r["request"]["url"] for r in tls_records]
+    assert flows[3].response.status_code == 0
+
 
 def test_connect_timings_survive_the_mitm_file(tls_records: list[dict], tmp_path: Path) -> None:
     from mitmproxy import io

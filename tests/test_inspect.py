@@ -253,3 +253,29 @@ def test_a_100k_event_trace_filters_by_call_and_range(heavy: Path) -> None:
     counts = rr("inspect", str(heavy), "--no-events").out
     assert "  wasi:random/random                     100000  (800000 bytes of data)" in counts
     assert not shown_indexes(counts)
+
+
+def test_the_header_shows_the_http_grant(concurrent: Recorded) -> None:
+    text = rr("inspect", str(concurrent.trace), "--no-events").out
+    assert 'http_allow ["127.0.0.1"]\n' in text
+    header = json_lines(rr("inspect", "--json", "--no-events", str(concurrent.trace)))[0]["header"]
+    assert header["extra"] == {"http_allow": ["127.0.0.1"]}
+
+
+def test_a_damaged_flow_record_is_shown_as_a_plain_event(tmp_path: Path) -> None:
+    """A hand-edited trace: the exchange has no headers; inspect shows what is there, no crash."""
+    import time
+
+    from rr.trace import ComponentInfo, Event, Header, Outcome, TraceWriter
+
+    trace = tmp_path / "t.cbor"
+    with TraceWriter(trace) as w:
+        w.write_header(Header(rr_version="test", wasmtime_version="50.0.0", component=ComponentInfo("0" * 64, 1, "x.wasm"),
+                              argv=["x.wasm"], env=[], dirs=[], start_time=time.time()))
+        w.write_event(Event(FLOW_CALL, ["1", "GET", "http://127.0.0.1/"], {"id": "1", "request": {"method": "GET"}}))
+        w.write_outcome(Outcome.exit(0))
+    ran = rr("inspect", str(trace), "--call", "wasi:http/*")
+    assert ran.status == 0, ran.err
+    assert f"      0  {FLOW_CALL}('1', 'GET', 'http://127.0.0.1/') -> {{id: '1', request: {{method: 'GET'}}}}\n" in ran.out
+    (event,) = json_lines(rr("inspect", "--json", str(trace)))[1:-1]
+    assert "http" not in event and event["result"]["request"] == {"method": "GET"}

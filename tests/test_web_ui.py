@@ -1,9 +1,11 @@
-"""`rr record --inspect`: mitmproxy's web UI stays up after the guest until Ctrl-C or SIGTERM,
-shows the address the embedded proxy really listens on, and a port in use is a usage error."""
+"""`rr record --inspect`: mitmproxy's web UI stays up after the guest until Ctrl-C when stderr is
+a terminal (always with --inspect-wait, which SIGTERM ends too), shows the address the embedded
+proxy really listens on, and a port in use is a usage error."""
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import socket
@@ -34,20 +36,42 @@ def proxy_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 class Recording:
-    """`rr record --inspect` running as a real process; its stderr read line by line."""
+    """`rr record` running as a real process; its stderr (a pipe, or a pseudo-terminal when
+    `tty`) read line by line."""
 
-    def __init__(self, args: list[str], env: dict[str, str]):
-        self.proc = subprocess.Popen([*RR, "record", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=guests.REPO, env=guests._clean_env(env), text=True)
+    def __init__(self, args: list[str], env: dict[str, str], tty: bool = False):
+        self._tty = None
+        stderr: int = subprocess.PIPE
+        if tty:
+            self._tty, stderr = os.openpty()
+        self.proc = subprocess.Popen([*RR, "record", *args], stdout=subprocess.PIPE, stderr=stderr,
+                                     cwd=guests.REPO, env=guests._clean_env(env))
+        if self._tty is not None:
+            os.close(stderr)   # the child holds the terminal's other end
         self.lines: queue.Queue[str] = queue.Queue()
         self.err: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
+        if self._tty is None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.lines.put(line.decode())
+            return
+        with open(self._tty, "rb", buffering=0) as terminal:
+            pending = b""
+            while True:
+                try:
+                    chunk = terminal.read(4096)
+                except OSError:   # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    break
+                pending += chunk
+                *whole, pending = pending.split(b"\n")
+                for line in whole:
+                    self.lines.put(line.rstrip(b"\r").decode() + "\n")
 
     def wait_for(self, prefix: str, seconds: float = 60) -> str:
         deadline = time.monotonic() + seconds
@@ -68,7 +92,7 @@ class Recording:
             return json.loads(response.read())
 
     def finish(self) -> tuple[int, str, str]:
-        out = self.proc.stdout.read() if self.proc.stdout else ""
+        out = self.proc.stdout.read().decode() if self.proc.stdout else ""
         status = self.proc.wait(timeout=60)
         self._reader.join(timeout=10)   # stderr is at its end once the process is gone
         while not self.lines.empty():
@@ -81,14 +105,17 @@ class Recording:
             self.proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_the_web_ui_stays_up_after_the_guest_until_told_to_stop(how: signal.Signals, tmp_path: Path,
-                                                                 proxy_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("flag,tty,how", [("--inspect", True, signal.SIGINT),
+                                          ("--inspect-wait", False, signal.SIGINT),
+                                          ("--inspect-wait", False, signal.SIGTERM)],
+                         ids=["terminal-ctrl-c", "wait-ctrl-c", "wait-sigterm"])
+def test_the_web_ui_stays_up_after_the_guest_until_told_to_stop(flag: str, tty: bool, how: signal.Signals,
+                                                                 tmp_path: Path, proxy_env: dict[str, str]) -> None:
     trace = tmp_path / "t.cbor"
     with TestServer() as server:
         url = server.url("/plain")
-        rec = Recording(["--inspect", "--allow-http", "127.0.0.1", str(guests.c_guest("http_get")),
-                         "-t", str(trace), "--", url], proxy_env)
+        rec = Recording([flag, "--allow-http", "127.0.0.1", str(guests.c_guest("http_get")),
+                         "-t", str(trace), "--", url], proxy_env, tty=tty)
         try:
             web_url = rec.wait_for(LIVE)[len(LIVE):].strip()
             stays = rec.wait_for(STAYS_UP)
@@ -118,6 +145,20 @@ def test_the_web_ui_stays_up_after_the_guest_until_told_to_stop(how: signal.Sign
     assert "outcome    exit status 0\n" in inspected.stdout, inspected.stdout + inspected.stderr
 
 
+def test_without_a_terminal_the_web_ui_closes_with_the_guest(tmp_path: Path, proxy_env: dict[str, str]) -> None:
+    with TestServer() as server:
+        done = subprocess.run([*RR, "record", "--inspect", "--allow-http", "127.0.0.1", str(guests.c_guest("http_get")),
+                               "-t", str(tmp_path / "t.cbor"), "--", server.url("/plain")],
+                              capture_output=True, text=True, timeout=60, cwd=guests.REPO,
+                              env=guests._clean_env(proxy_env))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(LIVE)
+    assert lines[1] == ("rr: the guest has finished; the web UI closes with the recording "
+                        "(stderr is not a terminal: --inspect-wait keeps it up)")
+    assert lines[2].startswith("rr: recorded ")
+
+
 def test_a_web_ui_port_in_use_is_one_line_and_keeps_the_trace(tmp_path: Path, proxy_env: dict[str, str]) -> None:
     trace = tmp_path / "t.cbor"
     trace.write_bytes(b"an earlier recording")
@@ -130,7 +171,7 @@ def test_a_web_ui_port_in_use_is_one_line_and_keeps_the_trace(tmp_path: Path, pr
                               capture_output=True, text=True, timeout=60, cwd=guests.REPO,
                               env=guests._clean_env(proxy_env))
     assert done.returncode == 125, done.stderr
-    assert done.stderr == f"rr: --inspect: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stderr == f"rr: --inspect: web UI cannot listen on 127.0.0.1:{port}: Address already in use\n"
     assert trace.read_bytes() == b"an earlier recording"
 
 
