@@ -17,6 +17,7 @@ from . import __version__, signals
 from .errors import (EXIT_BAD_TRACE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PIPE, EXIT_STATUSES,
                      EXIT_USAGE, RRError, UsageError)
 from .sandbox_args import add_sandbox_flags, refuse_on_replay
+from .trace.errors import TraceExistsError, TraceNameError, TraceOutputError
 
 
 def exit_status_epilog() -> str:
@@ -501,10 +502,18 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_PIPE
+    except TraceOutputError as e:
+        # A trace rr was told to write: a taken or meaningless name is the user's to fix
+        # (--force, another extension); anything else is rr failing to write its output.
+        if isinstance(e, TraceExistsError):
+            _report(f"{e} (use --force to replace it)")
+            return EXIT_USAGE
+        _report(str(e))
+        return EXIT_USAGE if isinstance(e, TraceNameError) else EXIT_OUTPUT
     except OSError as e:
         # A file the user named could not be opened or written (a directory, a missing parent
         # directory, no permission, disk full): what and where, never a traceback.
-        if e.filename is None or getattr(args, "verbose", False):
+        if e.filename is None:
             raise
         status = EXIT_OUTPUT if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG) \
             else EXIT_USAGE

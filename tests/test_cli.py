@@ -78,6 +78,8 @@ MISTAKES: list[tuple[str, list[str], int, str]] = [
     ("inspect with --", ["inspect", "t.cbor", "--"], EXIT_USAGE, "takes no `--` arguments"),
     ("record onto the component", ["record", "guest.wasm", "-t", "guest.wasm", "--force"], EXIT_USAGE,
      "the component itself"),
+    ("record: trace name without a format", ["record", "{random}", "-t", "o.txt"], EXIT_USAGE, "o.txt"),
+    ("convert: output name without a format", ["convert", "t.cbor", "o.txt"], EXIT_USAGE, "o.txt"),
     ("-f xml", ["record", "{random}", "-t", "o.cbor", "-f", "xml"], EXIT_USAGE, "'xml'"),
     ("--max-memory lots", ["run", "{random}", "--max-memory", "lots"], EXIT_USAGE, "'lots'"),
     ("har without -o", ["har", "t.cbor"], EXIT_USAGE, "-o/--output"),
@@ -139,7 +141,7 @@ def test_mistake_is_one_line_with_its_status(files: Path, argv: list[str], statu
     _assert_one_line(rr(*_expand(argv), cwd=files), status, names)
     # A mistake never touches recorded data or the component.
     assert [(files / name).read_bytes() for name in ("t.cbor", "guest.wasm")] == before
-    for out in ("o.cbor", "o.jsonl", "o.har", "o.mitm"):
+    for out in ("o.cbor", "o.jsonl", "o.har", "o.mitm", "o.txt"):
         assert not (files / out).exists(), f"{out} left behind"
 
 
