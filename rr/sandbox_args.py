@@ -122,7 +122,8 @@ def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: l
         env[key] = value
     for key, value in env.items():
         _utf8("environment variable", f"{key}={value}")
-    argv = [_utf8("argument", a) for a in [program_name, *guest_args]]
+    argv = [_utf8("component name (the guest's argv[0])", program_name),
+            *(_utf8("argument", a) for a in guest_args)]
     preopens = [_preopen(d, False) for d in args.dir] + [_preopen(d, True) for d in args.dir_rw]
     return Sandbox(
         argv=argv,
