@@ -6,9 +6,11 @@
 1. Records the corpus with `python -m rr record` (random, clock, echo_stdin with stdin, fs_ops
    with a --dir-rw grant, bigout 1 MiB, and http_get against a loopback server), .cbor plus
    the .jsonl made from it by rr.trace.convert.
-2. N mutants (default 100 000) replayed in-process through rr.session.replay by one worker
-   process (HTTP guests excluded: one proxy per process), each read with rr.trace's reader
-   first; a worker killed by a signal is counted as that mutant's failure and replaced.
+2. N mutants (default 100 000) in-process, by one worker process (HTTP guests excluded: one
+   proxy per process): each read with rr.trace's reader, then replayed through
+   rr.session.replay unless it decodes to the original records; of those the reader refuses,
+   only every K-th is replayed (--replay-every, default 8; 1 replays all), the rest counted as
+   reader-122. A worker killed by a signal is counted as that mutant's failure and replaced.
 3. M mutants (default 1 000) of every guest, HTTP included, each a `python -m rr replay`
    subprocess, 2 at a time (their indices follow the in-process ones).
 Prints the outcome counts per class and per mutation kind, every failure with the seed and
@@ -54,6 +56,9 @@ def main() -> int:
     p.add_argument("--count", type=int, default=100_000, help="in-process mutants")
     p.add_argument("--cli-count", type=int, default=1_000, help="mutants replayed by `python -m rr replay`")
     p.add_argument("--workers", type=int, default=2, help="CLI replays at once")
+    p.add_argument("--replay-every", type=int, default=8, metavar="K",
+                   help="in-process: of the mutants rr.trace's reader refuses, replay every K-th (1: all); "
+                        "every other mutant is replayed unless it decodes to the original records")
     p.add_argument("--workdir", type=Path, help="corpus and failures here (kept); default a temp dir")
     p.add_argument("--only", type=int, metavar="I", help="replay only mutant I (from an existing --workdir)")
     p.add_argument("--cli", action="store_true", help="with --only: through the CLI")
@@ -85,7 +90,7 @@ def main() -> int:
             if args.cli:
                 tally = tf.run_cli(recs, args.seed, args.only, 1, scratch, 1, saved)
             else:
-                tally = tf.run_inprocess(corpus, args.seed, args.only, 1, scratch, saved)
+                tally = tf.run_inprocess(corpus, args.seed, args.only, 1, scratch, saved, every=1)
             print_tally(f"mutant {args.only} of seed {args.seed}", tally, time.monotonic() - started, 10)
             return 1 if tally.failed() else 0
 
@@ -98,7 +103,8 @@ def main() -> int:
                 last[0] = now
                 print(f"  ... {i} mutants, {now - t0:.0f} s", flush=True)
 
-        inproc = tf.run_inprocess(corpus, args.seed, 0, args.count, scratch, saved, progress=progress)
+        inproc = tf.run_inprocess(corpus, args.seed, 0, args.count, scratch, saved, every=args.replay_every,
+                                  progress=progress)
         print_tally(f"in-process (seed {args.seed}, mutants 0..{args.count - 1})", inproc,
                     time.monotonic() - t0, args.max_failures)
         t1 = time.monotonic()

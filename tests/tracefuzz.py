@@ -14,6 +14,8 @@ Every mutant is replayed (in this process through rr.session.replay, or as a `py
 replay` subprocess) and put in one class:
 
   identical         same stdout, guest stderr and status as the recording (a harmless change)
+  reader-122        (in-process, when asked to sample) rr.trace's reader refused it in one line,
+                    and the replay, which would meet the same error, was skipped
   rejected-121/122  rr refused it: exit 121 (diverged) or 122 (bad trace), said on stderr
   as-edited         a record-level (or JSONL) edit replayed to the edited story (exit status
                     of the guest, different output): the trace said so, rr did what it said
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import threading
 import traceback
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,53 +373,140 @@ def b_rec_move(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
     return rest[:to] + data[s:e] + rest[to:], f"record at {s} to {to}"
 
 
-def _items(data: bytes, fmt: str, majors: Sequence[int], min_depth: int = 1) -> list[Item]:
+# Values inside CBOR records. Format v2 wraps each record in a frame (a byte string: the record,
+# then a CRC-32 chained over every record so far); these mutations change one record inside its
+# frame and either keep the old checksum (the reader must notice: a byte-level mutant) or
+# reseal the whole chain ("+crc": a well-formed trace whose record says something else, so
+# what is behind the checksum -- the decoder's bounds and the replay's checks -- is reached).
+
+
+@dataclass(frozen=True)
+class Frame:
+    pos: int      # the frame's byte-string head
+    start: int    # the record inside it
+    end: int      # after the record (the CRC follows, or the next record in an unframed trace)
+    crc: bool
+
+
+def frames(data: bytes) -> list[Frame]:
+    """The records of a CBOR trace (header first) with where each sits."""
+    top = [it for it in cbor_items(data, len(CBOR_MAGIC)) if it.depth == 0]
+    if top and all(it.major == 2 for it in top):
+        return [Frame(it.pos, it.pos + it.head, it.end - 4, True) for it in top if it.end - it.pos - it.head >= 4]
+    return [Frame(it.pos, it.pos, it.end, False) for it in top]
+
+
+def seal(records: Sequence[bytes]) -> bytes:
+    """A framed CBOR trace of these records with a correct checksum chain."""
+    out, crc = bytearray(CBOR_MAGIC), 0
+    for rec in records:
+        crc = zlib.crc32(rec, crc)
+        n = len(rec) + 4
+        out += cbor2.dumps(b"\0" * n)[:-n]   # the byte-string head alone
+        out += rec + crc.to_bytes(4, "big")
+    return bytes(out)
+
+
+def _in_record(rng: random.Random, data: bytes, fmt: str, majors: Sequence[int], min_depth: int,
+               edit: Callable[[bytes, Item], tuple[bytes, str]], sealed: bool) -> tuple[bytes, str]:
     if fmt != "cbor":
         raise NotApplicable("CBOR only")
-    items = [it for it in cbor_items(data, len(CBOR_MAGIC)) if it.major in majors and it.depth >= min_depth]
-    if not items:
+    fs = frames(data)
+    choices = []
+    for n, f in enumerate(fs):
+        rec = data[f.start:f.end]
+        choices += [(n, it) for it in cbor_items(rec, 0) if it.major in majors and it.depth >= min_depth]
+    if not choices:
         raise NotApplicable("no such item")
-    return items
+    n, it = rng.choice(choices)
+    f = fs[n]
+    rec, detail = edit(data[f.start:f.end], it)
+    detail = f"record {n}: {detail}"
+    if not fs[0].crc:   # an unframed (version 1) trace: the record in place
+        return data[:f.start] + rec + data[f.end:], detail
+    records = [data[g.start:g.end] for g in fs]
+    records[n] = rec
+    if sealed:
+        return seal(records), detail + ", resealed"
+    # the old checksum kept; the frame's length follows the record's
+    old_crc = data[f.end:f.end + 4]
+    head = cbor2.dumps(b"\0" * (len(rec) + 4))[:-(len(rec) + 4)]
+    return data[:f.pos] + head + rec + old_crc + data[f.end + 4:], detail
 
 
-def _replace_item(data: bytes, it: Item, new: bytes) -> bytes:
-    return data[:it.pos] + new + data[it.end:]
+def _replace_item(rec: bytes, it: Item, new: bytes) -> bytes:
+    return rec[:it.pos] + new + rec[it.end:]
 
 
-def b_length_claim(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    """A bytes/str/array/map head (top-level records included) claiming a huge length."""
-    it = rng.choice(_items(data, fmt, (2, 3, 4, 5), min_depth=0))
-    n = rng.choice(HUGE_LENGTHS)
-    head = bytes((it.major << 5 | 27,)) + n.to_bytes(8, "big")
-    return data[:it.pos] + head + data[it.pos + it.head:], f"major {it.major} at {it.pos} claims {n}"
+def _length_claim(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        n = rng.choice(HUGE_LENGTHS)
+        head = bytes((it.major << 5 | 27,)) + n.to_bytes(8, "big")
+        return rec[:it.pos] + head + rec[it.pos + it.head:], f"major {it.major} at {it.pos} claims {n}"
+    return edit
 
 
-def b_huge_int(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    it = rng.choice(_items(data, fmt, (0, 1)))
-    n = rng.choice((9, 17, 600, 1 << 16))
-    return _replace_item(data, it, cbor2.dumps(rng.choice((1, -1)) * (1 << (8 * n - 1)) + 3)), \
-        f"int at {it.pos} -> {n}-byte bignum"
+def _huge_int(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        n = rng.choice((9, 17, 600, 1 << 16))
+        value = rng.choice((1, -1)) * (1 << (8 * n - 1)) + 3
+        return _replace_item(rec, it, cbor2.dumps(value)), f"int at {it.pos} -> {n}-byte bignum"
+    return edit
 
 
-def b_nan(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    it = rng.choice(_items(data, fmt, (0, 1, 2, 3, 7)))
-    new = rng.choice((b"\xf9\x7e\x00", b"\xfb\x7f\xf8\x00\x00\x00\x00\x00\x01", b"\xf9\x7c\x00", b"\xf9\xfc\x00"))
-    return _replace_item(data, it, new), f"item at {it.pos} -> {new.hex()}"
+def _nan(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        new = rng.choice((b"\xf9\x7e\x00", b"\xfb\x7f\xf8\x00\x00\x00\x00\x00\x01", b"\xf9\x7c\x00", b"\xf9\xfc\x00"))
+        return _replace_item(rec, it, new), f"item at {it.pos} -> {new.hex()}"
+    return edit
 
 
-def b_wrong_type(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    it = rng.choice(_items(data, fmt, (0, 1, 2, 3, 4, 5, 7)))
-    new = cbor2.dumps(rng.choice((0, -5, 2**64 - 1, "x", "wasi:random/random.get-random-u64", b"\x00" * 4,
-                                  [], [1, 2], {}, {"t": "outcome"}, None, True, 1.5)))
-    return _replace_item(data, it, new), f"item at {it.pos} -> {new.hex()}"
+def _wrong_type(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        new = cbor2.dumps(rng.choice((0, -5, 2**64 - 1, "x", "wasi:random/random.get-random-u64", b"\x00" * 4,
+                                      [], [1, 2], {}, {"t": "outcome"}, None, True, 1.5,
+                                      cbor2.CBORTag(1, 0), cbor2.CBORTag(999, b"x"))))
+        return _replace_item(rec, it, new), f"item at {it.pos} -> {new.hex()[:40]}"
+    return edit
 
 
-def b_deep(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
+def _deep(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        depth = rng.choice((100, 2000, 100_000))
+        return _replace_item(rec, it, deep_cbor(depth)), f"item at {it.pos} -> depth {depth}"
+    return edit
+
+
+def _bits(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        out = bytearray(rec)
+        p = rng.randrange(it.pos, it.end)
+        out[p] = rng.choice(INTERESTING) if rng.random() < 0.5 else out[p] ^ (1 << rng.randrange(8))
+        return bytes(out), f"byte {p} of the record -> {out[p]:#04x}"
+    return edit
+
+
+_LEAVES = (0, 1, 2, 3, 4, 5, 7)
+IN_RECORD: dict[str, tuple[Callable[[random.Random], Any], Sequence[int], int]] = {
+    "length-claim": (_length_claim, (2, 3, 4, 5), 0), "huge-int": (_huge_int, (0, 1), 1),
+    "nan": (_nan, (0, 1, 2, 3, 7), 1), "wrong-type": (_wrong_type, _LEAVES, 1),
+    "deep": (_deep, _LEAVES, 1), "bits": (_bits, (4, 5), 0),
+}
+
+
+def _in_record_mutation(kind: str, sealed: bool) -> Callable[[random.Random, bytes, str], tuple[bytes, str]]:
+    make, majors, depth = IN_RECORD[kind]
+
+    def mutate(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
+        return _in_record(rng, data, fmt, majors, depth, make(rng), sealed)
+    return mutate
+
+
+def b_deep_json(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
+    if fmt != "jsonl":
+        raise NotApplicable("JSONL only")
     depth = rng.choice((100, 2000, 100_000))
-    if fmt == "jsonl":
-        return _json_token_edit(rng, data, deep_json(depth).encode(), f"depth {depth}")
-    it = rng.choice(_items(data, fmt, (0, 1, 2, 3, 4, 5, 7)))
-    return _replace_item(data, it, deep_cbor(depth)), f"item at {it.pos} -> depth {depth}"
+    return _json_token_edit(rng, data, deep_json(depth).encode(), f"depth {depth}")
 
 
 # JSONL byte-level edits: a scalar token (number, string, literal) replaced by raw text
@@ -467,9 +557,11 @@ def j_special(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
 BYTE_MUTATIONS: dict[str, Callable[[random.Random, bytes, str], tuple[bytes, str]]] = {
     "bitflip": b_bitflip, "byte": b_byte, "truncate": b_truncate, "insert": b_insert,
     "delete-bytes": b_delete, "dup-bytes": b_dup_bytes, "rec-dup": b_rec_dup, "rec-delete": b_rec_delete,
-    "rec-swap": b_rec_swap, "rec-move": b_rec_move, "length-claim": b_length_claim, "huge-int": b_huge_int,
-    "nan": b_nan, "wrong-type": b_wrong_type, "deep": b_deep, "json-special": j_special,
+    "rec-swap": b_rec_swap, "rec-move": b_rec_move, "json-deep": b_deep_json, "json-special": j_special,
+    **{kind: _in_record_mutation(kind, False) for kind in IN_RECORD},
 }
+# Resealed mutants are well-formed traces (like record-level ones): replaying them as edited is no failure.
+SEALED_MUTATIONS = {f"{kind}+crc": _in_record_mutation(kind, True) for kind in IN_RECORD}
 
 
 # Record-level: through rr.trace's public reader and writer
@@ -637,7 +729,7 @@ class Source:
         return src
 
 
-ALL_KINDS = [*BYTE_MUTATIONS, *RECORD_MUTATIONS, "r-via-jsonl"]
+ALL_KINDS = [*BYTE_MUTATIONS, *SEALED_MUTATIONS, *RECORD_MUTATIONS, "r-via-jsonl"]
 
 
 def make_mutant(rng: random.Random, src: Source, fmt: str, kind: str, scratch: Path) -> Mutant:
@@ -645,6 +737,9 @@ def make_mutant(rng: random.Random, src: Source, fmt: str, kind: str, scratch: P
     if kind in BYTE_MUTATIONS:
         out, detail = BYTE_MUTATIONS[kind](rng, data, fmt)
         return Mutant(src.rec.name, fmt, kind, "byte", out, detail)
+    if kind in SEALED_MUTATIONS:
+        out, detail = SEALED_MUTATIONS[kind](rng, data, fmt)
+        return Mutant(src.rec.name, fmt, kind, "sealed", out, detail)
     if kind == "r-via-jsonl":
         out, detail = via_jsonl(rng, src.data["jsonl"], fmt, scratch)
         return Mutant(src.rec.name, fmt, kind, "record", out, detail)
@@ -742,7 +837,10 @@ class InProcess:
         self.alarm = alarm
         self.poisoned = False    # a guest thread is still running after a hang: stop here
 
-    def run(self, m: Mutant) -> tuple[str, Replay]:
+    def run(self, m: Mutant, replay_rejected: bool = True) -> tuple[str, Replay]:
+        """Read the mutant with rr.trace's reader, then replay it unless its records are the
+        original's (the replay is then the original's) or, with `replay_rejected` false, the
+        reader already refused it (class "reader-122": the replay would meet the same error)."""
         from rr import runner, session
         from rr.errors import RRError
         from rr.trace import TraceError, read_trace
@@ -756,7 +854,11 @@ class InProcess:
         try:
             try:   # the reader alone first: a mutant that decodes to the same records replays the same
                 same = _same_trace(read_trace(path), src.trace[m.fmt])
-            except TraceError:
+            except TraceError as e:
+                if "\n" in str(e):
+                    return "FAIL-multiline-122", Replay(EXIT_BAD_TRACE, b"", b"", message=str(e))
+                if not replay_rejected:
+                    return "reader-122", Replay(EXIT_BAD_TRACE, b"", b"", message=str(e))
                 same = False
             except Hang:
                 raise
@@ -874,11 +976,12 @@ class Tally:
 
 
 def worker_main(argv: Sequence[str]) -> int:
-    """`python tests/tracefuzz.py CORPUS SEED START END SCRATCH [SAVE_DIR]`: mutants START..END-1
-    replayed in this one process; one JSON line per mutant on stdout, preceded by a
+    """`python tests/tracefuzz.py CORPUS SEED START END SCRATCH EVERY [SAVE_DIR]`: mutants
+    START..END-1 replayed in this one process (of those the reader refuses, every EVERY-th); one JSON line per mutant on stdout, preceded by a
     {"begin": i} line, so a supervisor can tell which mutant a dead worker was on."""
     corpus, seed, start, end, scratch = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3]), Path(argv[4])
-    save_dir = Path(argv[5]) if len(argv) > 5 else None
+    every = int(argv[5])
+    save_dir = Path(argv[6]) if len(argv) > 6 else None
     scratch.mkdir(parents=True, exist_ok=True)
     sources = [Source.load(r) for r in load_corpus(corpus) if not r.http]
     runner = InProcess(sources, scratch)
@@ -891,7 +994,7 @@ def worker_main(argv: Sequence[str]) -> int:
         out.write(json.dumps({"begin": i, "kind": m.kind, "guest": m.guest, "fmt": m.fmt,
                               "detail": m.detail[:200]}) + "\n")
         out.flush()
-        cls, r = runner.run(m)
+        cls, r = runner.run(m, replay_rejected=i % every == 0)
         line: dict[str, Any] = {"i": i, "kind": m.kind, "cls": cls}
         if cls.startswith("FAIL"):
             line["failure"] = describe(seed, i, m, cls, r)
@@ -905,7 +1008,7 @@ def worker_main(argv: Sequence[str]) -> int:
 
 
 def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path,
-                  save_dir: Path | None = None, stall: float = 120,
+                  save_dir: Path | None = None, every: int = 1, stall: float = 120,
                   progress: Callable[[int], None] | None = None) -> Tally:
     """Mutants start..start+count-1 replayed in-process by one worker process; a worker that dies
     (a signal: rr crashed hard) or goes silent for `stall` seconds is counted as that mutant's
@@ -913,7 +1016,7 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
     tally = Tally()
     i, end = start, start + count
     while i < end:
-        cmd = [sys.executable, str(Path(__file__)), str(corpus), str(seed), str(i), str(end), str(scratch)]
+        cmd = [sys.executable, str(Path(__file__)), str(corpus), str(seed), str(i), str(end), str(scratch), str(every)]
         if save_dir is not None:
             cmd.append(str(save_dir))
         err = open(scratch / "worker.stderr", "ab")
