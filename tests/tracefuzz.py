@@ -1056,7 +1056,7 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
 def run_cli(recs: Sequence[Recording], seed: int, start: int, count: int, scratch: Path,
             workers: int = 2, save_dir: Path | None = None, timeout: float = 90,
             progress: Callable[[int], None] | None = None) -> Tally:
-    """Mutants start..start+count-1 (of every recording, HTTP included), each replayed by a
+    """Mutants start..start+count-1 of these recordings (HTTP included), each replayed by a
     `python -m rr replay` subprocess, `workers` at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
