@@ -824,16 +824,15 @@ def _alarm(signum: int, frame: Any) -> None:
 
 class InProcess:
     """Replays mutants through rr.session.replay in this process (non-HTTP guests: mitmproxy
-    allows one proxy per process). A hang is bounded by the runner's --timeout for the guest and
-    by SIGALRM for rr's own code on the main thread."""
+    allows one proxy per process). Replay has no wall-clock limit: a hang is cut by SIGALRM on
+    the main thread (which waits for the guest thread); a guest thread still running then leaves
+    the process `poisoned`, and the worker ends for a new one to go on."""
 
-    def __init__(self, sources: Sequence[Source], scratch: Path, guest_timeout: float = 20,
-                 alarm: float = 40):
+    def __init__(self, sources: Sequence[Source], scratch: Path, alarm: float = 40):
         from rr import runner
         self.programs = {s.rec.name: runner.load(s.rec.wasm) for s in sources if not s.rec.http}
         self.recs = {s.rec.name: s for s in sources}
         self.scratch = scratch
-        self.guest_timeout = guest_timeout
         self.alarm = alarm
         self.poisoned = False    # a guest thread is still running after a hang: stop here
 
@@ -841,7 +840,7 @@ class InProcess:
         """Read the mutant with rr.trace's reader, then replay it unless its records are the
         original's (the replay is then the original's) or, with `replay_rejected` false, the
         reader already refused it (class "reader-122": the replay would meet the same error)."""
-        from rr import runner, session
+        from rr import session
         from rr.errors import RRError
         from rr.trace import TraceError, read_trace
 
@@ -868,8 +867,7 @@ class InProcess:
                 return "identical", Replay(src.rec.status, src.rec.stdout, src.rec.stderr)
             out, err = io.BytesIO(), io.BytesIO()
             try:
-                res = session.replay(self.programs[m.guest], str(path), out, err,
-                                     limits=runner.Limits(timeout=self.guest_timeout))
+                res = session.replay(self.programs[m.guest], str(path), out, err)
             except RRError as e:
                 r = Replay(e.status, out.getvalue(), err.getvalue(), message=str(e))
             except Hang:
@@ -877,12 +875,13 @@ class InProcess:
             except BaseException:  # noqa: BLE001
                 r = Replay(EXIT_INTERNAL, out.getvalue(), err.getvalue(), crash=traceback.format_exc())
             else:
-                status = res.outcome.status
-                if res.stopped_at is not None:   # as rr's CLI: an incomplete trace ends the replay
-                    status = EXIT_BAD_TRACE if res.incomplete else 0
+                status = res.outcome.status   # as rr's CLI: a replay of an incomplete trace is a 122
+                if res.incomplete:
+                    status = EXIT_BAD_TRACE
+                elif res.stopped_at is not None:
+                    status = 0
                 r = Replay(status, out.getvalue(), err.getvalue(),
-                           message=f"trace is incomplete ({res.incomplete})" if res.incomplete else "",
-                           hang=res.outcome.kind == "timeout")
+                           message=f"trace is incomplete ({res.incomplete})" if res.incomplete else "")
         except Hang:
             r = Replay(None, b"", b"", hang=True)
             self.poisoned = threading.active_count() > threads
