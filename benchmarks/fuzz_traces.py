@@ -5,7 +5,7 @@
 
 1. Records the corpus with `python -m rr record` (random, clock, echo_stdin with stdin, fs_ops
    with a --dir-rw grant, bigout 1 MiB, and http_get against a loopback server), .cbor plus
-   the .jsonl made from it by rr.trace.convert.
+   the .jsonl and .cbor.gz made from it by rr.trace.convert.
 2. N mutants (default 100 000) in-process, by one worker process (HTTP guests excluded: one
    proxy per process): each read with rr.trace's reader, then replayed through
    rr.session.replay unless it decodes to the original records; of those the reader refuses,
@@ -85,8 +85,8 @@ def main() -> int:
             tf.save_corpus(recs, work)
             print(f"corpus: {corpus}")
         for r in recs:
-            print(f"  {r.name:<11} {len(r.data('cbor')):>7} bytes cbor {len(r.data('jsonl')):>7} bytes jsonl, "
-                  f"exit {r.status}, stdout {len(r.stdout)} bytes")
+            sizes = ", ".join(f"{len(r.data(fmt))} bytes {fmt}" for fmt in tf.FORMATS)
+            print(f"  {r.name:<11} {sizes}; exit {r.status}, stdout {len(r.stdout)} bytes")
 
         if args.only is not None:
             if args.cli:

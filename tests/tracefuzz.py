@@ -2,7 +2,7 @@
 and benchmarks/fuzz_traces.py.
 
 A *corpus* is a set of real recordings made by `python -m rr record` (real guests, real stdin,
-a real directory grant, a real loopback HTTP server). A *mutant* is one of them changed either
+a real directory grant, a real loopback HTTP server), each as .cbor, .jsonl and .cbor.gz. A *mutant* is one of them changed either
 at the byte level (bit flips, bytes set, truncation, insertion, whole records duplicated /
 swapped / deleted by their byte spans, CBOR heads claiming huge lengths, values replaced by
 NaN, bignums, deep nesting or other types) or at the record level (records read with
@@ -50,7 +50,7 @@ import cbor2
 REPO = Path(__file__).resolve().parent.parent
 C_BIN = REPO / "tests" / "guests" / "bin"
 RR = [sys.executable, "-m", "rr"]
-FORMATS = ("cbor", "jsonl")
+FORMATS = ("cbor", "jsonl", "cbor.gz")
 EXIT_DIVERGED, EXIT_BAD_TRACE, EXIT_INTERNAL = 121, 122, 70
 
 
@@ -63,7 +63,7 @@ class Recording:
 
     name: str
     wasm: Path
-    traces: dict[str, Path]          # format -> trace file (.cbor is recorded, .jsonl converted)
+    traces: dict[str, Path]          # format -> trace file (.cbor is recorded, the others converted)
     status: int
     stdout: bytes
     stderr: bytes                    # the guest's own stderr (rr's `rr: ` lines removed)
@@ -119,7 +119,7 @@ def guest_cases(workdir: Path, http_url: str | None, random_heavy: Path | None =
 
 
 def record(case: GuestCase, workdir: Path) -> Recording:
-    """`python -m rr record` of one guest (.cbor), converted to .jsonl through rr.trace."""
+    """`python -m rr record` of one guest (.cbor), converted to .jsonl and .cbor.gz through rr.trace."""
     from rr.trace import convert
 
     trace = workdir / f"{case.name}.cbor"
@@ -128,9 +128,11 @@ def record(case: GuestCase, workdir: Path) -> Recording:
                           env=_env(), timeout=120)
     if not trace.exists() or b"rr: recorded" not in done.stderr:
         raise RuntimeError(f"recording {case.name} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
-    jsonl = workdir / f"{case.name}.jsonl"
-    convert(trace, jsonl, overwrite=True)
-    return Recording(case.name, case.wasm, {"cbor": trace, "jsonl": jsonl}, done.returncode,
+    traces = {"cbor": trace}
+    for fmt in FORMATS[1:]:
+        traces[fmt] = workdir / f"{case.name}.{fmt}"
+        convert(trace, traces[fmt], overwrite=True)
+    return Recording(case.name, case.wasm, traces, done.returncode,
                      done.stdout, guest_stderr(done.stderr), case.http)
 
 
@@ -567,10 +569,10 @@ SEALED_MUTATIONS = {f"{kind}+crc": _in_record_mutation(kind, True) for kind in I
 # Record-level: through rr.trace's public reader and writer
 
 
-def _write(trace: Any, fmt: str, path: Path) -> bytes:
+def _write(trace: Any, path: Path) -> bytes:
     from rr.trace import TraceWriter
 
-    with TraceWriter(path, fmt, overwrite=True) as w:
+    with TraceWriter(path, overwrite=True) as w:   # the format from the name
         w.write_header(trace.header)
         for e in trace.events:
             w.write_event(e)
@@ -683,7 +685,7 @@ def via_jsonl(rng: random.Random, jsonl: bytes, fmt: str, scratch: Path) -> tupl
     from rr.trace import TraceError, convert
 
     lines = jsonl.split(b"\n")
-    i = rng.randrange(1, len([ln for ln in lines if ln]))
+    i = rng.randrange(0 if rng.random() < 0.2 else 1, len([ln for ln in lines if ln]))   # 0: the header
     obj = json.loads(lines[i])
     part = "result" if "call" in obj else rng.choice([k for k in obj if k != "t"] or ["t"])
     if "call" in obj:
@@ -699,12 +701,12 @@ def via_jsonl(rng: random.Random, jsonl: bytes, fmt: str, scratch: Path) -> tupl
     detail = f"line {i} {part}{list(path)} -> {json.dumps(new)[:40]}"
     if fmt == "jsonl":
         return src.read_bytes(), detail
-    dst = scratch / "edit.cbor"
+    dst = scratch / f"edit.{fmt}"
     try:
         convert(src, dst, overwrite=True)
     except (TraceError, ValueError, TypeError, OverflowError) as e:
         raise NotApplicable(f"convert refused it: {e}") from None
-    return dst.read_bytes(), detail + " (converted to cbor)"
+    return dst.read_bytes(), detail + f" (converted to {fmt})"
 
 
 # ------------------------------------------------------------------ making mutant i of seed s
@@ -745,7 +747,7 @@ def make_mutant(rng: random.Random, src: Source, fmt: str, kind: str, scratch: P
         return Mutant(src.rec.name, fmt, kind, "record", out, detail)
     trace, detail = RECORD_MUTATIONS[kind](rng, src.trace[fmt])
     try:
-        out = _write(trace, fmt, scratch / f"w.{fmt}")
+        out = _write(trace, scratch / f"w.{fmt}")
     except (ValueError, TypeError, OverflowError, RecursionError) as e:
         raise NotApplicable(f"the writer refused it: {type(e).__name__}") from None
     return Mutant(src.rec.name, fmt, kind, "record", out, detail)
@@ -809,7 +811,7 @@ def classify(rec: Recording, m: Mutant, r: Replay, cli: bool) -> str:
         return "identical"
     if r.status > 120 and r.status not in (134,):
         return f"FAIL-status-{r.status}"
-    if m.level == "byte" and m.fmt == "cbor":
+    if m.level == "byte" and m.fmt.startswith("cbor"):
         return "FAIL-silent-wrong"
     return "as-edited"
 
@@ -895,12 +897,16 @@ def _same_trace(a: Any, b: Any) -> bool:
     return (a.header, a.events, a.outcome, a.complete) == (b.header, b.events, b.outcome, b.complete)
 
 
-def replay_cli(rec: Recording, m: Mutant, path: Path, timeout: float = 90) -> tuple[str, Replay]:
-    """`python -m rr replay` of a mutant written to `path`."""
+def replay_cli(rec: Recording, m: Mutant, path: Path, timeout: float = 90, pipe: bool = False) -> tuple[str, Replay]:
+    """`python -m rr replay` of a mutant written to `path`, or with `pipe` read from a pipe."""
     path.write_bytes(m.data)
     try:
-        done = subprocess.run([*RR, "replay", str(rec.wasm), str(path)], capture_output=True,
-                              cwd=REPO, env=_env(), timeout=timeout, stdin=subprocess.DEVNULL)
+        if pipe:
+            done = subprocess.run([*RR, "replay", str(rec.wasm), "/dev/stdin"], capture_output=True,
+                                  cwd=REPO, env=_env(), timeout=timeout, input=m.data)
+        else:
+            done = subprocess.run([*RR, "replay", str(rec.wasm), str(path)], capture_output=True,
+                                  cwd=REPO, env=_env(), timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         r = Replay(None, e.stdout or b"", e.stderr or b"", hang=True)
     else:
@@ -1056,7 +1062,8 @@ def run_cli(recs: Sequence[Recording], seed: int, start: int, count: int, scratc
             workers: int = 2, save_dir: Path | None = None, timeout: float = 90,
             progress: Callable[[int], None] | None = None) -> Tally:
     """Mutants start..start+count-1 of these recordings (HTTP included), each replayed by a
-    `python -m rr replay` subprocess, `workers` at a time."""
+    `python -m rr replay` subprocess, `workers` at a time; odd-numbered ones read the trace from
+    a pipe (/dev/stdin) instead of a file."""
     from concurrent.futures import ThreadPoolExecutor
 
     sources = [Source.load(r) for r in recs]
@@ -1070,7 +1077,7 @@ def run_cli(recs: Sequence[Recording], seed: int, start: int, count: int, scratc
 
     def one(job: tuple[int, Mutant]) -> tuple[int, Mutant, str, Replay]:
         i, m = job
-        cls, r = replay_cli(by_name[m.guest], m, scratch / f"cli-{i}.{m.fmt}", timeout)
+        cls, r = replay_cli(by_name[m.guest], m, scratch / f"cli-{i}.{m.fmt}", timeout, pipe=i % 2 == 1)
         (scratch / f"cli-{i}.{m.fmt}").unlink()
         return i, m, cls, r
 
