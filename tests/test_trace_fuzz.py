@@ -57,3 +57,32 @@ def test_corruption_right_after_the_last_event_the_guest_reads_is_one_line_122(
     assert "Traceback" not in ran.err
     assert ran.err.splitlines()[-1].startswith("rr: ") and "cannot start a record" in ran.err
     assert ran.stdout == rec.stdout   # the guest ran to its end before the corruption was met
+
+
+def _report(tally: tf.Tally) -> str:
+    lines = [f"seed {SEED} (RR_FUZZ_SEED): {tally.mutants} mutants, classes {tally.classes}"]
+    return "\n".join(lines + tally.failures[:40])
+
+
+def test_mutants_replayed_in_process(corpus: tuple[Path, list[tf.Recording]], tmp_path: Path) -> None:
+    """500 mutants of the non-HTTP recordings, every one read by rr.trace and replayed by
+    rr.session.replay in one worker process (a signal that kills it is a failure too)."""
+    path, _ = corpus
+    tally = tf.run_inprocess(path, SEED, 0, 500, tmp_path, tmp_path / "failures", every=1)
+    assert tally.failed() == 0, _report(tally)
+    kinds = {kind for kind, _ in tally.by_kind}
+    assert kinds == set(tf.ALL_KINDS), f"kinds never made: {set(tf.ALL_KINDS) - kinds}"
+    # the harness tells the classes apart: each of these is reached by some mutant
+    for cls in ("identical", "rejected-121", "rejected-122", "as-edited"):
+        assert tally.classes.get(cls), _report(tally)
+
+
+def test_http_and_other_mutants_replayed_by_the_cli(corpus: tuple[Path, list[tf.Recording]], tmp_path: Path) -> None:
+    """`python -m rr replay` of mutants, two at a time: 12 of the HTTP recording (the replay
+    proxy serves the mutated flows) and 6 of the others."""
+    _, recs = corpus
+    http = [r for r in recs if r.http]
+    tally = tf.run_cli(http, SEED, 10_000, 12, tmp_path, 2, tmp_path / "failures")
+    tally.merge(tf.run_cli([r for r in recs if not r.http], SEED, 20_000, 6, tmp_path, 2, tmp_path / "failures"))
+    assert tally.failed() == 0, _report(tally)
+    assert tally.classes.get("rejected-122") and tally.mutants == 18, _report(tally)

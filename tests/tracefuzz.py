@@ -2,7 +2,7 @@
 and benchmarks/fuzz_traces.py.
 
 A *corpus* is a set of real recordings made by `python -m rr record` (real guests, real stdin,
-a real directory grant, a real loopback HTTP server). A *mutant* is one of them changed either
+a real directory grant, a real loopback HTTP server), each as .cbor, .jsonl and .cbor.gz. A *mutant* is one of them changed either
 at the byte level (bit flips, bytes set, truncation, insertion, whole records duplicated /
 swapped / deleted by their byte spans, CBOR heads claiming huge lengths, values replaced by
 NaN, bignums, deep nesting or other types) or at the record level (records read with
@@ -14,6 +14,8 @@ Every mutant is replayed (in this process through rr.session.replay, or as a `py
 replay` subprocess) and put in one class:
 
   identical         same stdout, guest stderr and status as the recording (a harmless change)
+  reader-122        (in-process, when asked to sample) rr.trace's reader refused it in one line,
+                    and the replay, which would meet the same error, was skipped
   rejected-121/122  rr refused it: exit 121 (diverged) or 122 (bad trace), said on stderr
   as-edited         a record-level (or JSONL) edit replayed to the edited story (exit status
                     of the guest, different output): the trace said so, rr did what it said
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import threading
 import traceback
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +50,7 @@ import cbor2
 REPO = Path(__file__).resolve().parent.parent
 C_BIN = REPO / "tests" / "guests" / "bin"
 RR = [sys.executable, "-m", "rr"]
-FORMATS = ("cbor", "jsonl")
+FORMATS = ("cbor", "jsonl", "cbor.gz")
 EXIT_DIVERGED, EXIT_BAD_TRACE, EXIT_INTERNAL = 121, 122, 70
 
 
@@ -60,7 +63,7 @@ class Recording:
 
     name: str
     wasm: Path
-    traces: dict[str, Path]          # format -> trace file (.cbor is recorded, .jsonl converted)
+    traces: dict[str, Path]          # format -> trace file (.cbor is recorded, the others converted)
     status: int
     stdout: bytes
     stderr: bytes                    # the guest's own stderr (rr's `rr: ` lines removed)
@@ -116,7 +119,7 @@ def guest_cases(workdir: Path, http_url: str | None, random_heavy: Path | None =
 
 
 def record(case: GuestCase, workdir: Path) -> Recording:
-    """`python -m rr record` of one guest (.cbor), converted to .jsonl through rr.trace."""
+    """`python -m rr record` of one guest (.cbor), converted to .jsonl and .cbor.gz through rr.trace."""
     from rr.trace import convert
 
     trace = workdir / f"{case.name}.cbor"
@@ -125,9 +128,11 @@ def record(case: GuestCase, workdir: Path) -> Recording:
                           env=_env(), timeout=120)
     if not trace.exists() or b"rr: recorded" not in done.stderr:
         raise RuntimeError(f"recording {case.name} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
-    jsonl = workdir / f"{case.name}.jsonl"
-    convert(trace, jsonl, overwrite=True)
-    return Recording(case.name, case.wasm, {"cbor": trace, "jsonl": jsonl}, done.returncode,
+    traces = {"cbor": trace}
+    for fmt in FORMATS[1:]:
+        traces[fmt] = workdir / f"{case.name}.{fmt}"
+        convert(trace, traces[fmt], overwrite=True)
+    return Recording(case.name, case.wasm, traces, done.returncode,
                      done.stdout, guest_stderr(done.stderr), case.http)
 
 
@@ -213,7 +218,7 @@ def deep_json(depth: int) -> str:
     return "[" * depth + "0" + "]" * depth
 
 
-HUGE_LENGTHS = (2**31, 2**32 + 7, 2**40, 2**63 - 1, 2**64 - 1)
+HUGE_LENGTHS = (70_000, 400 << 20, (512 << 20) - 1, 2**31, 2**32 + 7, 2**40, 2**63 - 1, 2**64 - 1)
 INT_EXTREMES = (-1, 0, 1, 255, 256, 2**31, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -2**63 - 1,
                 2**200, -(2**200))
 
@@ -370,53 +375,140 @@ def b_rec_move(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
     return rest[:to] + data[s:e] + rest[to:], f"record at {s} to {to}"
 
 
-def _items(data: bytes, fmt: str, majors: Sequence[int], min_depth: int = 1) -> list[Item]:
+# Values inside CBOR records. Format v2 wraps each record in a frame (a byte string: the record,
+# then a CRC-32 chained over every record so far); these mutations change one record inside its
+# frame and either keep the old checksum (the reader must notice: a byte-level mutant) or
+# reseal the whole chain ("+crc": a well-formed trace whose record says something else, so
+# what is behind the checksum -- the decoder's bounds and the replay's checks -- is reached).
+
+
+@dataclass(frozen=True)
+class Frame:
+    pos: int      # the frame's byte-string head
+    start: int    # the record inside it
+    end: int      # after the record (the CRC follows, or the next record in an unframed trace)
+    crc: bool
+
+
+def frames(data: bytes) -> list[Frame]:
+    """The records of a CBOR trace (header first) with where each sits."""
+    top = [it for it in cbor_items(data, len(CBOR_MAGIC)) if it.depth == 0]
+    if top and all(it.major == 2 for it in top):
+        return [Frame(it.pos, it.pos + it.head, it.end - 4, True) for it in top if it.end - it.pos - it.head >= 4]
+    return [Frame(it.pos, it.pos, it.end, False) for it in top]
+
+
+def seal(records: Sequence[bytes]) -> bytes:
+    """A framed CBOR trace of these records with a correct checksum chain."""
+    out, crc = bytearray(CBOR_MAGIC), 0
+    for rec in records:
+        crc = zlib.crc32(rec, crc)
+        n = len(rec) + 4
+        out += cbor2.dumps(b"\0" * n)[:-n]   # the byte-string head alone
+        out += rec + crc.to_bytes(4, "big")
+    return bytes(out)
+
+
+def _in_record(rng: random.Random, data: bytes, fmt: str, majors: Sequence[int], min_depth: int,
+               edit: Callable[[bytes, Item], tuple[bytes, str]], sealed: bool) -> tuple[bytes, str]:
     if fmt != "cbor":
         raise NotApplicable("CBOR only")
-    items = [it for it in cbor_items(data, len(CBOR_MAGIC)) if it.major in majors and it.depth >= min_depth]
-    if not items:
+    fs = frames(data)
+    choices = []
+    for n, f in enumerate(fs):
+        rec = data[f.start:f.end]
+        choices += [(n, it) for it in cbor_items(rec, 0) if it.major in majors and it.depth >= min_depth]
+    if not choices:
         raise NotApplicable("no such item")
-    return items
+    n, it = rng.choice(choices)
+    f = fs[n]
+    rec, detail = edit(data[f.start:f.end], it)
+    detail = f"record {n}: {detail}"
+    if not fs[0].crc:   # an unframed (version 1) trace: the record in place
+        return data[:f.start] + rec + data[f.end:], detail
+    records = [data[g.start:g.end] for g in fs]
+    records[n] = rec
+    if sealed:
+        return seal(records), detail + ", resealed"
+    # the old checksum kept; the frame's length follows the record's
+    old_crc = data[f.end:f.end + 4]
+    head = cbor2.dumps(b"\0" * (len(rec) + 4))[:-(len(rec) + 4)]
+    return data[:f.pos] + head + rec + old_crc + data[f.end + 4:], detail
 
 
-def _replace_item(data: bytes, it: Item, new: bytes) -> bytes:
-    return data[:it.pos] + new + data[it.end:]
+def _replace_item(rec: bytes, it: Item, new: bytes) -> bytes:
+    return rec[:it.pos] + new + rec[it.end:]
 
 
-def b_length_claim(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    """A bytes/str/array/map head (top-level records included) claiming a huge length."""
-    it = rng.choice(_items(data, fmt, (2, 3, 4, 5), min_depth=0))
-    n = rng.choice(HUGE_LENGTHS)
-    head = bytes((it.major << 5 | 27,)) + n.to_bytes(8, "big")
-    return data[:it.pos] + head + data[it.pos + it.head:], f"major {it.major} at {it.pos} claims {n}"
+def _length_claim(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        n = rng.choice(HUGE_LENGTHS)
+        head = bytes((it.major << 5 | 27,)) + n.to_bytes(8, "big")
+        return rec[:it.pos] + head + rec[it.pos + it.head:], f"major {it.major} at {it.pos} claims {n}"
+    return edit
 
 
-def b_huge_int(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    it = rng.choice(_items(data, fmt, (0, 1)))
-    n = rng.choice((9, 17, 600, 1 << 16))
-    return _replace_item(data, it, cbor2.dumps(rng.choice((1, -1)) * (1 << (8 * n - 1)) + 3)), \
-        f"int at {it.pos} -> {n}-byte bignum"
+def _huge_int(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        n = rng.choice((9, 17, 600, 1 << 16))
+        value = rng.choice((1, -1)) * (1 << (8 * n - 1)) + 3
+        return _replace_item(rec, it, cbor2.dumps(value)), f"int at {it.pos} -> {n}-byte bignum"
+    return edit
 
 
-def b_nan(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    it = rng.choice(_items(data, fmt, (0, 1, 2, 3, 7)))
-    new = rng.choice((b"\xf9\x7e\x00", b"\xfb\x7f\xf8\x00\x00\x00\x00\x00\x01", b"\xf9\x7c\x00", b"\xf9\xfc\x00"))
-    return _replace_item(data, it, new), f"item at {it.pos} -> {new.hex()}"
+def _nan(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        new = rng.choice((b"\xf9\x7e\x00", b"\xfb\x7f\xf8\x00\x00\x00\x00\x00\x01", b"\xf9\x7c\x00", b"\xf9\xfc\x00"))
+        return _replace_item(rec, it, new), f"item at {it.pos} -> {new.hex()}"
+    return edit
 
 
-def b_wrong_type(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
-    it = rng.choice(_items(data, fmt, (0, 1, 2, 3, 4, 5, 7)))
-    new = cbor2.dumps(rng.choice((0, -5, 2**64 - 1, "x", "wasi:random/random.get-random-u64", b"\x00" * 4,
-                                  [], [1, 2], {}, {"t": "outcome"}, None, True, 1.5)))
-    return _replace_item(data, it, new), f"item at {it.pos} -> {new.hex()}"
+def _wrong_type(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        new = cbor2.dumps(rng.choice((0, -5, 2**64 - 1, "x", "wasi:random/random.get-random-u64", b"\x00" * 4,
+                                      [], [1, 2], {}, {"t": "outcome"}, None, True, 1.5,
+                                      cbor2.CBORTag(1, 0), cbor2.CBORTag(999, b"x"))))
+        return _replace_item(rec, it, new), f"item at {it.pos} -> {new.hex()[:40]}"
+    return edit
 
 
-def b_deep(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
+def _deep(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        depth = rng.choice((100, 2000, 100_000))
+        return _replace_item(rec, it, deep_cbor(depth)), f"item at {it.pos} -> depth {depth}"
+    return edit
+
+
+def _bits(rng: random.Random) -> Callable[[bytes, Item], tuple[bytes, str]]:
+    def edit(rec: bytes, it: Item) -> tuple[bytes, str]:
+        out = bytearray(rec)
+        p = rng.randrange(it.pos, it.end)
+        out[p] = rng.choice(INTERESTING) if rng.random() < 0.5 else out[p] ^ (1 << rng.randrange(8))
+        return bytes(out), f"byte {p} of the record -> {out[p]:#04x}"
+    return edit
+
+
+_LEAVES = (0, 1, 2, 3, 4, 5, 7)
+IN_RECORD: dict[str, tuple[Callable[[random.Random], Any], Sequence[int], int]] = {
+    "length-claim": (_length_claim, (2, 3, 4, 5), 0), "huge-int": (_huge_int, (0, 1), 1),
+    "nan": (_nan, (0, 1, 2, 3, 7), 1), "wrong-type": (_wrong_type, _LEAVES, 1),
+    "deep": (_deep, _LEAVES, 1), "bits": (_bits, (4, 5), 0),
+}
+
+
+def _in_record_mutation(kind: str, sealed: bool) -> Callable[[random.Random, bytes, str], tuple[bytes, str]]:
+    make, majors, depth = IN_RECORD[kind]
+
+    def mutate(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
+        return _in_record(rng, data, fmt, majors, depth, make(rng), sealed)
+    return mutate
+
+
+def b_deep_json(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
+    if fmt != "jsonl":
+        raise NotApplicable("JSONL only")
     depth = rng.choice((100, 2000, 100_000))
-    if fmt == "jsonl":
-        return _json_token_edit(rng, data, deep_json(depth).encode(), f"depth {depth}")
-    it = rng.choice(_items(data, fmt, (0, 1, 2, 3, 4, 5, 7)))
-    return _replace_item(data, it, deep_cbor(depth)), f"item at {it.pos} -> depth {depth}"
+    return _json_token_edit(rng, data, deep_json(depth).encode(), f"depth {depth}")
 
 
 # JSONL byte-level edits: a scalar token (number, string, literal) replaced by raw text
@@ -467,18 +559,20 @@ def j_special(rng: random.Random, data: bytes, fmt: str) -> tuple[bytes, str]:
 BYTE_MUTATIONS: dict[str, Callable[[random.Random, bytes, str], tuple[bytes, str]]] = {
     "bitflip": b_bitflip, "byte": b_byte, "truncate": b_truncate, "insert": b_insert,
     "delete-bytes": b_delete, "dup-bytes": b_dup_bytes, "rec-dup": b_rec_dup, "rec-delete": b_rec_delete,
-    "rec-swap": b_rec_swap, "rec-move": b_rec_move, "length-claim": b_length_claim, "huge-int": b_huge_int,
-    "nan": b_nan, "wrong-type": b_wrong_type, "deep": b_deep, "json-special": j_special,
+    "rec-swap": b_rec_swap, "rec-move": b_rec_move, "json-deep": b_deep_json, "json-special": j_special,
+    **{kind: _in_record_mutation(kind, False) for kind in IN_RECORD},
 }
+# Resealed mutants are well-formed traces (like record-level ones): replaying them as edited is no failure.
+SEALED_MUTATIONS = {f"{kind}+crc": _in_record_mutation(kind, True) for kind in IN_RECORD}
 
 
 # Record-level: through rr.trace's public reader and writer
 
 
-def _write(trace: Any, fmt: str, path: Path) -> bytes:
+def _write(trace: Any, path: Path) -> bytes:
     from rr.trace import TraceWriter
 
-    with TraceWriter(path, fmt, overwrite=True) as w:
+    with TraceWriter(path, overwrite=True) as w:   # the format from the name
         w.write_header(trace.header)
         for e in trace.events:
             w.write_event(e)
@@ -591,7 +685,7 @@ def via_jsonl(rng: random.Random, jsonl: bytes, fmt: str, scratch: Path) -> tupl
     from rr.trace import TraceError, convert
 
     lines = jsonl.split(b"\n")
-    i = rng.randrange(1, len([ln for ln in lines if ln]))
+    i = rng.randrange(0 if rng.random() < 0.2 else 1, len([ln for ln in lines if ln]))   # 0: the header
     obj = json.loads(lines[i])
     part = "result" if "call" in obj else rng.choice([k for k in obj if k != "t"] or ["t"])
     if "call" in obj:
@@ -607,12 +701,12 @@ def via_jsonl(rng: random.Random, jsonl: bytes, fmt: str, scratch: Path) -> tupl
     detail = f"line {i} {part}{list(path)} -> {json.dumps(new)[:40]}"
     if fmt == "jsonl":
         return src.read_bytes(), detail
-    dst = scratch / "edit.cbor"
+    dst = scratch / f"edit.{fmt}"
     try:
         convert(src, dst, overwrite=True)
     except (TraceError, ValueError, TypeError, OverflowError) as e:
         raise NotApplicable(f"convert refused it: {e}") from None
-    return dst.read_bytes(), detail + " (converted to cbor)"
+    return dst.read_bytes(), detail + f" (converted to {fmt})"
 
 
 # ------------------------------------------------------------------ making mutant i of seed s
@@ -637,7 +731,7 @@ class Source:
         return src
 
 
-ALL_KINDS = [*BYTE_MUTATIONS, *RECORD_MUTATIONS, "r-via-jsonl"]
+ALL_KINDS = [*BYTE_MUTATIONS, *SEALED_MUTATIONS, *RECORD_MUTATIONS, "r-via-jsonl"]
 
 
 def make_mutant(rng: random.Random, src: Source, fmt: str, kind: str, scratch: Path) -> Mutant:
@@ -645,12 +739,15 @@ def make_mutant(rng: random.Random, src: Source, fmt: str, kind: str, scratch: P
     if kind in BYTE_MUTATIONS:
         out, detail = BYTE_MUTATIONS[kind](rng, data, fmt)
         return Mutant(src.rec.name, fmt, kind, "byte", out, detail)
+    if kind in SEALED_MUTATIONS:
+        out, detail = SEALED_MUTATIONS[kind](rng, data, fmt)
+        return Mutant(src.rec.name, fmt, kind, "sealed", out, detail)
     if kind == "r-via-jsonl":
         out, detail = via_jsonl(rng, src.data["jsonl"], fmt, scratch)
         return Mutant(src.rec.name, fmt, kind, "record", out, detail)
     trace, detail = RECORD_MUTATIONS[kind](rng, src.trace[fmt])
     try:
-        out = _write(trace, fmt, scratch / f"w.{fmt}")
+        out = _write(trace, scratch / f"w.{fmt}")
     except (ValueError, TypeError, OverflowError, RecursionError) as e:
         raise NotApplicable(f"the writer refused it: {type(e).__name__}") from None
     return Mutant(src.rec.name, fmt, kind, "record", out, detail)
@@ -714,7 +811,7 @@ def classify(rec: Recording, m: Mutant, r: Replay, cli: bool) -> str:
         return "identical"
     if r.status > 120 and r.status not in (134,):
         return f"FAIL-status-{r.status}"
-    if m.level == "byte" and m.fmt == "cbor":
+    if m.level == "byte" and m.fmt.startswith("cbor"):
         return "FAIL-silent-wrong"
     return "as-edited"
 
@@ -729,21 +826,23 @@ def _alarm(signum: int, frame: Any) -> None:
 
 class InProcess:
     """Replays mutants through rr.session.replay in this process (non-HTTP guests: mitmproxy
-    allows one proxy per process). A hang is bounded by the runner's --timeout for the guest and
-    by SIGALRM for rr's own code on the main thread."""
+    allows one proxy per process). Replay has no wall-clock limit: a hang is cut by SIGALRM on
+    the main thread (which waits for the guest thread); a guest thread still running then leaves
+    the process `poisoned`, and the worker ends for a new one to go on."""
 
-    def __init__(self, sources: Sequence[Source], scratch: Path, guest_timeout: float = 20,
-                 alarm: float = 40):
+    def __init__(self, sources: Sequence[Source], scratch: Path, alarm: float = 40):
         from rr import runner
         self.programs = {s.rec.name: runner.load(s.rec.wasm) for s in sources if not s.rec.http}
         self.recs = {s.rec.name: s for s in sources}
         self.scratch = scratch
-        self.guest_timeout = guest_timeout
         self.alarm = alarm
         self.poisoned = False    # a guest thread is still running after a hang: stop here
 
-    def run(self, m: Mutant) -> tuple[str, Replay]:
-        from rr import runner, session
+    def run(self, m: Mutant, replay_rejected: bool = True) -> tuple[str, Replay]:
+        """Read the mutant with rr.trace's reader, then replay it unless its records are the
+        original's (the replay is then the original's) or, with `replay_rejected` false, the
+        reader already refused it (class "reader-122": the replay would meet the same error)."""
+        from rr import session
         from rr.errors import RRError
         from rr.trace import TraceError, read_trace
 
@@ -756,7 +855,11 @@ class InProcess:
         try:
             try:   # the reader alone first: a mutant that decodes to the same records replays the same
                 same = _same_trace(read_trace(path), src.trace[m.fmt])
-            except TraceError:
+            except TraceError as e:
+                if "\n" in str(e):
+                    return "FAIL-multiline-122", Replay(EXIT_BAD_TRACE, b"", b"", message=str(e))
+                if not replay_rejected:
+                    return "reader-122", Replay(EXIT_BAD_TRACE, b"", b"", message=str(e))
                 same = False
             except Hang:
                 raise
@@ -766,8 +869,7 @@ class InProcess:
                 return "identical", Replay(src.rec.status, src.rec.stdout, src.rec.stderr)
             out, err = io.BytesIO(), io.BytesIO()
             try:
-                res = session.replay(self.programs[m.guest], str(path), out, err,
-                                     limits=runner.Limits(timeout=self.guest_timeout))
+                res = session.replay(self.programs[m.guest], str(path), out, err)
             except RRError as e:
                 r = Replay(e.status, out.getvalue(), err.getvalue(), message=str(e))
             except Hang:
@@ -775,12 +877,13 @@ class InProcess:
             except BaseException:  # noqa: BLE001
                 r = Replay(EXIT_INTERNAL, out.getvalue(), err.getvalue(), crash=traceback.format_exc())
             else:
-                status = res.outcome.status
-                if res.stopped_at is not None:   # as rr's CLI: an incomplete trace ends the replay
-                    status = EXIT_BAD_TRACE if res.incomplete else 0
+                status = res.outcome.status   # as rr's CLI: a replay of an incomplete trace is a 122
+                if res.incomplete:
+                    status = EXIT_BAD_TRACE
+                elif res.stopped_at is not None:
+                    status = 0
                 r = Replay(status, out.getvalue(), err.getvalue(),
-                           message=f"trace is incomplete ({res.incomplete})" if res.incomplete else "",
-                           hang=res.outcome.kind == "timeout")
+                           message=f"trace is incomplete ({res.incomplete})" if res.incomplete else "")
         except Hang:
             r = Replay(None, b"", b"", hang=True)
             self.poisoned = threading.active_count() > threads
@@ -794,12 +897,16 @@ def _same_trace(a: Any, b: Any) -> bool:
     return (a.header, a.events, a.outcome, a.complete) == (b.header, b.events, b.outcome, b.complete)
 
 
-def replay_cli(rec: Recording, m: Mutant, path: Path, timeout: float = 90) -> tuple[str, Replay]:
-    """`python -m rr replay` of a mutant written to `path`."""
+def replay_cli(rec: Recording, m: Mutant, path: Path, timeout: float = 90, pipe: bool = False) -> tuple[str, Replay]:
+    """`python -m rr replay` of a mutant written to `path`, or with `pipe` read from a pipe."""
     path.write_bytes(m.data)
     try:
-        done = subprocess.run([*RR, "replay", str(rec.wasm), str(path)], capture_output=True,
-                              cwd=REPO, env=_env(), timeout=timeout, stdin=subprocess.DEVNULL)
+        if pipe:
+            done = subprocess.run([*RR, "replay", str(rec.wasm), "/dev/stdin"], capture_output=True,
+                                  cwd=REPO, env=_env(), timeout=timeout, input=m.data)
+        else:
+            done = subprocess.run([*RR, "replay", str(rec.wasm), str(path)], capture_output=True,
+                                  cwd=REPO, env=_env(), timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         r = Replay(None, e.stdout or b"", e.stderr or b"", hang=True)
     else:
@@ -874,11 +981,12 @@ class Tally:
 
 
 def worker_main(argv: Sequence[str]) -> int:
-    """`python tests/tracefuzz.py CORPUS SEED START END SCRATCH [SAVE_DIR]`: mutants START..END-1
-    replayed in this one process; one JSON line per mutant on stdout, preceded by a
+    """`python tests/tracefuzz.py CORPUS SEED START END SCRATCH EVERY [SAVE_DIR]`: mutants
+    START..END-1 replayed in this one process (of those the reader refuses, every EVERY-th); one JSON line per mutant on stdout, preceded by a
     {"begin": i} line, so a supervisor can tell which mutant a dead worker was on."""
     corpus, seed, start, end, scratch = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3]), Path(argv[4])
-    save_dir = Path(argv[5]) if len(argv) > 5 else None
+    every = int(argv[5])
+    save_dir = Path(argv[6]) if len(argv) > 6 else None
     scratch.mkdir(parents=True, exist_ok=True)
     sources = [Source.load(r) for r in load_corpus(corpus) if not r.http]
     runner = InProcess(sources, scratch)
@@ -891,7 +999,7 @@ def worker_main(argv: Sequence[str]) -> int:
         out.write(json.dumps({"begin": i, "kind": m.kind, "guest": m.guest, "fmt": m.fmt,
                               "detail": m.detail[:200]}) + "\n")
         out.flush()
-        cls, r = runner.run(m)
+        cls, r = runner.run(m, replay_rejected=i % every == 0)
         line: dict[str, Any] = {"i": i, "kind": m.kind, "cls": cls}
         if cls.startswith("FAIL"):
             line["failure"] = describe(seed, i, m, cls, r)
@@ -905,7 +1013,7 @@ def worker_main(argv: Sequence[str]) -> int:
 
 
 def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path,
-                  save_dir: Path | None = None, stall: float = 120,
+                  save_dir: Path | None = None, every: int = 1, stall: float = 120,
                   progress: Callable[[int], None] | None = None) -> Tally:
     """Mutants start..start+count-1 replayed in-process by one worker process; a worker that dies
     (a signal: rr crashed hard) or goes silent for `stall` seconds is counted as that mutant's
@@ -913,7 +1021,7 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
     tally = Tally()
     i, end = start, start + count
     while i < end:
-        cmd = [sys.executable, str(Path(__file__)), str(corpus), str(seed), str(i), str(end), str(scratch)]
+        cmd = [sys.executable, str(Path(__file__)), str(corpus), str(seed), str(i), str(end), str(scratch), str(every)]
         if save_dir is not None:
             cmd.append(str(save_dir))
         err = open(scratch / "worker.stderr", "ab")
@@ -953,8 +1061,9 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
 def run_cli(recs: Sequence[Recording], seed: int, start: int, count: int, scratch: Path,
             workers: int = 2, save_dir: Path | None = None, timeout: float = 90,
             progress: Callable[[int], None] | None = None) -> Tally:
-    """Mutants start..start+count-1 (of every recording, HTTP included), each replayed by a
-    `python -m rr replay` subprocess, `workers` at a time."""
+    """Mutants start..start+count-1 of these recordings (HTTP included), each replayed by a
+    `python -m rr replay` subprocess, `workers` at a time; odd-numbered ones read the trace from
+    a pipe (/dev/stdin) instead of a file."""
     from concurrent.futures import ThreadPoolExecutor
 
     sources = [Source.load(r) for r in recs]
@@ -968,7 +1077,7 @@ def run_cli(recs: Sequence[Recording], seed: int, start: int, count: int, scratc
 
     def one(job: tuple[int, Mutant]) -> tuple[int, Mutant, str, Replay]:
         i, m = job
-        cls, r = replay_cli(by_name[m.guest], m, scratch / f"cli-{i}.{m.fmt}", timeout)
+        cls, r = replay_cli(by_name[m.guest], m, scratch / f"cli-{i}.{m.fmt}", timeout, pipe=i % 2 == 1)
         (scratch / f"cli-{i}.{m.fmt}").unlink()
         return i, m, cls, r
 
