@@ -542,6 +542,11 @@ def test_replacing_writes_beside_and_renames_at_close(tmp_path: Path) -> None:
             w.write_header(HEADER)
             raise KeyError("boom")
     assert not (tmp_path / "new.cbor").exists()
+    (tmp_path / "link.cbor").symlink_to("t.cbor")      # replacing through a symlink keeps it
+    with TraceWriter(tmp_path / "link.cbor", overwrite=True) as w:
+        w.write_header(HEADER)
+        w.write_event(EVENTS[1])
+    assert (tmp_path / "link.cbor").is_symlink() and read_trace(target).events == EVENTS[1:2]
 
 
 @pytest.mark.parametrize("name", ["t.cbor", "t.jsonl"])
