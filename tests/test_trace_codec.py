@@ -451,10 +451,12 @@ def _jsonl_with(tmp_path: Path, line: bytes, header: dict | None = None) -> Path
     (b'{"call": "a.f", "args": [], "result": {"$int": "0x' + b"f" * 4000 + b'"}}', "over the trace limit"),
     (b'{"call": "a.f", "args": [], "result": {"$utf8": "\\ud800"}}', "lone surrogate"),
     (b'{"call": "a.f", "args": [], "result": Infinity}', "Infinity is not JSON"),
+    (b'{"call": "a.f", "args": [], "result": {"$f8": "two\\nlines"}}', "bad escape '.f8': 'two.nlines'"),
 ])
 def test_hostile_jsonl_is_a_trace_error_naming_the_line(tmp_path: Path, line: bytes, why: str) -> None:
-    with pytest.raises(TraceError, match=f"hostile.jsonl: corrupt record 1 at line 2 \\(after 0 events\\): .*{why}"):
+    with pytest.raises(TraceError, match=f"hostile.jsonl: corrupt record 1 at line 2 \\(after 0 events\\): .*{why}") as e:
         read_trace(_jsonl_with(tmp_path, line))
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("field,value,why", [
