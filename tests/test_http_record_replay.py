@@ -292,6 +292,8 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def as_bytes(value: dict[str, str]) -> bytes:
+    if "$utf8" in value:   # JSONL writes text bytes as text
+        return value["$utf8"].encode()
     return base64.b64decode(value["$bytes"])
 
 

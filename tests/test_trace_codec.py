@@ -451,10 +451,12 @@ def _jsonl_with(tmp_path: Path, line: bytes, header: dict | None = None) -> Path
     (b'{"call": "a.f", "args": [], "result": {"$int": "0x' + b"f" * 4000 + b'"}}', "over the trace limit"),
     (b'{"call": "a.f", "args": [], "result": {"$utf8": "\\ud800"}}', "lone surrogate"),
     (b'{"call": "a.f", "args": [], "result": Infinity}', "Infinity is not JSON"),
+    (b'{"call": "a.f", "args": [], "result": {"$f8": "two\\nlines"}}', "bad escape '.f8': 'two.nlines'"),
 ])
 def test_hostile_jsonl_is_a_trace_error_naming_the_line(tmp_path: Path, line: bytes, why: str) -> None:
-    with pytest.raises(TraceError, match=f"hostile.jsonl: corrupt record 1 at line 2 \\(after 0 events\\): .*{why}"):
+    with pytest.raises(TraceError, match=f"hostile.jsonl: corrupt record 1 at line 2 \\(after 0 events\\): .*{why}") as e:
         read_trace(_jsonl_with(tmp_path, line))
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("field,value,why", [
@@ -542,6 +544,11 @@ def test_replacing_writes_beside_and_renames_at_close(tmp_path: Path) -> None:
             w.write_header(HEADER)
             raise KeyError("boom")
     assert not (tmp_path / "new.cbor").exists()
+    (tmp_path / "link.cbor").symlink_to("t.cbor")      # replacing through a symlink keeps it
+    with TraceWriter(tmp_path / "link.cbor", overwrite=True) as w:
+        w.write_header(HEADER)
+        w.write_event(EVENTS[1])
+    assert (tmp_path / "link.cbor").is_symlink() and read_trace(target).events == EVENTS[1:2]
 
 
 @pytest.mark.parametrize("name", ["t.cbor", "t.jsonl"])

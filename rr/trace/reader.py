@@ -63,11 +63,12 @@ def _records(f: BinaryIO, name: str) -> Generator[Record, None, str | None]:
     outcome_at: int | None = None   # where the outcome record starts
 
     def fail(e: RecordError) -> TraceError:
+        why = " ".join(str(e).splitlines())   # one line, whatever the record held
         if outcome_at is not None:
             return TraceError(f"{name}: data after the outcome record, at {label.format(e.pos)} "
                               f"(the trace is whole up to there: {events} events and the outcome)")
         return TraceError(f"{name}: corrupt record {index} at {label.format(e.pos)} "
-                          f"(after {events} events): {e}")
+                          f"(after {events} events): {why}")
 
     records = decoder.records()
     try:

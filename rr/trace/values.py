@@ -166,7 +166,7 @@ def _unescape(key: str, payload: Any, depth: int) -> Any:
             return check_int(n)
     if key == "$dict" and type(payload) is dict and _looks_like_escape(payload):
         return {k: from_jsonable(v, depth + 1) for k, v in payload.items()}
-    raise ValueError(f"bad escape {key!r}: {str(payload)[:60]}")
+    raise ValueError(f"bad escape {key!r}: {str(payload)[:60]!r}")
 
 
 def byte_count(value: Any) -> int:

@@ -56,9 +56,11 @@ class TraceWriter:
         if os.path.isdir(self.path):
             raise TraceNameError(f"{self.path}: is a directory, not a trace file name")
         self._target = self.path   # where the records go until close()
+        self._replaces: str | None = None   # the file the trace takes the place of at close()
         try:
             if overwrite and os.path.lexists(self.path):
-                self._target, f = _create_beside(self.path)
+                self._replaces = os.path.realpath(self.path)   # a symlink stays one
+                self._target, f = _create_beside(self._replaces)
             else:
                 # "x": fail if it exists, atomically; unbuffered: Sink writes each record to the OS
                 f = open(self.path, "xb", buffering=0)
@@ -120,9 +122,9 @@ class TraceWriter:
                 self.error = e
             else:
                 self._state = "closed"
-                if self._target != self.path:
-                    os.replace(self._target, self.path)
-                    _sync_dir(self.path)
+                if self._replaces is not None:
+                    os.replace(self._target, self._replaces)
+                    _sync_dir(self._replaces)
                 self.kept = self.path
                 return
         self.abort()
