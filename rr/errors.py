@@ -27,14 +27,14 @@ EXIT_STATUSES: list[tuple[str, str]] = [
     (str(EXIT_OUTPUT), "rr could not write its output (disk full, read-only); what was written is kept"),
     (str(EXIT_DIVERGED), "replay diverged from the trace"),
     (str(EXIT_BAD_TRACE), "not a trace, corrupt, incomplete, newer format, or recorded with another component"),
-    (str(EXIT_LIMIT), "--max-memory exceeded"),
-    (str(EXIT_TIMEOUT), "--timeout exceeded"),
+    (str(EXIT_LIMIT), "the guest's memory does not fit --max-memory (a replay applies the recorded limit)"),
+    (str(EXIT_TIMEOUT), "--timeout exceeded, or the replay of a recording that was (stopped at the same point)"),
     (str(EXIT_USAGE), "usage error: bad arguments, missing or invalid component, output exists"),
     (str(EXIT_UNSUPPORTED), "the component needs something rr does not provide"),
-    (str(EXIT_INTERRUPTED), "interrupted (Ctrl-C)"),
+    (str(EXIT_INTERRUPTED), "interrupted (Ctrl-C, SIGINT), or the replay of a recording that was"),
     (str(EXIT_TRAP), "the guest trapped (as the wasmtime CLI)"),
     (str(EXIT_PIPE), "the reader of rr's own output closed it early (`rr inspect` into `head`)"),
-    (str(EXIT_TERMINATED), "terminated (SIGTERM)"),
+    (str(EXIT_TERMINATED), "terminated (SIGTERM), or the replay of a recording that was"),
 ]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +50,9 @@ STOP_STATUS = {"timeout": EXIT_TIMEOUT, **signals.STATUS}
 # How long a stopped guest may take to unwind. One blocked in a system call (opening a FIFO)
 # never does: the run ends without it and the process exits without waiting for the thread.
 STOP_GRACE_S = 1.0
+# The main thread wakes this often while the guest runs: a signal the kernel handed to another
+# thread only runs its Python handler once the main thread executes again.
+WAKE_S = 0.5
 
 
 @dataclass
@@ -316,6 +320,9 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
     failure: list[BaseException] = []
 
     def guest_main() -> None:
+        # SIGINT/SIGTERM go to the main thread, which stops the guest; this thread and those it
+        # starts (stdin reader, HTTP transfers) inherit the mask.
+        signals.block_here()
         try:
             result.append(_call_run(program, linker, store, host, limits))
         except BaseException as e:  # re-raised on the calling thread below
@@ -323,11 +330,15 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
 
     guest = threading.Thread(target=guest_main, name="rr-guest", daemon=True)
     reason: str | None = None
+    deadline = None if limits.timeout is None else time.monotonic() + limits.timeout
     try:
         guest.start()
-        guest.join(limits.timeout)
-        if guest.is_alive():
-            reason = "timeout"
+        while guest.is_alive():
+            left = WAKE_S if deadline is None else min(WAKE_S, deadline - time.monotonic())
+            if left <= 0:
+                reason = "timeout"
+                break
+            guest.join(left)
     except (signals.Signalled, KeyboardInterrupt) as e:
         reason = signals.reason_of(e)
     if reason is not None:

@@ -62,6 +62,11 @@ def install() -> None:
         signal.signal(signum, _on_signal)
 
 
+def block_here() -> None:
+    """Keep SIGINT and SIGTERM off the calling thread (and the threads it starts)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(REASONS))
+
+
 def reason_of(exc: BaseException) -> str:
     return exc.reason if isinstance(exc, Signalled) else "interrupted"  # KeyboardInterrupt
 
