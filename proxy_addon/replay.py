@@ -18,9 +18,10 @@ NO_UPSTREAM = "rr replay: upstream connections are disabled"
 
 
 class ReplayAddon:
-    """Matches a request to a record by its x-rr-flow id, then checks method, URL, end-to-end
-    headers and body against the request as the guest sent it while recording. A recorded response is answered as recorded, a recorded error as the
-    same x-rr-error 502 that record mode produced. Anything else gets a 502 with
+    """Matches a request to a record by its x-rr-flow id (the gate put it in the metadata),
+    then checks method, URL, end-to-end headers and body against the request as the guest
+    sent it while recording. A recorded response is answered as recorded, a recorded error
+    as the same x-rr-error 502 that record mode produced. Anything else gets a 502 with
     x-rr-mismatch: 1 and is described in `mismatches`.
 
     Run it with connection_strategy=lazy: then the `server_connect` hook below is the only way
@@ -78,7 +79,7 @@ class ReplayAddon:
         if flow_id is not None and flow_id in self._records:
             closest = self._records[flow_id]
         elif flow_id is None:
-            # No id (a client other than rr's host): first unused exact match.
+            # No id (an admitted client that does not number its requests): first unused exact match.
             exact = (r for i, r in self._records.items() if i not in self._used and not differences(guest_request(r), live))
             if (found := next(exact, None)) is not None:
                 return found, {}

@@ -57,8 +57,8 @@ def wait_for_web_url(lines: Lines, timeout: float = 30) -> str:
 
 
 def wait_until_recorded(lines: Lines, timeout: float = 90) -> None:
-    """`rr record --inspect` keeps the web UI up after the guest, until Ctrl-C: wait for its
-    line saying the trace is complete."""
+    """`rr record --inspect-wait` keeps the web UI up after the guest, until Ctrl-C: wait for
+    its line saying the guest has finished (the trace is complete)."""
     lines.wait_for(FINISHED_PREFIX, timeout)
 
 

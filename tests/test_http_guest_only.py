@@ -1,6 +1,6 @@
 """The embedded proxy serves the guest only: other local clients get a 407 and leave no trace.
 
-During a real `rr record` (with --inspect) and a real `rr replay`, foreign clients (plain
+During a real `rr record --inspect-wait` and a real `rr replay`, foreign clients (plain
 http.client and a raw socket) talk to the rr process's proxy port: without credentials, with
 wrong ones, with the guest's own flow id, and with CONNECT. None may reach the upstream
 server, the trace, the web UI, or replay's matching; the guest's own run is unaffected.
@@ -115,7 +115,7 @@ def test_foreign_clients_are_refused_while_recording_and_replaying(tmp_path: Pat
     trace = tmp_path / "t.jsonl"
     with TestServer() as server:
         url = server.url(f"/bytes?n={BODY_N}")
-        rec = _start(["record", "--allow-http", "127.0.0.1", "--inspect", _guest(), "-t", str(trace), "--", url])
+        rec = _start(["record", "--allow-http", "127.0.0.1", "--inspect-wait", _guest(), "-t", str(trace), "--", url])
         assert rec.stderr is not None
         lines = Lines(rec.stderr)
         try:
@@ -127,7 +127,7 @@ def test_foreign_clients_are_refused_while_recording_and_replaying(tmp_path: Pat
             reader.start()   # the guest can finish now
             wait_until_recorded(lines)
             shown = ui.flows()
-            rec.send_signal(signal.SIGINT)   # the web UI stays up until Ctrl-C
+            rec.send_signal(signal.SIGINT)   # --inspect-wait keeps the web UI up until Ctrl-C
             rec.wait(timeout=90)
             reader.join(timeout=30)
             recorded_out = out[0]

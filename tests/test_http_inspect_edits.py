@@ -1,7 +1,7 @@
 """Edits made in the `--inspect` web UI while recording are what the guest gets, what is
 recorded, and what replay reproduces.
 
-A real `rr record --inspect` of http_post against a real loopback server; the test drives
+A real `rr record --inspect-wait` of http_post against a real loopback server; the test drives
 mitmweb's own HTTP API as its pages do (tests/mitmweb_api.py): it sets the intercept
 filter, edits the held request (a header) and then the held response (status and
 body), resuming each. The guest's output, the server's view, the trace, --dump, the HAR
@@ -56,7 +56,7 @@ def test_edits_in_the_web_ui_are_delivered_recorded_and_replayed(tmp_path: Path)
     with TestServer() as server:
         url = server.url("/echo")
         proc = subprocess.Popen(
-            [*RR, "record", "--allow-http", "127.0.0.1", "--inspect", "--inspect-port", str(_free_port()), "--dump",
+            [*RR, "record", "--allow-http", "127.0.0.1", "--inspect-wait", "--inspect-port", str(_free_port()), "--dump",
              _guest(), "-t", str(trace), "--", url],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=guests.REPO, env=guests._clean_env(None))
@@ -81,7 +81,7 @@ def test_edits_in_the_web_ui_are_delivered_recorded_and_replayed(tmp_path: Path)
             ui.modify(held["id"], {"response": {"code": 203, "content": EDITED}})
             ui.resume(held["id"])
             wait_until_recorded(lines)
-            proc.send_signal(signal.SIGINT)   # the web UI stays up until Ctrl-C
+            proc.send_signal(signal.SIGINT)   # --inspect-wait keeps the web UI up until Ctrl-C
             status = proc.wait(timeout=90)
         finally:
             proc.kill()
