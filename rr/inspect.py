@@ -133,8 +133,10 @@ class _TextView:
         lines += [f"dir        {d['host']} -> {d['guest']} ({d.get('mode', 'ro')})" for d in h.dirs]
         if h.limits:
             lines.append(f"limits     {_limits(h.limits)}")
-        # Fields rr writes beside the fixed ones (the HTTP grant, ...), and a newer rr's.
-        lines += [f"{key:<10} {json.dumps(to_jsonable(value))}" for key, value in h.extra.items()]
+        # Fields rr writes beside the fixed ones (the HTTP grant, ...), and a newer rr's; empty
+        # ones (no grant) are left to --json.
+        lines += [f"{key:<10} {json.dumps(to_jsonable(value))}" for key, value in h.extra.items()
+                  if value not in (None, "", [], {})]
         self.out.write("\n".join(lines) + "\n")
 
     def event(self, index: int, event: Event) -> None:
