@@ -73,7 +73,7 @@ MISTAKES: list[tuple[str, list[str], int, str]] = [
      EXIT_USAGE, "need --inspect"),
     ("--inspect-host not this machine's", ["record", "{http_get}", "-t", "o.cbor", "--inspect", "--inspect-host",
                                            "192.0.2.1", "--", "http://127.0.0.1:9/"], EXIT_USAGE,
-     "web UI cannot listen on 192.0.2.1"),
+     "--inspect: cannot listen on 192.0.2.1"),
     ("replay with --", ["replay", "{random}", "t.cbor", "--", "x"], EXIT_USAGE, "come from the trace"),
     ("inspect with --", ["inspect", "t.cbor", "--"], EXIT_USAGE, "takes no `--` arguments"),
     ("record onto the component", ["record", "guest.wasm", "-t", "guest.wasm", "--force"], EXIT_USAGE,
