@@ -17,7 +17,6 @@ from . import __version__, signals
 from .errors import (EXIT_BAD_TRACE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PIPE, EXIT_STATUSES,
                      EXIT_USAGE, RRError, UsageError)
 from .sandbox_args import add_sandbox_flags, refuse_on_replay
-from .trace.errors import TraceExistsError, TraceNameError, TraceOutputError
 
 
 def exit_status_epilog() -> str:
@@ -502,28 +501,24 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_PIPE
-    except TraceOutputError as e:
-        # A trace rr was told to write: a taken or meaningless name is the user's to fix
-        # (--force, another extension); anything else is rr failing to write its output.
-        if isinstance(e, TraceExistsError):
-            _report(f"{e} (use --force to replace it)")
-            return EXIT_USAGE
-        _report(str(e))
-        return EXIT_USAGE if isinstance(e, TraceNameError) else EXIT_OUTPUT
     except OSError as e:
         # A file the user named could not be opened or written (a directory, a missing parent
         # directory, no permission, disk full): what and where, never a traceback.
         if e.filename is None:
-            raise
+            return _internal_error(e, args)
         status = EXIT_OUTPUT if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG) \
             else EXIT_USAGE
         _report(f"{e.filename}: {e.strerror}")
         return status
     except Exception as e:  # noqa: BLE001 - one line for the user, the traceback with -v
-        if getattr(args, "verbose", False):
-            raise
-        _report(f"internal error: {type(e).__name__}: {e} (run with -v for the traceback)")
-        return EXIT_INTERNAL
+        return _internal_error(e, args)
+
+
+def _internal_error(e: Exception, args: argparse.Namespace | None) -> int:
+    if getattr(args, "verbose", False):
+        raise e
+    _report(f"internal error: {type(e).__name__}: {e} (run with -v for the traceback)")
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

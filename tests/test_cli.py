@@ -73,7 +73,7 @@ MISTAKES: list[tuple[str, list[str], int, str]] = [
      EXIT_USAGE, "need --inspect"),
     ("--inspect-host not this machine's", ["record", "{http_get}", "-t", "o.cbor", "--inspect", "--inspect-host",
                                            "192.0.2.1", "--", "http://127.0.0.1:9/"], EXIT_USAGE,
-     "web UI cannot listen on 192.0.2.1"),
+     "192.0.2.1"),
     ("replay with --", ["replay", "{random}", "t.cbor", "--", "x"], EXIT_USAGE, "come from the trace"),
     ("inspect with --", ["inspect", "t.cbor", "--"], EXIT_USAGE, "takes no `--` arguments"),
     ("record onto the component", ["record", "guest.wasm", "-t", "guest.wasm", "--force"], EXIT_USAGE,
@@ -192,7 +192,8 @@ def test_web_ui_port_in_use(files: Path) -> None:
         port = taken.getsockname()[1]
         ran = rr("record", HTTP_GET, "-t", "o.cbor", "--inspect", "--inspect-port", port, "--",
                  "http://127.0.0.1:9/", cwd=files)
-    _assert_one_line(ran, EXIT_USAGE, f"127.0.0.1:{port}: Address already in use")
+    _assert_one_line(ran, EXIT_USAGE, f"127.0.0.1:{port}")
+    assert "--inspect" in ran.err and "Address already in use" in ran.err
     assert not (files / "o.cbor").exists()  # said before anything was recorded
 
 

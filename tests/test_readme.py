@@ -42,7 +42,8 @@ NOT_RUN = re.compile(r"^<!--\s*not run:\s*(.*?)\s*-->$")
 EXITS = re.compile(r"#\s*exits\s+(\d+)\s*$")
 HEX = re.compile(r"[0-9a-f]{16,}")
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:\d\d|Z)?"
-COMMAND_TIMEOUT = 300  # seconds; the set-up block creates a venv and installs into it
+COMMAND_TIMEOUT = 120    # seconds for one command (a command that waits for Ctrl-C fails here)
+INSTALL_TIMEOUT = 600    # the set-up block creates a venv and installs into it
 
 
 @dataclass
@@ -219,6 +220,7 @@ def test_every_block_runs_or_says_why() -> None:
             assert block.not_run, f"README.md:{block.line}: `not run:` needs a reason"
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang == "sh"], ids=lambda b: f"line{b.line}")
 def test_readme_block(block: Block, repo_copy: Path) -> None:
     if block.not_run is not None:
@@ -242,8 +244,13 @@ def test_readme_block(block: Block, repo_copy: Path) -> None:
                 background.append(proc)
                 _wait_until_listening(command, proc)
                 continue
-            done = subprocess.run(["sh", "-c", command], cwd=repo_copy, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT)
+            try:
+                done = subprocess.run(["sh", "-c", command], cwd=repo_copy, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      timeout=INSTALL_TIMEOUT if "pip install" in command else COMMAND_TIMEOUT)
+            except subprocess.TimeoutExpired as e:
+                raise AssertionError(f"{where} did not finish in {e.timeout} s: "
+                                     f"{(e.stdout or b'').decode('utf-8', 'replace')}") from None
             output = done.stdout.decode("utf-8", "replace")
             assert done.returncode == step.status, f"{where} exited {done.returncode}:\n{output}"
             if step.expected is not None:
