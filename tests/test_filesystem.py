@@ -305,7 +305,7 @@ def test_replay_needs_no_disk_and_catches_different_writes(tmp_path: Path) -> No
     calls = [e.get("call") for e in events]
     assert "wasi:filesystem/types.open-at" in calls and "wasi:filesystem/types.read-directory" in calls
     writes = [e["args"] for e in events if e.get("call") == "wasi:io/streams.write"]
-    assert ["file:/data/log.txt", None, {"$bytes": "ZnNfb3BzIHJhbgo="}] in writes  # append: no offset
+    assert ["file:/data/log.txt", None, {"$utf8": "fs_ops ran\n"}] in writes  # append: no offset
 
     # The host directory is gone: the replay must take everything from the trace.
     os.rename(tree, tmp_path / "moved-away")
@@ -318,7 +318,7 @@ def test_replay_needs_no_disk_and_catches_different_writes(tmp_path: Path) -> No
     for e in events:
         if e.get("call") == "wasi:io/streams.blocking-read" and e["args"][0] == "file:/data/in.txt" \
                 and isinstance(e.get("result"), dict):
-            e["result"] = {"$bytes": "TElORSBPTkUKTElORSBUV08K"}  # "LINE ONE\nLINE TWO\n"
+            e["result"] = {"$utf8": "LINE ONE\nLINE TWO\n"}
             break
     else:
         pytest.fail("no read of in.txt in the trace")
