@@ -318,7 +318,7 @@ def test_replay_needs_no_disk_and_catches_different_writes(tmp_path: Path) -> No
     for e in events:
         if e.get("call") == "wasi:io/streams.blocking-read" and e["args"][0] == "file:/data/in.txt" \
                 and isinstance(e.get("result"), dict):
-            e["result"] = {"$bytes": "TElORSBPTkUKTElORSBUV08K"}  # "LINE ONE\nLINE TWO\n"
+            e["result"] = {"$utf8": "LINE ONE\nLINE TWO\n"}
             break
     else:
         pytest.fail("no read of in.txt in the trace")
