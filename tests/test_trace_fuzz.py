@@ -86,3 +86,18 @@ def test_http_and_other_mutants_replayed_by_the_cli(corpus: tuple[Path, list[tf.
     tally.merge(tf.run_cli([r for r in recs if not r.http], SEED, 20_000, 6, tmp_path, 2, tmp_path / "failures"))
     assert tally.failed() == 0, _report(tally)
     assert tally.classes.get("rejected-122") and tally.mutants == 18, _report(tally)
+
+
+def test_a_lone_surrogate_in_a_jsonl_call_name_is_a_divergence_not_a_crash(
+        corpus: tuple[Path, list[tf.Recording]], tmp_path: Path) -> None:
+    """Found by the fuzzer (seed 3 mutant 2801): the divergence message quoting the call name
+    could not be encoded for wasmtime inside the host callback, and rr died of SIGSEGV."""
+    rec = next(r for r in corpus[1] if r.name == "random")
+    lines = rec.data("jsonl").split(b"\n")
+    first = next(i for i, ln in enumerate(lines) if ln.startswith(b'{"call": "'))
+    lines[first] = b'{"call": "\\ud800' + lines[first][len(b'{"call": "'):]
+    bad = tmp_path / "surrogate.jsonl"
+    bad.write_bytes(b"\n".join(lines))
+    ran = _rr_replay(rec.wasm, bad)
+    assert ran.status in (121, 122), (ran.status, ran.err)
+    assert "Traceback" not in ran.err and ran.err.startswith("rr: "), ran.err

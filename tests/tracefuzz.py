@@ -1050,8 +1050,14 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
         err.close()
         if begun is not None:   # the worker died or stalled on this mutant
             cls = "FAIL-hang" if rc == -signal.SIGKILL else "FAIL-signal"
-            tally.add(begun["kind"], cls, f"{cls}: seed {seed} mutant {begun['begin']}: {begun['guest']}."
-                      f"{begun['fmt']} {begun['kind']} ({begun['detail']}) -> worker ended with {rc}")
+            failure = (f"{cls}: seed {seed} mutant {begun['begin']}: {begun['guest']}.{begun['fmt']} "
+                       f"{begun['kind']} ({begun['detail']}) -> worker ended with {rc}")
+            if save_dir is not None:   # made again here: the worker could not save it
+                sources = [Source.load(r) for r in load_corpus(corpus) if not r.http]
+                m = nth_mutant(seed, begun["begin"], sources, scratch)
+                if m is not None:
+                    failure += f" [saved {save(m, save_dir, seed, begun['begin'])}]"
+            tally.add(begun["kind"], cls, failure)
             i = begun["begin"] + 1
         elif rc not in (0, 3):
             raise RuntimeError(f"fuzz worker failed with {rc} outside a mutant: see {scratch / 'worker.stderr'}")
