@@ -58,6 +58,7 @@ def main() -> int:
     p.add_argument("--count", type=int, default=100_000, help="in-process mutants")
     p.add_argument("--cli-count", type=int, default=1_000, help="mutants replayed by `python -m rr replay`")
     p.add_argument("--workers", type=int, default=2, help="CLI replays at once")
+    p.add_argument("--jobs", type=int, default=1, help="in-process worker processes (each one process)")
     p.add_argument("--replay-every", type=int, default=8, metavar="K",
                    help="in-process: of the mutants rr.trace's reader refuses, replay every K-th (1: all); "
                         "every other mutant is replayed unless it decodes to the original records")
@@ -110,20 +111,31 @@ def main() -> int:
         # The in-process worker and the CLI replays run side by side (one core each, roughly).
         results: dict[str, tuple[tf.Tally, float]] = {}
 
-        def inprocess() -> None:
-            tally = tf.run_inprocess(corpus, args.seed, 0, args.count, scratch, saved,
-                                     every=args.replay_every, progress=progress("in-process"))
-            results["in"] = (tally, time.monotonic() - t0)
+        # --jobs splits the in-process range into that many worker processes (mutant i is the same
+        # whichever worker makes it); each worker replays its mutants in its own one process.
+        bounds = [args.count * j // args.jobs for j in range(args.jobs + 1)]
 
-        worker = threading.Thread(target=inprocess)
-        worker.start()
+        def inprocess(j: int) -> None:
+            sub = scratch / f"in-{j}"
+            sub.mkdir()
+            tally = tf.run_inprocess(corpus, args.seed, bounds[j], bounds[j + 1] - bounds[j], sub, saved,
+                                     every=args.replay_every, progress=progress(f"in-process {j}"))
+            results[f"in-{j}"] = (tally, time.monotonic() - t0)
+
+        workers = [threading.Thread(target=inprocess, args=(j,)) for j in range(args.jobs)]
+        for w in workers:
+            w.start()
         cli = tf.run_cli(recs, args.seed, args.count, args.cli_count, scratch, args.workers, saved,
                          progress=progress("CLI"))
         cli_s = time.monotonic() - t0
-        worker.join()
-        inproc, in_s = results["in"]
-        print_tally(f"in-process (seed {args.seed}, mutants 0..{args.count - 1}, every "
-                    f"{args.replay_every}th reader-refused one replayed)", inproc, in_s, args.max_failures)
+        for w in workers:
+            w.join()
+        inproc, in_s = tf.Tally(), 0.0
+        for j in range(args.jobs):
+            inproc.merge(results[f"in-{j}"][0])
+            in_s = max(in_s, results[f"in-{j}"][1])
+        print_tally(f"in-process (seed {args.seed}, mutants 0..{args.count - 1}, {args.jobs} worker process(es), "
+                    f"every {args.replay_every}th reader-refused one replayed)", inproc, in_s, args.max_failures)
         print_tally(f"CLI (seed {args.seed}, mutants {args.count}..{args.count + args.cli_count - 1}, "
                     f"{args.workers} workers)", cli, cli_s, args.max_failures)
         total = tf.Tally()

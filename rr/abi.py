@@ -594,7 +594,9 @@ pending: list[BaseException] = []
 
 
 def _error(message: str) -> int:
-    err = ffi.wasmtime_error_new(message.encode("utf-8"))
+    # An exception escaping this callback makes wasmtime crash: a message quoting a trace's lone
+    # surrogate (a JSONL call name "\ud800") must still encode.
+    err = ffi.wasmtime_error_new(message.encode("utf-8", "backslashreplace"))
     return ctypes.cast(err, ctypes.c_void_p).value or 0
 
 

@@ -86,3 +86,26 @@ def test_http_and_other_mutants_replayed_by_the_cli(corpus: tuple[Path, list[tf.
     tally.merge(tf.run_cli([r for r in recs if not r.http], SEED, 20_000, 6, tmp_path, 2, tmp_path / "failures"))
     assert tally.failed() == 0, _report(tally)
     assert tally.classes.get("rejected-122") and tally.mutants == 18, _report(tally)
+
+
+def test_a_lone_surrogate_in_a_jsonl_trace_is_one_line_122(corpus: tuple[Path, list[tf.Recording]],
+                                                           tmp_path: Path) -> None:
+    """Found by the fuzzer (seed 3 mutant 2801): a call name "\\ud800" in a JSONL trace killed
+    `rr replay` with SIGSEGV (the divergence message quoting it could not be encoded inside the
+    host callback) and made `rr inspect` and `rr convert` internal errors (70): JSON text is
+    Unicode, a lone surrogate escape is not, and CBOR cannot hold it either."""
+    import subprocess
+    rec = next(r for r in corpus[1] if r.name == "random")
+    lines = rec.data("jsonl").split(b"\n")
+    first = next(i for i, ln in enumerate(lines) if ln.startswith(b'{"call": "'))
+    lines[first] = b'{"call": "\\ud800' + lines[first][len(b'{"call": "'):]
+    bad = tmp_path / "surrogate.jsonl"
+    bad.write_bytes(b"\n".join(lines))
+    runs = [_rr_replay(rec.wasm, bad)]
+    for args in (["inspect", str(bad)], ["inspect", "--json", str(bad)], ["convert", str(bad), str(tmp_path / "c.cbor")]):
+        done = subprocess.run([sys.executable, "-m", "rr", *args], capture_output=True, cwd=guests.REPO,
+                              env=guests._clean_env(None), timeout=60)
+        runs.append(guests.Ran(done.returncode, done.stdout, done.stderr))
+    for ran in runs:
+        assert ran.status == 122, (ran.status, ran.err)
+        assert ran.err.count("\n") == 1 and ran.err.startswith("rr: ") and "surrogate" in ran.err, ran.err

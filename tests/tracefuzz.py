@@ -23,7 +23,9 @@ replay` subprocess) and put in one class:
                     traceback), signal, hang (bounded by a timeout), a 122 said in more than
                     one line, another rr status, or for a byte-level mutant of a .cbor trace
                     exit with the guest's status and output different from the recording
-                    (FAIL-silent-wrong: the bytes changed and nothing noticed).
+                    (FAIL-silent-wrong: the bytes changed and nothing noticed); for every 4th
+                    in-process mutant, `rr inspect`/`rr convert` failing other than with
+                    TraceError (FAIL-tools).
 """
 
 from __future__ import annotations
@@ -838,10 +840,31 @@ class InProcess:
         self.alarm = alarm
         self.poisoned = False    # a guest thread is still running after a hang: stop here
 
-    def run(self, m: Mutant, replay_rejected: bool = True) -> tuple[str, Replay]:
-        """Read the mutant with rr.trace's reader, then replay it unless its records are the
-        original's (the replay is then the original's) or, with `replay_rejected` false, the
-        reader already refused it (class "reader-122": the replay would meet the same error)."""
+    def _tools(self, path: Path) -> str:
+        """`rr inspect` (text and --json) and `rr convert` of the mutant, as library calls: they
+        may refuse it (TraceError, which the CLI says in one line) but nothing else."""
+        from rr.inspect import inspect_trace
+        from rr.trace import TraceError, convert
+
+        for what, call in (
+                ("inspect", lambda: inspect_trace(str(path), out=_strict_text())),
+                ("inspect --json", lambda: inspect_trace(str(path), as_json=True, out=_strict_text())),
+                ("convert", lambda: convert(path, self.scratch / "converted.cbor", overwrite=True))):
+            try:
+                call()
+            except TraceError:
+                pass
+            except Hang:
+                raise
+            except BaseException:  # noqa: BLE001
+                return f"{what}: {traceback.format_exc()}"
+        return ""
+
+    def run(self, m: Mutant, replay_rejected: bool = True, tools: bool = False) -> tuple[str, Replay]:
+        """Read the mutant with rr.trace's reader (with `tools`, also inspect and convert it), then
+        replay it unless its records are the original's (the replay is then the original's) or,
+        with `replay_rejected` false, the reader already refused it (class "reader-122": the
+        replay would meet the same error)."""
         from rr import session
         from rr.errors import RRError
         from rr.trace import TraceError, read_trace
@@ -853,20 +876,25 @@ class InProcess:
         signal.setitimer(signal.ITIMER_REAL, self.alarm)
         threads = threading.active_count()
         try:
+            refused = ""
             try:   # the reader alone first: a mutant that decodes to the same records replays the same
                 same = _same_trace(read_trace(path), src.trace[m.fmt])
             except TraceError as e:
                 if "\n" in str(e):
                     return "FAIL-multiline-122", Replay(EXIT_BAD_TRACE, b"", b"", message=str(e))
-                if not replay_rejected:
-                    return "reader-122", Replay(EXIT_BAD_TRACE, b"", b"", message=str(e))
-                same = False
+                refused, same = str(e), False
             except Hang:
                 raise
             except BaseException:  # noqa: BLE001 - a reader bug is a finding
                 return "FAIL-reader", Replay(None, b"", b"", crash=traceback.format_exc())
+            if tools:
+                problem = self._tools(path)
+                if problem:
+                    return "FAIL-tools", Replay(None, b"", b"", crash=problem)
             if same:
                 return "identical", Replay(src.rec.status, src.rec.stdout, src.rec.stderr)
+            if refused and not replay_rejected:
+                return "reader-122", Replay(EXIT_BAD_TRACE, b"", b"", message=refused)
             out, err = io.BytesIO(), io.BytesIO()
             try:
                 res = session.replay(self.programs[m.guest], str(path), out, err)
@@ -891,6 +919,11 @@ class InProcess:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
         return classify(src.rec, m, r, cli=False), r
+
+
+def _strict_text() -> io.TextIOWrapper:
+    """A text stream that fails as sys.stdout does on what is not UTF-8."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
 
 
 def _same_trace(a: Any, b: Any) -> bool:
@@ -999,7 +1032,7 @@ def worker_main(argv: Sequence[str]) -> int:
         out.write(json.dumps({"begin": i, "kind": m.kind, "guest": m.guest, "fmt": m.fmt,
                               "detail": m.detail[:200]}) + "\n")
         out.flush()
-        cls, r = runner.run(m, replay_rejected=i % every == 0)
+        cls, r = runner.run(m, replay_rejected=i % every == 0, tools=i % 4 == 0)
         line: dict[str, Any] = {"i": i, "kind": m.kind, "cls": cls}
         if cls.startswith("FAIL"):
             line["failure"] = describe(seed, i, m, cls, r)
@@ -1050,8 +1083,14 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
         err.close()
         if begun is not None:   # the worker died or stalled on this mutant
             cls = "FAIL-hang" if rc == -signal.SIGKILL else "FAIL-signal"
-            tally.add(begun["kind"], cls, f"{cls}: seed {seed} mutant {begun['begin']}: {begun['guest']}."
-                      f"{begun['fmt']} {begun['kind']} ({begun['detail']}) -> worker ended with {rc}")
+            failure = (f"{cls}: seed {seed} mutant {begun['begin']}: {begun['guest']}.{begun['fmt']} "
+                       f"{begun['kind']} ({begun['detail']}) -> worker ended with {rc}")
+            if save_dir is not None:   # made again here: the worker could not save it
+                sources = [Source.load(r) for r in load_corpus(corpus) if not r.http]
+                m = nth_mutant(seed, begun["begin"], sources, scratch)
+                if m is not None:
+                    failure += f" [saved {save(m, save_dir, seed, begun['begin'])}]"
+            tally.add(begun["kind"], cls, failure)
             i = begun["begin"] + 1
         elif rc not in (0, 3):
             raise RuntimeError(f"fuzz worker failed with {rc} outside a mutant: see {scratch / 'worker.stderr'}")

@@ -59,13 +59,19 @@ def _reject_constant(name: str) -> Any:
 def _loads(line: bytes) -> Any:
     """The JSON value of a line; ValueError (with a message for people) if it is none."""
     try:
-        return json.loads(line, parse_float=_finite, parse_constant=_reject_constant)
+        value = json.loads(line, parse_float=_finite, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     except ValueError as e:
         if "Exceeds the limit" in str(e):   # Python's int<->str guard
             raise ValueError("an int over 4300 digits (the trace limit)") from None
         raise
+    if b"\\ud" in line or b"\\uD" in line:   # a surrogate escape: only a pair of them is text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
+    return value
 
 
 def _readline(src: ByteSource, number: int) -> bytes:
