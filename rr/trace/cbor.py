@@ -290,12 +290,18 @@ class CborDecoder:
                 if start == len(window):
                     return None
             pos = base + start
-            try:
-                n, size = self._frame_size(window, start)
-            except RecordError as e:
-                raise RecordError(str(e), pos) from None
-            if n is None:
-                return pos
+            head = window[start]
+            if 0x45 <= head < 0x58:   # the common short frames, inlined
+                n, size = head - 0x40, 1
+            elif head == 0x58 and start + 1 < len(window) and window[start + 1] > _CRC:
+                n, size = window[start + 1], 2
+            else:
+                try:
+                    n, size = self._frame_size(window, start)
+                except RecordError as e:
+                    raise RecordError(str(e), pos) from None
+                if n is None:
+                    return pos
             end = start + size + n
             if end > len(window):
                 more = self._read_at_least(end - len(window))

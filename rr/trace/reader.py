@@ -28,82 +28,78 @@ def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None,
     corruption names the record index and its byte offset (CBOR) or line (JSONL).
     """
     try:
-        return (yield from _records(f, name))
+        raw_src = file_source(f)
+        src, gunzip = raw_src, None
+        if raw_src.peek(2) == GZIP_MAGIC:
+            gunzip = Gunzip(raw_src, name)
+            src = ByteSource(gunzip)
+        decoder = _detect(src, name, gunzip)
+        label = f"{decoder.unit} {{}}" + (" (uncompressed)" if gunzip and decoder.unit == "byte" else "")
+
+        try:
+            raw_header = decoder.header()
+            if raw_header is None:
+                raise TraceError(f"{name}: truncated inside the header ({src.pos} bytes)")
+            raw_header, file_version = upgrade_header(raw_header)
+            if getattr(decoder, "framed", file_version >= 2) != (file_version >= 2):
+                raise RecordError(f"corrupt header: version {file_version} in the layout of another version")
+            header = header_from_raw(raw_header)
+        except RecordError as e:
+            raise TraceError(f"{name}: {e}") from None
+        yield header
+
+        events = 0
+        index = 1   # records so far, the header being record 0
+        outcome_at: int | None = None   # where the outcome record starts
+
+        def fail(e: RecordError) -> TraceError:
+            why = " ".join(str(e).splitlines())   # one line, whatever the record held
+            if outcome_at is not None:
+                return TraceError(f"{name}: data after the outcome record, at {label.format(e.pos)} "
+                                  f"(the trace is whole up to there: {events} events and the outcome)")
+            return TraceError(f"{name}: corrupt record {index} at {label.format(e.pos)} "
+                              f"(after {events} events): {why}")
+
+        records = decoder.records()
+        try:
+            while True:
+                try:
+                    kind, raw, pos = next(records)
+                except StopIteration as stop:
+                    torn = stop.value
+                    break
+                if outcome_at is not None:
+                    raise RecordError("unexpected record after the outcome", pos)
+                if kind != "call":   # a CBOR call definition: the codec has taken it in
+                    try:
+                        if kind == "event":
+                            if file_version != CURRENT_VERSION:
+                                raw = upgrade_event(file_version, raw)
+                            record: Record = event_from_raw(raw)
+                        else:
+                            record = outcome_from_raw(raw)
+                            outcome_at = pos
+                    except RecordError as e:
+                        raise RecordError(str(e), pos) from None
+                    yield record
+                    events += kind == "event"
+                index += 1
+        except RecordError as e:
+            raise fail(e) from None
+
+        if torn is not None:
+            if outcome_at is not None:
+                raise fail(RecordError("torn", torn))
+            return f"truncated after {events} events: torn record at {label.format(torn)}"
+        if outcome_at is None:
+            return f"no outcome: the recording ended after {events} events ({src.pos} bytes)"
+        return None
     except TraceError:
         raise
     except OSError as e:
         raise TraceError(f"{name}: cannot read: {e.strerror or e}") from None
     except (MemoryError, RecursionError) as e:   # bounded by design; never a traceback
         raise TraceError(f"{name}: cannot read: {type(e).__name__}") from None
-
-
-def _records(f: BinaryIO, name: str) -> Generator[Record, None, str | None]:
-    raw_src = file_source(f)
-    src, gunzip = raw_src, None
-    if raw_src.peek(2) == GZIP_MAGIC:
-        gunzip = Gunzip(raw_src, name)
-        src = ByteSource(gunzip)
-    decoder = _detect(src, name, gunzip)
-    label = f"{decoder.unit} {{}}" + (" (uncompressed)" if gunzip and decoder.unit == "byte" else "")
-
-    try:
-        raw_header = decoder.header()
-        if raw_header is None:
-            raise TraceError(f"{name}: truncated inside the header ({src.pos} bytes)")
-        raw_header, file_version = upgrade_header(raw_header)
-        if getattr(decoder, "framed", file_version >= 2) != (file_version >= 2):
-            raise RecordError(f"corrupt header: version {file_version} in the layout of another version")
-        header = header_from_raw(raw_header)
-    except RecordError as e:
-        raise TraceError(f"{name}: {e}") from None
-    yield header
-
-    events = 0
-    index = 1   # records so far, the header being record 0
-    outcome_at: int | None = None   # where the outcome record starts
-
-    def fail(e: RecordError) -> TraceError:
-        why = " ".join(str(e).splitlines())   # one line, whatever the record held
-        if outcome_at is not None:
-            return TraceError(f"{name}: data after the outcome record, at {label.format(e.pos)} "
-                              f"(the trace is whole up to there: {events} events and the outcome)")
-        return TraceError(f"{name}: corrupt record {index} at {label.format(e.pos)} "
-                          f"(after {events} events): {why}")
-
-    records = decoder.records()
-    try:
-        while True:
-            try:
-                kind, raw, pos = next(records)
-            except StopIteration as stop:
-                torn = stop.value
-                break
-            if outcome_at is not None:
-                raise RecordError("unexpected record after the outcome", pos)
-            if kind != "call":   # a CBOR call definition: the codec has taken it in
-                try:
-                    if kind == "event":
-                        if file_version != CURRENT_VERSION:
-                            raw = upgrade_event(file_version, raw)
-                        record: Record = event_from_raw(raw)
-                    else:
-                        record = outcome_from_raw(raw)
-                        outcome_at = pos
-                except RecordError as e:
-                    raise RecordError(str(e), pos) from None
-                yield record
-                events += kind == "event"
-            index += 1
-    except RecordError as e:
-        raise fail(e) from None
-
-    if torn is not None:
-        if outcome_at is not None:
-            raise fail(RecordError("torn", torn))
-        return f"truncated after {events} events: torn record at {label.format(torn)}"
-    if outcome_at is None:
-        return f"no outcome: the recording ended after {events} events ({src.pos} bytes)"
-    return None
 
 
 def _detect(src: ByteSource, name: str, gunzip: Gunzip | None) -> cbor.CborDecoder | jsonl.JsonlDecoder:

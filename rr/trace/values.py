@@ -57,7 +57,7 @@ def normalize(value: Any, depth: int = 0) -> Any:
     what is not a trace value, ValueLimitError for one over the limits."""
     t = type(value)
     if t is int:
-        return check_int(value)
+        return value if value.bit_length() <= MAX_INT_BITS else check_int(value)
     if t in _SCALARS:
         return value
     if t is list or t is tuple:
