@@ -223,6 +223,8 @@ class Replayer(Tap):
                 except BadValue as bad:
                     raise self._blame(name, mark, e.payload, err[0], bad) from None
                 raise
+            except BadValue as bad:  # a host module's check that needs more than one event
+                raise self._blame(name, mark, None, bad.expected or ok_type, bad) from None
             except _UNDIGESTIBLE as e:
                 if self.consumed == mark:
                     raise  # nothing recorded was read: a bug in rr, reported as one

@@ -28,6 +28,15 @@ def _instant(args: list[int], result: object) -> None:
         raise BadValue(f"{show(result)} is not a u64 instant", "instant")
 
 
+def _not_before(host: HostContext, instant: int) -> int:
+    """Replay: the monotonic clock never goes back, across now and the timers' starts."""
+    last = host.services.get("clocks.monotonic-last")
+    if last is not None and instant < last:
+        raise BadValue(f"{instant} is before the previous reading {last}", "instant")
+    host.services["clocks.monotonic-last"] = instant
+    return instant
+
+
 def _wall_now() -> tuple[int, int]:
     ns = time.time_ns()
     return (ns // 1_000_000_000, ns % 1_000_000_000)
@@ -48,7 +57,8 @@ def wall_resolution(host: HostContext) -> tuple[int, int]:
 
 @mono_if.func("now")
 def mono_now(host: HostContext) -> int:
-    return host.tap("wasi:clocks/monotonic-clock.now", [], time.monotonic_ns)
+    now = host.tap("wasi:clocks/monotonic-clock.now", [], time.monotonic_ns, _instant)
+    return _not_before(host, now) if host.tap.replaying else now
 
 
 @mono_if.func("resolution")
@@ -71,5 +81,7 @@ def mono_subscribe_instant(host: HostContext, when: int) -> Pollable:
 def mono_subscribe_duration(host: HostContext, duration: int) -> Pollable:
     # The deadline depends on "now": recorded, so a replayed guest sees the same label.
     start = host.tap("wasi:clocks/monotonic-clock.subscribe-duration", [duration], time.monotonic_ns, _instant)
+    if host.tap.replaying:
+        _not_before(host, start)
     return Pollable(lambda: time.monotonic_ns() >= start + duration,
                     deadline_ns=start + duration, label=f"timer+{duration}")
