@@ -336,6 +336,7 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
         while guest.is_alive():
             left = WAKE_S if deadline is None else min(WAKE_S, deadline - time.monotonic())
             if left <= 0:
+                signals.stopped()  # decided: a signal arriving now must not start a second stop
                 reason = "timeout"
                 break
             guest.join(left)
@@ -349,7 +350,6 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
             program.engine.increment_epoch()
             guest.join(STOP_GRACE_S)
             calls = host.calls
-        signals.handled()
         if not guest.is_alive() and failure and not isinstance(failure[0], GuestInterrupted):
             raise failure[0]
         return stopped(reason, calls, limits)
