@@ -472,7 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signals.install()
     status = _main(argv)
-    if any(t.is_alive() and t.daemon for t in threading.enumerate()):
+    runner = sys.modules.get("rr.runner")  # a stopped guest may still be blocked in its thread
+    stuck = runner is not None and runner.guest_threads_left()
+    if stuck or any(t.is_alive() and t.daemon for t in threading.enumerate()):
         # A thread still blocked in a system call (a guest stopped while opening a FIFO, the
         # reader of a silent stdin) must not meet the interpreter's shutdown, which can abort
         # with "Fatal Python error" over a lock it holds. Everything rr writes is written.

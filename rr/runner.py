@@ -319,6 +319,10 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
     result: list[Outcome] = []
     failure: list[BaseException] = []
 
+    # Not Thread.join: a signal's exception raised inside join() makes Python take the thread
+    # for finished while it still runs (bpo-45274's fix releases its state lock).
+    done = threading.Event()
+
     def guest_main() -> None:
         # SIGINT/SIGTERM go to the main thread, which stops the guest; this thread and those it
         # starts (stdin reader, HTTP transfers) inherit the mask.
@@ -327,18 +331,25 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
             result.append(_call_run(program, linker, store, host, limits))
         except BaseException as e:  # re-raised on the calling thread below
             failure.append(e)
+        finally:
+            with _running_lock:
+                _running.discard(done)
+            done.set()
 
     guest = threading.Thread(target=guest_main, name="rr-guest", daemon=True)
     reason: str | None = None
     deadline = None if limits.timeout is None else time.monotonic() + limits.timeout
     try:
+        with _running_lock:
+            _running.add(done)
         guest.start()
-        while guest.is_alive():
+        while not done.is_set():
             left = WAKE_S if deadline is None else min(WAKE_S, deadline - time.monotonic())
             if left <= 0:
+                signals.stopped()  # decided: a signal arriving now must not start a second stop
                 reason = "timeout"
                 break
-            guest.join(left)
+            done.wait(left)
     except (signals.Signalled, KeyboardInterrupt) as e:
         reason = signals.reason_of(e)
     if reason is not None:
@@ -347,10 +358,9 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
                 on_stop()
             host.interrupt(reason)
             program.engine.increment_epoch()
-            guest.join(STOP_GRACE_S)
+            done.wait(STOP_GRACE_S)
             calls = host.calls
-        signals.handled()
-        if not guest.is_alive() and failure and not isinstance(failure[0], GuestInterrupted):
+        if done.is_set() and failure and not isinstance(failure[0], GuestInterrupted):
             raise failure[0]
         return stopped(reason, calls, limits)
     if failure:
@@ -367,9 +377,14 @@ def stopped(reason: str, calls: int, limits: Limits) -> Outcome:
     return Outcome(reason, STOP_STATUS[reason], message, calls=calls)
 
 
+_running: set[threading.Event] = set()   # the `done` of each guest thread not finished yet
+_running_lock = threading.Lock()
+
+
 def guest_threads_left() -> bool:
     """Whether a stopped guest is still blocked in a system call (the process must not wait)."""
-    return any(t.name == "rr-guest" and t.is_alive() for t in threading.enumerate())
+    with _running_lock:
+        return bool(_running)
 
 
 def _call_run(program: Program, linker: wc.Linker, store: wasmtime.Store,

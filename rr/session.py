@@ -127,7 +127,7 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
                 # Stopped before the guest ran: it had completed no host call, and its replay
                 # is refused the first one.
                 shared.seal()
-                signals.handled()
+                signals.stopped()
                 outcome = runner.stopped(signals.reason_of(e), 0, limits)
             ended = to_trace_outcome(outcome, shared.events)
             if services and http.after_run:

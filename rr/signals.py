@@ -3,8 +3,9 @@
 Python's default SIGTERM kills the process on the spot (no outcome in the trace, no line on
 stderr); its SIGINT raises KeyboardInterrupt anywhere. `install()` makes both raise
 `Signalled` on the main thread, where the runner waits for its guest thread and turns it into
-a stop of the guest. Until the catcher calls `handled()`, and inside `held()` (the stop
-itself, writing the trace's outcome), further signals wait instead of cutting that work short.
+a stop of the guest. Once one has been raised, or a run has been stopped (`stopped()`), the
+outcome is decided: later signals are ignored. Inside `held()` (writing the trace's outcome)
+a signal waits instead of cutting that work short.
 """
 
 from __future__ import annotations
@@ -32,27 +33,27 @@ class Signalled(BaseException):
 
 _holding = 0
 _held: list[str] = []
-_raised = False   # a Signalled is on its way: later signals wait until `handled()`
+_decided = False   # a stop is decided: signals from now on change nothing
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
-    global _raised
+    global _decided
     reason = REASONS[signal.Signals(signum)]
-    if _holding or _raised:
+    if _decided:
+        return  # a second Ctrl-C must not land inside the stop for the first, nor change its status
+    if _holding:
         if not _held:
             _held.append(reason)
         return
-    # From here until its catcher calls handled(), a second Ctrl-C must not land inside the
-    # code that stops the guest for the first.
-    _raised = True
+    _decided = True
     raise Signalled(reason)
 
 
-def handled() -> None:
-    """The Signalled raised last has been dealt with: signals raise again, and any that
-    arrived meanwhile are forgotten (the run is already stopping for one)."""
-    global _raised
-    _raised = False
+def stopped() -> None:
+    """The run has been stopped (timeout, signal): from now on signals are ignored, so the
+    status and the line rr ends with are the stop's."""
+    global _decided
+    _decided = True
     _held.clear()
 
 
@@ -81,7 +82,7 @@ def held(drop: bool = False) -> Iterator[None]:
         yield
     finally:
         _holding -= 1
-    if not _holding and not _raised and _held:
+    if not _holding and not _decided and _held:
         reason = _held.pop()
         if not drop:
             raise Signalled(reason)
