@@ -171,7 +171,8 @@ def tls_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
             conn.request("GET", plain.url("/plain"),
                          headers={"x-rr-flow": "3", "Proxy-Authorization": proxy.credentials})
             assert conn.getresponse().read() == PLAIN_BODY
-            conn.request("GET", bad_tls.url("/plain"), headers={"x-rr-flow": "4"})
+            conn.request("GET", bad_tls.url("/plain"),
+                         headers={"x-rr-flow": "4", "Proxy-Authorization": proxy.credentials})
             assert conn.getresponse().status == 502   # mitmproxy's answer for a failed upstream
         finally:
             conn.close()
