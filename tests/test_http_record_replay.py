@@ -38,8 +38,9 @@ import guests
 from httpservers import (CHUNKS, GZIP_BODY, GZIP_PLAINTEXT, PLAIN_BODY, RefusingPort, TestServer, TLSFiles,
                          make_tls_files, pattern_bytes)
 
-# Each test finishes in seconds; the bound catches a hung replay instead of the suite's 300 s.
-pytestmark = pytest.mark.timeout(90)
+# Each test finishes in seconds, but the first one also waits for the case matrix (~45 rr
+# processes: over 90 s on a loaded 2-core machine); the bound catches a hung replay.
+pytestmark = pytest.mark.timeout(600)
 
 RR = [sys.executable, "-m", "rr"]
 RUN_TIMEOUT_S = 60
@@ -292,7 +293,8 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def as_bytes(value: dict[str, str]) -> bytes:
-    if "$utf8" in value:   # JSONL writes text bytes as text
+    """JSON Lines bytes: {"$utf8": text} when they are text, else {"$bytes": base64}."""
+    if "$utf8" in value:
         return value["$utf8"].encode()
     return base64.b64decode(value["$bytes"])
 
