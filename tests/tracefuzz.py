@@ -1067,7 +1067,8 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
     failure and a new worker goes on from the next mutant."""
     tally = Tally()
     i, end = start, start + count
-    while i < end:
+    out_of_time = False
+    while i < end and not out_of_time:
         cmd = [sys.executable, str(Path(__file__)), str(corpus), str(seed), str(i), str(end), str(scratch), str(every)]
         if save_dir is not None:
             cmd.append(str(save_dir))
@@ -1080,7 +1081,7 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
         for raw in proc.stdout:
             if deadline is not None and time.monotonic() > deadline:
                 proc.kill()   # out of time: what was done so far is the result
-                begun, end = None, i
+                begun, out_of_time = None, True
                 break
             timer.cancel()
             timer = threading.Timer(stall, proc.kill)
@@ -1110,7 +1111,7 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
                     failure += f" [saved {save(m, save_dir, seed, begun['begin'])}]"
             tally.add(begun["kind"], cls, failure)
             i = begun["begin"] + 1
-        elif rc not in (0, 3):
+        elif rc not in (0, 3) and not out_of_time:
             raise RuntimeError(f"fuzz worker failed with {rc} outside a mutant: see {scratch / 'worker.stderr'}")
     return tally
 
