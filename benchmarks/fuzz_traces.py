@@ -66,6 +66,8 @@ def main() -> int:
     p.add_argument("--only", type=int, metavar="I", help="replay only mutant I (from an existing --workdir)")
     p.add_argument("--cli", action="store_true", help="with --only: through the CLI")
     p.add_argument("--max-failures", type=int, default=60, help="failures printed per part")
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="stop making mutants after S seconds and report those done")
     args = p.parse_args()
 
     started = time.monotonic()
@@ -99,6 +101,7 @@ def main() -> int:
 
         t0 = time.monotonic()
         last = [t0]
+        deadline = t0 + args.time_limit if args.time_limit else None
 
         def progress(what: str) -> Callable[[int], None]:
             def report(i: int) -> None:
@@ -119,14 +122,15 @@ def main() -> int:
             sub = scratch / f"in-{j}"
             sub.mkdir()
             tally = tf.run_inprocess(corpus, args.seed, bounds[j], bounds[j + 1] - bounds[j], sub, saved,
-                                     every=args.replay_every, progress=progress(f"in-process {j}"))
+                                     every=args.replay_every, progress=progress(f"in-process {j}"),
+                                     deadline=deadline)
             results[f"in-{j}"] = (tally, time.monotonic() - t0)
 
         workers = [threading.Thread(target=inprocess, args=(j,)) for j in range(args.jobs)]
         for w in workers:
             w.start()
         cli = tf.run_cli(recs, args.seed, args.count, args.cli_count, scratch, args.workers, saved,
-                         progress=progress("CLI"))
+                         progress=progress("CLI"), deadline=deadline)
         cli_s = time.monotonic() - t0
         for w in workers:
             w.join()

@@ -40,6 +40,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 import zlib
 from collections.abc import Callable, Sequence
@@ -574,12 +575,17 @@ SEALED_MUTATIONS = {f"{kind}+crc": _in_record_mutation(kind, True) for kind in I
 def _write(trace: Any, path: Path) -> bytes:
     from rr.trace import TraceWriter
 
-    with TraceWriter(path, overwrite=True) as w:   # the format from the name
+    w = TraceWriter(path, overwrite=True)   # the format from the name
+    try:
         w.write_header(trace.header)
         for e in trace.events:
             w.write_event(e)
         if trace.outcome is not None:
             w.write_outcome(trace.outcome)
+    except BaseException:
+        w.discard()   # an aborted writer keeps its partial file beside `path`
+        raise
+    w.close()
     return path.read_bytes()
 
 
@@ -748,9 +754,10 @@ def make_mutant(rng: random.Random, src: Source, fmt: str, kind: str, scratch: P
         out, detail = via_jsonl(rng, src.data["jsonl"], fmt, scratch)
         return Mutant(src.rec.name, fmt, kind, "record", out, detail)
     trace, detail = RECORD_MUTATIONS[kind](rng, src.trace[fmt])
+    from rr.trace import TraceError
     try:
         out = _write(trace, scratch / f"w.{fmt}")
-    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+    except (ValueError, TypeError, OverflowError, RecursionError, TraceError) as e:
         raise NotApplicable(f"the writer refused it: {type(e).__name__}") from None
     return Mutant(src.rec.name, fmt, kind, "record", out, detail)
 
@@ -1025,7 +1032,14 @@ def worker_main(argv: Sequence[str]) -> int:
     runner = InProcess(sources, scratch)
     out = sys.stdout
     for i in range(start, end):
-        m = nth_mutant(seed, i, sources, scratch)
+        try:
+            m = nth_mutant(seed, i, sources, scratch)
+        except Exception:  # noqa: BLE001 - rr.trace's writer or the harness failed making it: a finding
+            out.write(json.dumps({"i": i, "kind": "(making it)", "cls": "FAIL-making",
+                                  "failure": f"FAIL-making: seed {seed} mutant {i}: {traceback.format_exc()[-600:]}"})
+                      + "\n")
+            out.flush()
+            continue
         if m is None:
             out.write(json.dumps({"i": i, "skip": True}) + "\n")
             continue
@@ -1047,13 +1061,14 @@ def worker_main(argv: Sequence[str]) -> int:
 
 def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path,
                   save_dir: Path | None = None, every: int = 1, stall: float = 120,
-                  progress: Callable[[int], None] | None = None) -> Tally:
+                  progress: Callable[[int], None] | None = None, deadline: float | None = None) -> Tally:
     """Mutants start..start+count-1 replayed in-process by one worker process; a worker that dies
     (a signal: rr crashed hard) or goes silent for `stall` seconds is counted as that mutant's
     failure and a new worker goes on from the next mutant."""
     tally = Tally()
     i, end = start, start + count
-    while i < end:
+    out_of_time = False
+    while i < end and not out_of_time:
         cmd = [sys.executable, str(Path(__file__)), str(corpus), str(seed), str(i), str(end), str(scratch), str(every)]
         if save_dir is not None:
             cmd.append(str(save_dir))
@@ -1064,6 +1079,10 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
         timer.start()
         assert proc.stdout is not None
         for raw in proc.stdout:
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()   # out of time: what was done so far is the result
+                begun, out_of_time = None, True
+                break
             timer.cancel()
             timer = threading.Timer(stall, proc.kill)
             timer.start()
@@ -1092,14 +1111,14 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
                     failure += f" [saved {save(m, save_dir, seed, begun['begin'])}]"
             tally.add(begun["kind"], cls, failure)
             i = begun["begin"] + 1
-        elif rc not in (0, 3):
+        elif rc not in (0, 3) and not out_of_time:
             raise RuntimeError(f"fuzz worker failed with {rc} outside a mutant: see {scratch / 'worker.stderr'}")
     return tally
 
 
 def run_cli(recs: Sequence[Recording], seed: int, start: int, count: int, scratch: Path,
             workers: int = 2, save_dir: Path | None = None, timeout: float = 90,
-            progress: Callable[[int], None] | None = None) -> Tally:
+            progress: Callable[[int], None] | None = None, deadline: float | None = None) -> Tally:
     """Mutants start..start+count-1 of these recordings (HTTP included), each replayed by a
     `python -m rr replay` subprocess, `workers` at a time; odd-numbered ones read the trace from
     a pipe (/dev/stdin) instead of a file."""
@@ -1114,15 +1133,20 @@ def run_cli(recs: Sequence[Recording], seed: int, start: int, count: int, scratc
         if m is not None:
             mutants.append((i, m))
 
-    def one(job: tuple[int, Mutant]) -> tuple[int, Mutant, str, Replay]:
+    def one(job: tuple[int, Mutant]) -> tuple[int, Mutant, str, Replay] | None:
         i, m = job
+        if deadline is not None and time.monotonic() > deadline:
+            return None
         cls, r = replay_cli(by_name[m.guest], m, scratch / f"cli-{i}.{m.fmt}", timeout, pipe=i % 2 == 1)
         (scratch / f"cli-{i}.{m.fmt}").unlink()
         return i, m, cls, r
 
     tally = Tally()
     with ThreadPoolExecutor(workers) as pool:
-        for n, (i, m, cls, r) in enumerate(pool.map(one, mutants), 1):
+        for n, done in enumerate(pool.map(one, mutants), 1):
+            if done is None:
+                continue
+            i, m, cls, r = done
             failure = None
             if cls.startswith("FAIL"):
                 failure = describe(seed, i, m, cls, r)
