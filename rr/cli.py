@@ -324,19 +324,12 @@ def _reading_trace(path: str) -> Iterator[None]:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .errors import OutputError
-    from .trace import TraceExistsError, TraceNameError, TraceOutputError, convert
+    from .session import trace_output_errors
+    from .trace import convert
 
     fmt = {"json": "jsonl"}.get(args.format, args.format)
-    try:
-        with _reading_trace(args.input):
-            convert(args.input, args.output, fmt, overwrite=args.force)
-    except TraceExistsError as e:
-        raise UsageError(f"{e} (use --force to replace it)") from None
-    except TraceNameError as e:
-        raise UsageError(str(e)) from None
-    except TraceOutputError as e:
-        raise OutputError(str(e)) from None
+    with trace_output_errors(), _reading_trace(args.input):
+        convert(args.input, args.output, fmt, overwrite=args.force)
     return 0
 
 

@@ -97,17 +97,25 @@ class HttpOptions:
     after_run: Callable[[], None] | None = None
 
 
-def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathLike[str],
-           fmt: str | None = None, limits: runner.Limits | None = None,
-           overwrite: bool = False, http: HttpOptions | None = None) -> Recorded:
+@contextlib.contextmanager
+def trace_output_errors() -> Iterator[None]:
+    """Where rr writes a trace (record, convert): a taken or meaningless name is the user's to
+    fix (125), a write that fails is an output error (74)."""
     try:
-        writer = TraceWriter(trace_path, fmt, overwrite=overwrite)
+        yield
     except TraceExistsError as e:
         raise UsageError(f"{e} (use --force to replace it)") from None
     except TraceNameError as e:
         raise UsageError(str(e)) from None
     except TraceOutputError as e:
         raise OutputError(str(e)) from None
+
+
+def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathLike[str],
+           fmt: str | None = None, limits: runner.Limits | None = None,
+           overwrite: bool = False, http: HttpOptions | None = None) -> Recorded:
+    with trace_output_errors():
+        writer = TraceWriter(trace_path, fmt, overwrite=overwrite)
     http = http or HttpOptions()
     limits = limits or runner.Limits()
     try:
