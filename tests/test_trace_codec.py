@@ -563,3 +563,20 @@ def test_writers_refuse_what_readers_would(tmp_path: Path, name: str) -> None:
                 w.write_event(Event("a.f", [], value))
         w.write_event(Event("a.f", [], 1))
     assert read_trace(tmp_path / name).events == [Event("a.f", [], 1)]
+
+
+def test_many_aborted_replacements_in_one_process_never_block_the_next(tmp_path: Path) -> None:
+    """Each aborted `overwrite=True` write keeps its partial file (it may hold events); the next
+    replacement still finds a fresh name (found by the fuzz harness: after 101 it refused)."""
+    target = tmp_path / "w.cbor"
+    with TraceWriter(target) as w:
+        w.write_header(HEADER)
+    for _ in range(105):
+        with pytest.raises(KeyError):
+            with TraceWriter(target, overwrite=True) as w:
+                w.write_header(HEADER)
+                raise KeyError("an error in the middle of a recording")
+    with TraceWriter(target, overwrite=True) as w:
+        w.write_header(HEADER)
+        w.write_event(Event("wasi:random/random.get-random-u64", [], 7))
+    assert [e.result for e in read_trace(target).events] == [7]

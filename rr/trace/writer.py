@@ -15,8 +15,8 @@ recording. Not thread-safe: one writer per thread (merge.SharedWriter serialises
 
 from __future__ import annotations
 
-import itertools
 import os
+import tempfile
 from types import TracebackType
 
 from .cbor import CborEncoder
@@ -167,15 +167,16 @@ class TraceWriter:
 
 
 def _create_beside(path: str) -> tuple[str, object]:
-    """A new file next to `path` (same directory, so the final rename is atomic)."""
-    for n in itertools.count():
-        temp = f"{path}.{os.getpid()}{f'-{n}' if n else ''}.partial"
-        try:
-            return temp, open(temp, "xb", buffering=0)
-        except FileExistsError:
-            if n >= 100:
-                raise
-    raise AssertionError("unreachable")
+    """A new file next to `path` (same directory, so the final rename is atomic): `PATH.<pid>.partial`,
+    or, when that is taken (a kept partial of an earlier aborted write in this process), a unique
+    `PATH.<random>.partial`."""
+    temp = f"{path}.{os.getpid()}.partial"
+    try:
+        return temp, open(temp, "xb", buffering=0)
+    except FileExistsError:
+        fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                    prefix=os.path.basename(path) + ".", suffix=".partial")
+        return temp, os.fdopen(fd, "wb", buffering=0)
 
 
 def _sync_dir(path: str) -> None:
