@@ -575,6 +575,7 @@ def test_many_aborted_replacements_in_one_process_never_block_the_next(tmp_path:
         with pytest.raises(KeyError):
             with TraceWriter(target, overwrite=True) as w:
                 w.write_header(HEADER)
+                w.write_event(Event("wasi:random/random.get-random-u64", [], 1))
                 raise KeyError("an error in the middle of a recording")
     with TraceWriter(target, overwrite=True) as w:
         w.write_header(HEADER)
