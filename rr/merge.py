@@ -108,6 +108,27 @@ def record_problem(rec: Any) -> str | None:
             return f"{part}.headers is not a list of [name, value] bytes pairs"
     if rec.get("response") is None and rec.get("error") is None:
         return "it has neither a response nor an error"
+    return _framing_problem(rec)
+
+
+def _framing_problem(rec: dict[str, Any]) -> str | None:
+    """A body that disagrees with its own content-length cannot be served: replaying it would
+    leave the guest waiting for bytes that never come (or cut its body short)."""
+    method = rec["request"]["method"]
+    for part in ("request", "guest_request", "response"):
+        message = rec.get(part)
+        if message is None:
+            continue
+        if part == "response" and (method.upper() == "HEAD" or message["status"] in (204, 304)
+                                   or 100 <= message["status"] < 200):
+            continue   # these responses never carry a body, whatever content-length says
+        lengths = [v for k, v in message["headers"] if k.lower() == b"content-length"]
+        if not lengths or any(k.lower() == b"transfer-encoding" for k, _ in message["headers"]):
+            continue
+        if len(set(lengths)) != 1 or not lengths[0].strip().isdigit():
+            return f"{part} has an unusable content-length {b', '.join(lengths)!r}"
+        if int(lengths[0]) != len(message["body"]):
+            return f"{part} body is {len(message['body'])} bytes but its content-length says {int(lengths[0])}"
     return None
 
 

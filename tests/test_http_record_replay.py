@@ -45,7 +45,7 @@ pytestmark = pytest.mark.timeout(600)
 RR = [sys.executable, "-m", "rr"]
 RUN_TIMEOUT_S = 60
 PARALLEL = 3          # rr processes at once: mostly CPU-bound start-up on a 2-core machine
-EXIT_DIVERGED = 121
+from rr.errors import EXIT_BAD_TRACE, EXIT_DIVERGED  # noqa: E402 - beside the other constants
 LARGE = 20 << 20
 POST_BODY = bytes(range(256)) * 40 + b"\r\n\x00tail"    # every byte value, not UTF-8
 BINARY_N = 100_000
@@ -529,3 +529,20 @@ def test_har_export_of_a_recorded_trace_validates(dumped: Dumped, tmp_path: Path
     assert refused["_rrErrorKind"] == "refused"
 
 
+
+
+def test_response_body_shorter_than_its_content_length_is_a_bad_trace(post_trace: PostTrace, tmp_path: Path,
+                                                                     proxy_env: dict[str, str]) -> None:
+    """A hand-cut body keeps its content-length: served as is, the guest would wait forever for
+    the missing bytes (found by benchmarks/fuzz_traces.py). The record is refused instead."""
+    records = json.loads(json.dumps(post_trace.records))
+    (flow,) = events(records, "wasi:http/outgoing-handler.handle")
+    response = flow["result"]["response"]
+    body = as_bytes(response["body"])
+    assert any(k.lower() == "content-length" for k, _ in
+               ((as_bytes(k).decode(), v) for k, v in response["headers"])), response["headers"]
+    response["body"] = to_json_bytes(body[:-5])
+    replayed = replay_edited(records, tmp_path, proxy_env)
+    assert_clean(replayed)
+    assert replayed.status == EXIT_BAD_TRACE, replayed.err
+    assert f"response body is {len(body) - 5} bytes but its content-length says {len(body)}" in replayed.err
