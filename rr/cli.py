@@ -505,11 +505,15 @@ def _main(argv: list[str] | None) -> int:
             else EXIT_USAGE
         _report(f"{e.filename}: {e.strerror}")
         return status
-    except Exception as e:  # noqa: BLE001 - one line for the user, the traceback with -v
+    except (SystemExit, GeneratorExit):
+        raise   # --help, --version
+    except BaseException as e:  # noqa: BLE001 - one line for the user, the traceback with -v
+        # BaseException: an rr Unwind (how host code stops the guest) that escaped the runner
+        # is a bug in rr too, not a traceback with the status of a guest's exit(1).
         return _internal_error(e, args)
 
 
-def _internal_error(e: Exception, args: argparse.Namespace | None) -> int:
+def _internal_error(e: BaseException, args: argparse.Namespace | None) -> int:
     if getattr(args, "verbose", False):
         raise e
     _report(f"internal error: {type(e).__name__}: {e} (run with -v for the traceback)")
