@@ -581,3 +581,25 @@ def test_many_aborted_replacements_in_one_process_never_block_the_next(tmp_path:
         w.write_header(HEADER)
         w.write_event(Event("wasi:random/random.get-random-u64", [], 7))
     assert [e.result for e in read_trace(target).events] == [7]
+
+
+def test_a_new_trace_has_its_name_only_once_its_header_is_whole(tmp_path: Path) -> None:
+    """A recording killed before its header was written leaves no file under the trace's name
+    (found by tests/test_kill9.py: a kill 0 ms in left a torn header that read as corrupt)."""
+    target = tmp_path / "t.cbor"
+    w = TraceWriter(target)
+    assert not target.exists()
+    w.write_header(HEADER)
+    assert target.exists() and list(tmp_path.iterdir()) == [target]
+    w.write_event(Event("wasi:random/random.get-random-u64", [], 7))
+    w.close()
+    assert [e.result for e in read_trace(target).events] == [7]
+    with pytest.raises(TraceExistsError):
+        TraceWriter(target)
+    # The name taken between the start and the header: refused, and nothing left behind.
+    other = tmp_path / "u.cbor"
+    w = TraceWriter(other)
+    other.write_bytes(b"someone else's")
+    with pytest.raises(TraceExistsError):
+        w.write_header(HEADER)
+    assert other.read_bytes() == b"someone else's" and sorted(tmp_path.iterdir()) == [target, other]

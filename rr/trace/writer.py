@@ -1,7 +1,9 @@
 """Writing traces: one write per record, and never at the cost of an existing file.
 
-A new trace is written straight to its path, so a recording killed at any point (kill -9)
-leaves a file that reads back up to its last whole event. Replacing a trace (`overwrite=True`
+A new trace is started beside its path, `<path>.<pid>.partial`, and hard-linked into place as
+soon as its header is whole; from then on it is written straight to its path, so a recording
+killed at any point (kill -9) leaves either no trace at all or one that reads back up to its last
+whole event, never a torn header that blocks the next recording. Replacing a trace (`overwrite=True`
 and the file exists) writes beside it, `<path>.<pid>.partial`, and renames that over the old
 file only when the writer is closed normally: until then the old trace stays intact, whatever
 happens (a crash, a kill, a full disk). Without `overwrite` the writer refuses to touch an
@@ -61,9 +63,12 @@ class TraceWriter:
             if overwrite and os.path.lexists(self.path):
                 self._replaces = os.path.realpath(self.path)   # a symlink stays one
                 self._target, f = _create_beside(self._replaces)
+            elif os.path.lexists(self.path):
+                raise FileExistsError(self.path)
             else:
-                # "x": fail if it exists, atomically; unbuffered: Sink writes each record to the OS
-                f = open(self.path, "xb", buffering=0)
+                # Linked to its name once the header is whole (write_header); unbuffered: Sink
+                # writes each record to the OS
+                self._target, f = _create_beside(self.path)
         except FileExistsError:
             raise TraceExistsError(f"{self.path}: refusing to overwrite an existing file") from None
         except (FileNotFoundError, NotADirectoryError):
@@ -99,6 +104,25 @@ class TraceWriter:
         self._expect("header", "the header")
         self._write(self._encoder.header(header_to_raw(header)))
         self._state = "events"
+        if self._replaces is None:
+            self._publish()
+
+    def _publish(self) -> None:
+        """Give the new trace its name, atomically and without replacing anything: os.link fails
+        if the name was taken meanwhile (a rename would silently replace it)."""
+        try:
+            os.link(self._target, self.path)
+        except FileExistsError:
+            self.abort()
+            raise TraceExistsError(f"{self.path}: refusing to overwrite an existing file") from None
+        except OSError:   # a filesystem without hard links: rename, after checking the name again
+            if os.path.lexists(self.path):
+                self.abort()
+                raise TraceExistsError(f"{self.path}: refusing to overwrite an existing file") from None
+            os.rename(self._target, self.path)
+        else:
+            os.unlink(self._target)
+        self._target = self.path
 
     def write_event(self, event: Event) -> None:
         self._expect("events", "an event")
@@ -121,6 +145,10 @@ class TraceWriter:
             except OSError as e:
                 self.error = e
             else:
+                if self._target != self.path and self._replaces is None:   # never got a header
+                    self._state = "closed"
+                    self.discard()
+                    return
                 self._state = "closed"
                 if self._replaces is not None:
                     os.replace(self._target, self._replaces)
