@@ -85,7 +85,7 @@ def inspect_trace(path: str, *, as_json: bool = False, show_events: bool = True,
         body_limit = 0 if as_json else TEXT_BODY_LIMIT
     view = _JsonView(out, body_limit) if as_json else _TextView(out, path, body_limit)
     with open_trace(path) as reader:
-        view.header(reader.header)
+        view.header(reader.header, reader.file_version)
         shown = _Shown(selection, view if show_events else None)
         summary = summarize(shown.walk(reader))
         view.end(reader, summary, shown, selection)
@@ -114,6 +114,10 @@ class _Shown:
 
 # ---- text ---------------------------------------------------------------------------------
 
+def _upgraded(h: Header, file_version: int) -> str:
+    return f", read as v{h.version}" if file_version != h.version else ""
+
+
 class _TextView:
     def __init__(self, out: TextIO, path: str, body_limit: int):
         self.out = out
@@ -121,10 +125,10 @@ class _TextView:
         self.body_limit = body_limit
         self.first_event = True
 
-    def header(self, h: Header) -> None:
+    def header(self, h: Header, file_version: int) -> None:
         started = datetime.datetime.fromtimestamp(h.start_time, datetime.UTC).isoformat(timespec="seconds")
         lines = [
-            f"trace      {self.path} (format {h.format} v{h.version}, rr {h.rr_version}, wasmtime {h.wasmtime_version})",
+            f"trace      {self.path} (format {h.format} v{file_version}{_upgraded(h, file_version)}, rr {h.rr_version}, wasmtime {h.wasmtime_version})",
             f"component  {h.component.name}  {h.component.size} bytes  sha256 {h.component.sha256}",
             f"recorded   {started}",
             f"argv       {' '.join(json.dumps(a) for a in h.argv)}",
@@ -263,9 +267,9 @@ class _JsonView:
     def _line(self, obj: dict[str, Any]) -> None:
         self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
-    def header(self, h: Header) -> None:
+    def header(self, h: Header, file_version: int) -> None:
         self._line({"header": {
-            "format": h.format, "version": h.version, "rr_version": h.rr_version,
+            "format": h.format, "version": file_version, "rr_version": h.rr_version,
             "wasmtime_version": h.wasmtime_version,
             "component": {"name": h.component.name, "size": h.component.size, "sha256": h.component.sha256},
             "argv": h.argv, "env": [list(p) for p in h.env], "dirs": h.dirs, "start_time": h.start_time,

@@ -279,3 +279,15 @@ def test_a_damaged_flow_record_is_shown_as_a_plain_event(tmp_path: Path) -> None
     assert f"      0  {FLOW_CALL}('1', 'GET', 'http://127.0.0.1/') -> {{id: '1', request: {{method: 'GET'}}}}\n" in ran.out
     (event,) = json_lines(rr("inspect", "--json", str(trace)))[1:-1]
     assert "http" not in event and event["result"]["request"] == {"method": "GET"}
+
+
+def test_a_v1_trace_is_shown_as_the_version_it_was_written_in(tmp_path: Path) -> None:
+    """The reader upgrades old traces; inspect still says what the file is."""
+    v1 = guests.REPO / "tests" / "data" / "v1" / "random.cbor"
+    text = rr("inspect", str(v1), "--no-events")
+    assert text.status == 0, text.err
+    assert "(format rr-trace v1, read as v2," in text.out.splitlines()[0]
+    assert json_lines(rr("inspect", str(v1), "--json"))[0]["header"]["version"] == 1
+    converted = tmp_path / "random.cbor"
+    assert rr("convert", str(v1), str(converted)).status == 0
+    assert "(format rr-trace v2, rr" in rr("inspect", str(converted), "--no-events").out.splitlines()[0]

@@ -20,7 +20,7 @@ from .versions import CURRENT_VERSION, upgrade_event, upgrade_header
 Record = Header | Event | Outcome
 
 
-def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None, str | None]:
+def iter_records(f: BinaryIO, name: str = "<stream>", found: dict[str, Any] | None = None) -> Generator[Record, None, str | None]:
     """Yield the Header, then each Event, then the Outcome if the trace has one.
 
     The generator's return value (StopIteration.value) is None for a complete trace, else the
@@ -44,6 +44,8 @@ def iter_records(f: BinaryIO, name: str = "<stream>") -> Generator[Record, None,
             if getattr(decoder, "framed", file_version >= 2) != (file_version >= 2):
                 raise RecordError(f"corrupt header: version {file_version} in the layout of another version")
             header = header_from_raw(raw_header)
+            if found is not None:
+                found["file_version"] = file_version   # the header itself is upgraded
         except RecordError as e:
             raise TraceError(f"{name}: {e}") from None
         yield header
@@ -134,8 +136,11 @@ class TraceReader:
         if name is not None:
             self.path = name
         try:
-            self._records = iter_records(self._f, self.path)
+            found: dict[str, Any] = {}
+            self._records = iter_records(self._f, self.path, found)
             self.header: Header = next(self._records)  # type: ignore[assignment]
+            # The format version the file was written in (`header.version` is the upgraded one).
+            self.file_version: int = found["file_version"]
         except BaseException:
             self._f.close()
             raise
