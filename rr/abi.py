@@ -31,6 +31,8 @@ the guest and is re-raised by the runner with the function's name.
 
 from __future__ import annotations
 
+from functools import partial
+
 import ctypes
 import itertools
 from collections.abc import Callable
@@ -646,16 +648,20 @@ _finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_release)
 
 # Replay's check of every host function's outcome (tap.Replayer.guard): given the WIT name,
 # the implementation, (type name, check) of the value it returns and of its error payload
-# (None: it cannot fail), returns the implementation to call instead.
-Guard = Callable[[str, Callable[..., Any], tuple[str, Check], "tuple[str, Check] | None"], Callable[..., Any]]
+# (None: it cannot fail), returns the implementation to call instead. The type name is a
+# callable: it is needed only to report a bad value, and naming every imported function's
+# types up front was a third of linking a replay (each name is read through ctypes).
+Named = Callable[[], str]
+Guard = Callable[[str, Callable[..., Any], tuple[Named, Check], "tuple[Named, Check] | None"], Callable[..., Any]]
 
 
-def result_checks(fty: wc.FuncType) -> tuple[tuple[str, Check], tuple[str, Check] | None]:
+def result_checks(fty: wc.FuncType) -> tuple[tuple[Named, Check], tuple[Named, Check] | None]:
     """The checks of what a host function returns and raises, from its WIT result type."""
     result = fty.result
     if isinstance(result, wc.ResultType):
-        return ((type_name(result.ok), checker(result.ok)), (type_name(result.err), checker(result.err)))
-    return (type_name(result), checker(result)), None
+        return ((partial(type_name, result.ok), checker(result.ok)),
+                (partial(type_name, result.err), checker(result.err)))
+    return (partial(type_name, result), checker(result)), None
 
 
 def bind(conv: Converters, name: str, fty: wc.FuncType, impl: Callable[..., Any],

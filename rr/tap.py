@@ -196,8 +196,8 @@ class Replayer(Tap):
         return result  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ checking what the guest gets
-    def guard(self, name: str, impl: Callable[..., Any], ok: tuple[str, Check],
-              err: tuple[str, Check] | None) -> Callable[..., Any]:
+    def guard(self, name: str, impl: Callable[..., Any], ok: tuple[Callable[[], str], Check],
+              err: tuple[Callable[[], str], Check] | None) -> Callable[..., Any]:
         """`impl` with its return value (`ok`) and its error payload (`err`; None: the
         function cannot fail) checked against the WIT types the guest expects.
 
@@ -216,24 +216,24 @@ class Replayer(Tap):
                 if err is None:
                     if self.consumed == mark:
                         raise
-                    raise self._blame(name, mark, e.payload, ok_type,
+                    raise self._blame(name, mark, e.payload, ok_type(),
                                       BadValue("an error, but the function cannot fail")) from None
                 try:
                     err[1](e.payload)
                 except BadValue as bad:
-                    raise self._blame(name, mark, e.payload, err[0], bad) from None
+                    raise self._blame(name, mark, e.payload, err[0](), bad) from None
                 raise
             except BadValue as bad:  # a host module's check that needs more than one event
-                raise self._blame(name, mark, None, bad.expected or ok_type, bad) from None
+                raise self._blame(name, mark, None, bad.expected or ok_type(), bad) from None
             except _UNDIGESTIBLE as e:
                 if self.consumed == mark:
                     raise  # nothing recorded was read: a bug in rr, reported as one
-                raise self._blame(name, mark, None, ok_type,
+                raise self._blame(name, mark, None, ok_type(),
                                   BadValue(f"rr cannot use it ({type(e).__name__}: {e})")) from None
             try:
                 ok_check(value)
             except BadValue as bad:
-                raise self._blame(name, mark, value, ok_type, bad) from None
+                raise self._blame(name, mark, value, ok_type(), bad) from None
             return value
 
         return guarded
