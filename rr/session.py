@@ -286,15 +286,13 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 if _cut_short(tap, reader):
                     # The recording itself was cut short (killed): replay ends where it ended. An
                     # HTTP request the proxy has no record of is then the one it was making.
-                    return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
-                                    incomplete=reader.problem)
+                    return _ended_with_the_recording(tap, reader)
                 _raise_http_mismatch(proxy)
                 raise Diverged(d.message) from None
         if outcome.kind in STOP_KINDS and not outcome.replayed_stop:
             return Replayed(outcome, tap.consumed)  # the replay itself was interrupted (Ctrl-C)
         if proxy is not None and proxy.addon.mismatches and not outcome.replayed_stop and _cut_short(tap, reader):
-            return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index,
-                            incomplete=reader.problem)
+            return _ended_with_the_recording(tap, reader)
         # A recorded stop may have cut HTTP exchanges short: those were never recorded.
         in_flight = recorded_flows if outcome.replayed_stop else None
         _raise_http_mismatch(proxy, in_flight)
@@ -313,6 +311,11 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             raise Diverged(f"replay diverged: the recording ended with {describe_outcome(recorded)}, "
                            f"the replay with {describe_outcome(replayed)}")
         return Replayed(outcome, tap.consumed, incomplete=reader.problem)
+
+
+def _ended_with_the_recording(tap: Replayer, reader) -> Replayed:  # type: ignore[no-untyped-def]
+    """A replay of a cut-short trace that reached its end: stopped there, saying why."""
+    return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index, incomplete=reader.problem)
 
 
 def _rereadable(trace_path: str, stack: contextlib.ExitStack) -> str:
