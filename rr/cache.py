@@ -42,6 +42,29 @@ def load_component(engine: wasmtime.Engine, wasm: bytes, sha256: str, engine_key
     return component, False
 
 
+_WASMTIME_VERSION: list[str] = []
+
+
 def wasmtime_version() -> str:
+    """wasmtime-py's version, from the name of its dist-info directory beside the package:
+    importlib.metadata costs ~18 ms of every start-up (it is the fallback)."""
+    if not _WASMTIME_VERSION:
+        _WASMTIME_VERSION.append(_dist_info_version() or _metadata_version())
+    return _WASMTIME_VERSION[0]
+
+
+def _dist_info_version() -> str | None:
+    site = os.path.dirname(os.path.dirname(wasmtime.__file__))
+    try:
+        names = [n for n in os.listdir(site) if n.startswith("wasmtime-") and n.endswith(".dist-info")]
+    except OSError:
+        return None
+    if len(names) != 1:   # none (an odd install) or several (stale ones): ask the metadata
+        return None
+    version = names[0][len("wasmtime-"):-len(".dist-info")]
+    return version if version[:1].isdigit() else None
+
+
+def _metadata_version() -> str:
     from importlib.metadata import version
     return version("wasmtime")

@@ -475,7 +475,28 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(status)
+    if argv is None and not any(t.is_alive() and t is not threading.current_thread() for t in threading.enumerate()):
+        _exit_now(status)
     return status
+
+
+def _exit_now(status: int) -> None:
+    """rr as a program (the `rr` command, `python -m rr`), once `_main` has its status: every
+    file rr wrote is closed by now (traces and exports close in their own `with`), so what is
+    left is the interpreter's teardown, ~25 ms of freeing modules and wasmtime objects that
+    nothing needs. Run the atexit hooks and flush stdout/stderr as that teardown would, then
+    leave. A reader that closed the pipe early loses only what it did not want."""
+    import atexit
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            if stream is sys.stdout:
+                _silence_stdout()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def _main(argv: list[str] | None) -> int:

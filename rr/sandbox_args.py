@@ -8,9 +8,12 @@ import os
 import re
 import sys
 
+from typing import TYPE_CHECKING
+
 from .errors import UsageError
-from .host.context import Preopen, Sandbox
-from .host.http.grant import BadPattern, HttpGrant, wasmtime_s_option
+
+if TYPE_CHECKING:  # imported where used: building the parser must not load the host
+    from .host.context import Preopen, Sandbox
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$", re.IGNORECASE)
 
@@ -86,6 +89,8 @@ def _utf8(what: str, text: str) -> str:
 
 
 def _preopen(spec: str, writable: bool) -> Preopen:
+    from .host.context import Preopen
+
     host, sep, guest = spec.partition("::")
     flag = "--dir-rw" if writable else "--dir"
     if not host:
@@ -98,6 +103,8 @@ def _preopen(spec: str, writable: bool) -> Preopen:
 
 
 def _http_allow(args: argparse.Namespace) -> list[str]:
+    from .host.http.grant import BadPattern, HttpGrant, wasmtime_s_option
+
     patterns: list[str] = []
     try:
         for value in args.wasmtime_s:
@@ -114,6 +121,8 @@ def _http_allow(args: argparse.Namespace) -> list[str]:
 
 
 def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: list[str]) -> Sandbox:
+    from .host.context import Sandbox
+
     env: dict[str, str] = dict(os.environ) if args.inherit_env else {}
     for item in args.env:
         key, sep, value = item.partition("=")

@@ -19,7 +19,7 @@ INTERFACES: dict[str, "Interface"] = {}
 
 # Interface groups imported only when a component imports them: wasi:http's module pulls
 # in http.client & co, start-up time that a guest without HTTP should not pay.
-LAZY: dict[str, str] = {"wasi:http/": "rr.host.http"}
+LAZY: dict[str, str] = {"wasi:http/": "rr.host.http.register"}
 
 
 def lookup(base: str) -> "Interface | None":

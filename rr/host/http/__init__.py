@@ -5,6 +5,7 @@ transfer on a thread of its own (transfer.py) through a `Transport` (transport.p
 straight to the network, or in plaintext absolute form to rr's embedded proxy, which
 records the flows. The host records only what depends on timing: which futures and
 streams were ready and how many bytes each body read returned (bodies.py).
-"""
 
-from . import fields, outgoing, types  # noqa: F401  (registration side effects)
+Importing the package registers nothing (sandbox_args and session need only grant.py,
+without http.client and ssl); `register` does, when a component imports wasi:http.
+"""
