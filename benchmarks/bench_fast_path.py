@@ -24,7 +24,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from rr import runner
-from rr.fastpath.compose import compose_cached
+from rr.fastpath.cached import compose_cached
 from rr.host.context import Sandbox
 
 BIN = Path(__file__).resolve().parent.parent / "tests" / "guests" / "bin"

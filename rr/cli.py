@@ -6,9 +6,7 @@ import argparse
 import contextlib
 import errno
 import os
-import shlex
 import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,8 @@ from .sandbox_args import add_sandbox_flags, refuse_on_replay
 
 def exit_status_epilog() -> str:
     """EXIT_STATUSES as the `--help` epilog of rr and of every command."""
+    import textwrap
+
     width = max(len(status) for status, _ in EXIT_STATUSES)
     lines = ["exit status:"]
     for status, meaning in EXIT_STATUSES:
@@ -29,12 +29,33 @@ def exit_status_epilog() -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse makes a formatter for every add_argument (to check metavars), and its default
+    width imports shutil for the terminal size; only help needs the width, so ask then."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None):
+        self._help_position = None if width is not None else max_help_position
+        super().__init__(prog, indent_increment, max_help_position, 80 if width is None else width)
+
+    def format_help(self) -> str:
+        if self._help_position is not None:  # as argparse sizes itself when given no width
+            import shutil
+            self._width = shutil.get_terminal_size().columns - 2
+            self._max_help_position = min(self._help_position, max(self._width - 20, self._indent_increment * 2))
+        return super().format_help()
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line `rr: <command>: <message> (see rr <command> --help)`
     with the usage status, instead of two lines of usage and status 2."""
 
     def error(self, message: str):  # type: ignore[no-untyped-def]
         raise UsageError(_usage_message(self.prog, message))
+
+    def format_help(self) -> str:
+        self.epilog = exit_status_epilog()  # made when shown: textwrap is start-up time otherwise
+        return super().format_help()
 
 
 def _usage_message(prog: str, message: str) -> str:
@@ -162,8 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     insp.set_defaults(handler=_cmd_inspect)
 
     for command in [p, *sub.choices.values()]:
-        command.epilog = exit_status_epilog()
-        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.formatter_class = _Formatter
         command.allow_abbrev = False  # a guest's --in must not become rr's --inspect
     return p
 
@@ -427,6 +447,8 @@ def _commands(parser: argparse.ArgumentParser) -> list[str]:
 def _with_dashdash(argv: list[str], extras: list[str], after: list[str]) -> str:
     """The command line the user meant: `extras` moved after `--` (matched from the right,
     where argparse found them)."""
+    import shlex
+
     keep = list(argv)
     i = len(keep)
     for extra in reversed(extras):

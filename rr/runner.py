@@ -30,7 +30,7 @@ from wasmtime import component as wc
 from . import abi, host as _host_modules, signals  # noqa: F401 - importing registers every interface
 from .abi import Converters, GuestExit, HostFault, NotProvided, Unwind
 from .cache import load_component
-from .fastpath.compose import compose_cached
+from .fastpath.cached import compose_cached
 from .errors import EXIT_LIMIT, EXIT_TIMEOUT, EXIT_TRAP, ComponentError, UnsupportedError
 from .host.context import GuestInterrupted, HostContext, Sandbox
 from .host.wit import lookup, split_versioned

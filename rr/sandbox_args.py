@@ -103,6 +103,8 @@ def _preopen(spec: str, writable: bool) -> Preopen:
 
 
 def _http_allow(args: argparse.Namespace) -> list[str]:
+    if not args.wasmtime_s and not args.allow_http:
+        return []
     from .host.http.grant import BadPattern, HttpGrant, wasmtime_s_option
 
     patterns: list[str] = []

@@ -9,67 +9,26 @@ compose cannot do this: it crashes on re-exported resources.)
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 from wasmtime import component as wc
 
-from .. import __version__
-from ..cache import cache_dir
 from ..host.wit import split_versioned
 from . import adapter, binary, wat_types
-
-# Bump when the generated adapter changes: cached compositions are keyed by it.
-ADAPTER_REVISION = "3"
 
 
 class CannotWrap(Exception):
     """The guest has a shape the fast path does not handle; it runs on the plain path."""
 
 
-@dataclass
-class Composition:
-    wasm: bytes | None   # the outer component, or None: run the guest as it is
-    note: str            # why not, or what was done (for -v)
-    cached: bool
-
-
-def compose_cached(guest: bytes, sha256: str, use_cache: bool = True) -> Composition:
-    key = hashlib.sha256(f"{sha256}:rr-{__version__}:adapter-{ADAPTER_REVISION}".encode()).hexdigest()
-    folder = cache_dir() / "fastpath"
-    built, refused = folder / f"{key}.wasm", folder / f"{key}.refused"
-    if use_cache:
-        if built.exists():
-            return Composition(built.read_bytes(), "fast byte path (cached composition)", True)
-        if refused.exists():
-            return Composition(None, refused.read_text(), True)
-    try:
-        wasm, note = compose(guest), "fast byte path (composed)"
-    except (CannotWrap, binary.Malformed, wat_types.Unprintable, wasmtime.WasmtimeError, OSError, UnicodeDecodeError) as e:
-        wasm, note = None, f"plain byte path: {e}"
-    if use_cache:
-        _store(refused if wasm is None else built, note.encode() if wasm is None else wasm)
-    return Composition(wasm, note, False)
-
-
-def _store(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)  # atomic for concurrent rr processes
-    except OSError:
-        pass  # a read-only cache only costs time
+# Errors that mean "this guest cannot be wrapped" (it runs on the plain path), never a failure.
+REFUSALS = (CannotWrap, binary.Malformed, wat_types.Unprintable, wasmtime.WasmtimeError, OSError, UnicodeDecodeError)
 
 
 def compose(guest: bytes) -> bytes:
