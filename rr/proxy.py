@@ -77,6 +77,39 @@ def _route_mitmproxy_logs(verbose: bool) -> None:
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+def _addons_package_deferred() -> None:
+    """Let `mitmproxy.addons.<name>` import without the package's __init__, which imports all
+    31 default addons (flask, werkzeug, ldap3, pyparsing, jinja2: ~60% of what starting
+    the proxy costs) though rr's proxy uses five. The package is registered unexecuted; the
+    first use of a name it defines itself (`default_addons()`, which mitmweb's master calls)
+    runs the real __init__ then, so nothing that wants the whole package sees a difference."""
+    import importlib
+    import importlib.util
+
+    if "mitmproxy.addons" in sys.modules:
+        return
+    import mitmproxy
+
+    spec = importlib.util.find_spec("mitmproxy.addons")
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def finish(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if importlib.util.find_spec(f"{spec.name}.{name}") is not None:
+            # a submodule (`from mitmproxy.addons import core` asks for it by hasattr first)
+            return importlib.import_module(f"{spec.name}.{name}")
+        del package.__dict__["__getattr__"]
+        spec.loader.exec_module(package)  # type: ignore[union-attr]
+        return getattr(package, name)
+
+    package.__dict__["__getattr__"] = finish
+    sys.modules["mitmproxy.addons"] = package
+    mitmproxy.addons = package  # type: ignore[attr-defined]
+
+
 class WebUIError(RuntimeError):
     """The web UI cannot listen where it was asked to (port in use, address not local)."""
 
@@ -267,6 +300,7 @@ class EmbeddedProxy:
             ready.set()
 
     async def _run_master(self, ready: threading.Event) -> None:
+        _addons_package_deferred()
         from mitmproxy import options
         from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
         from mitmproxy.master import Master
