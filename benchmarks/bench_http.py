@@ -29,10 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import whole_process as wp
 from inprocess_modes import (MODES, REPO, MiB, cell, check_replay, guests, load_paths, median_modes, print_table,
                              wasmtime_output, wasmtime_seconds)
 
@@ -99,6 +100,73 @@ def cli_rr_seconds(mode: str, wasm: Path, url: str, trace: Path, rounds: int) ->
     return statistics.median(times)
 
 
+WHOLE_BODY_X = 1.5        # record / replay of the body GET <= 1.5x rr run of it
+MEMORY_ABOVE_RUN_MB = 200  # record / replay of a big body: peak RSS above rr run's
+
+
+def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work: Path) -> list[list[str]]:
+    """Rows of whole `python -m rr` processes, this tree vs the baseline commit vs the wasmtime CLI
+    (start-up, mitmproxy's import and the proxy start included, as a user sees them)."""
+    get, concurrent = str(guests.c_guest("http_get")), str(guests.c_guest("http_concurrent"))
+    trees = {"now": wp.REPO, "before": wp.baseline_tree()}
+    allow = ["--allow-http", "127.0.0.1"]
+
+    def modes(name: str, tree: Path | None, tag: str, wasm: str, args: list[str]) -> dict[str, wp.Case | None]:
+        trace = str(work / f"whole-{tag}-{name}.cbor")
+        return {"run": wp.rr(tree, "run", *allow, wasm, "--", *args),
+                "record": wp.rr(tree, "record", *allow, wasm, "-t", trace, "--force", "--", *args),
+                "replay": wp.rr(tree, "replay", wasm, trace)}
+
+    def measure(tag: str, wasm: str, args: list[str], k: int) -> dict[str, dict[str, wp.Case | None]]:
+        cases = {name: modes(name, tree, tag, wasm, args) for name, tree in trees.items()}
+        wp.interleaved([c for m in cases.values() for c in m.values()], k)
+        return cases
+
+    print(f"  whole processes: a {mib} MiB GET ...", file=sys.stderr, flush=True)
+    body = measure("body", get, [f"{base}/bytes?n={mib * MiB}", "--summary"], rounds)
+    cli_body = wp.wasmtime("-S", "http", get, f"{base}/bytes?n={mib * MiB}", "--summary")
+    wp.interleaved([cli_body], rounds)
+    print(f"  whole processes: {n} GETs in flight ...", file=sys.stderr, flush=True)
+    many = measure("many", concurrent, [f"{base}/plain"] * n, rounds)
+    one = measure("one", concurrent, [f"{base}/plain"], rounds)
+    print(f"  whole processes: peak memory of a {big_mib} MiB body ...", file=sys.stderr, flush=True)
+    big = measure("big", get, [f"{base}/bytes?n={big_mib * MiB}", "--summary"], 1)
+
+    def per_request(name: str, mode: str) -> float | None:
+        a, b = many[name][mode], one[name][mode]
+        return None if a is None or b is None else (a.median - b.median) / (n - 1) * 1e3
+
+    def both(fmt: str, value: "Callable[[str], float | None]") -> str:
+        now, old = value("now"), value("before")
+        return f"{fmt.format(now)} (before {'-' if old is None else fmt.format(old)})"
+
+    def secs(cases: dict[str, dict[str, wp.Case | None]], mode: str) -> "Callable[[str], float | None]":
+        return lambda name: None if cases[name][mode] is None else cases[name][mode].median * 1e3  # type: ignore[union-attr]
+
+    def above_run(name: str, mode: str) -> float | None:
+        c, r = big[name][mode], big[name]["run"]
+        return None if c is None or r is None else c.peak_mb - r.peak_mb
+
+    run_body = body["now"]["run"].median  # type: ignore[union-attr]
+    body_x = {m: body["now"][m].median / run_body for m in ("record", "replay")}  # type: ignore[union-attr]
+    each = {m: per_request("now", m) or 0.0 for m in MODES}
+    over = {m: above_run("now", m) or 0.0 for m in ("record", "replay")}
+    return [
+        [f"{mib} MiB GET, whole process, ms", *(both("{:.0f}", secs(body, m)) for m in MODES),
+         f"{cli_body.median * 1e3:.0f}", f"rec, rep <= {WHOLE_BODY_X:g}x run",
+         " / ".join(f"{m} {body_x[m]:.2f}x {'ok' if body_x[m] <= WHOLE_BODY_X else 'MISS'}" for m in body_x)],
+        [f"each of {n} GETs in flight, whole process, ms", *(both("{:.2f}", lambda name, m=m: per_request(name, m))
+                                                            for m in MODES), "",
+         "rec <= 2x run, rep <= run",
+         f"rec {'ok' if each['record'] <= 2 * each['run'] else 'MISS'} / "
+         f"rep {'ok' if each['replay'] <= each['run'] else 'MISS'}"],
+        [f"{big_mib} MiB body, peak RSS, MB", *(both("{:.0f}", lambda name, m=m: big[name][m].peak_mb  # type: ignore[union-attr]
+                                                     if big[name][m] is not None else None) for m in MODES), "",
+         f"rec, rep <= run + {MEMORY_ABOVE_RUN_MB}",
+         " / ".join(f"{m} +{over[m]:.0f} {'ok' if over[m] <= MEMORY_ABOVE_RUN_MB else 'MISS'}" for m in over)],
+    ]
+
+
 def verdicts(ok: dict[str, bool]) -> str:
     return " / ".join(f"{p} {'ok' if v else 'MISS'}" for p, v in ok.items())
 
@@ -109,6 +177,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, help="rounds per measurement (default 9, --quick 3)")
     p.add_argument("--requests", type=int, help="N for http_concurrent (default 50, --quick 10)")
     p.add_argument("--mib", type=int, help="body size in MiB (default 10, --quick 4)")
+    p.add_argument("--big-mib", type=int, help="body size for peak memory, MiB (default 400, --quick 64)")
+    p.add_argument("--whole-only", action="store_true", help="only the whole-process table")
     opts = p.parse_args()
     rounds = opts.rounds or (3 if opts.quick else 9)
     n = opts.requests or (10 if opts.quick else 50)
@@ -116,8 +186,17 @@ def main() -> int:
     size = mib * MiB
     get, concurrent = guests.c_guest("http_get"), guests.c_guest("http_concurrent")
 
+    big_mib = opts.big_mib or (64 if opts.quick else 400)
     with tempfile.TemporaryDirectory(prefix="rr-bench-http-") as tmp, upstream() as base:
         work = Path(tmp)
+        whole = whole_processes(base, max(3, rounds // 2), n, mib, big_mib, work)
+        whole_header = ["whole `python -m rr` (now vs before " + wp.BASELINE + ")", "rr run", "rr record",
+                        "rr replay", "wasmtime CLI", "target", "verdict"]
+        if opts.whole_only:
+            print(f"\nbench_http: loopback upstream in its own process; median of {max(3, rounds // 2)} "
+                  "(peak memory: one run)\n")
+            print_table(whole_header, whole)
+            return 0
         small, big, empty = f"{base}/plain", f"{base}/bytes?n={size}", f"{base}/bytes?n=0"
         print("  timing one GET ...", file=sys.stderr, flush=True)
         usage = modes_of(get, ["http_get"], work, rounds, expect=1)
@@ -166,6 +245,8 @@ def main() -> int:
              cell(start_ms["replay"], "{:.1f}"), "", "", ""],
             ["whole `python -m rr` one GET, ms", f"{cli_rr['run']:.0f}", f"{cli_rr['record']:.0f}", "", "", "", ""],
         ])
+    print()
+    print_table(whole_header, whole)
     return 0
 
 
