@@ -17,6 +17,7 @@ found the trace bad returns one too, with status 121 or 122 and the report in `m
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import threading
@@ -147,6 +148,8 @@ def replay(component: PathLike, trace: PathLike, *, until: int | None = None,
 _programs: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _programs_lock = threading.Lock()
 PROGRAMS_KEPT = 16   # compiled components kept in memory, the most recently used
+# Let go of them before the interpreter tears wasmtime's modules down (their finalizers need them).
+atexit.register(_programs.clear)
 
 
 def load(component: PathLike, *, fast_path: bool | None = None, use_cache: bool = True) -> Any:
