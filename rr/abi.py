@@ -35,6 +35,7 @@ from functools import partial
 
 import ctypes
 import itertools
+import threading
 from collections.abc import Callable
 from ctypes import POINTER, byref
 from dataclasses import dataclass
@@ -590,9 +591,35 @@ class BoundFunc:
     top_level_result: bool  # result type is result<..>: returns are ok, WasiError is err
 
 
-_BOUND: list[BoundFunc | None] = []
-# The last exception raised by a host function (GuestExit, or a bug) for the runner.
-pending: list[BaseException] = []
+# Every registered function by its env id; wasmtime's finalizer removes it when the linker that
+# holds it is dropped, so the table holds the functions of the runs alive now, not of every run.
+_BOUND: dict[int, BoundFunc] = {}
+_bound_ids = itertools.count(1)
+
+
+class _PerThread(threading.local):
+    """A list of its own on each thread (threading.local runs __init__ once per thread)."""
+
+    def __init__(self) -> None:
+        self.items: list[BaseException] = []
+
+    def append(self, e: BaseException) -> None:
+        self.items.append(e)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+    def __getitem__(self, i: int) -> BaseException:
+        return self.items[i]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+# The last exception raised by a host function (GuestExit, or a bug) for the runner. Per thread:
+# host functions run on their guest's thread, where the runner takes it, and several guests may
+# run at once in one process.
+pending = _PerThread()
 
 
 def _error(message: str) -> int:
@@ -604,7 +631,7 @@ def _error(message: str) -> int:
 
 @ffi.wasmtime_component_func_callback_t
 def _trampoline(env, ctx, _ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
-    bound = _BOUND[env or 0]
+    bound = _BOUND[env]
     try:
         pyargs = [lift(ctx, args[i]) for i, lift in enumerate(bound.lifts)]
         if bound.top_level_result:
@@ -640,7 +667,7 @@ def _clear_results(results: Any, n: int) -> None:
 def _release(env: int | None) -> None:
     # wasmtime dropped the function (its linker and every instance of it are gone): let go
     # of the implementation and what it holds (the run's host context, a replay's trace).
-    _BOUND[env or 0] = None  # type: ignore[call-overload]
+    _BOUND.pop(env or 0, None)
 
 
 _finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_release)
@@ -677,8 +704,8 @@ def bind(conv: Converters, name: str, fty: wc.FuncType, impl: Callable[..., Any]
 
 def add_func(instance: wc.LinkerInstance, name: str, bound: BoundFunc) -> None:
     """Register through the raw C API: one trampoline, the function's index as env."""
-    idx = len(_BOUND)
-    _BOUND.append(bound)
+    idx = next(_bound_ids)   # never 0: wasmtime passes a zero env as None
+    _BOUND[idx] = bound
     name_bytes = name.encode("utf-8")
     err = ffi.wasmtime_component_linker_instance_add_func(
         instance.ptr(), ctypes.create_string_buffer(name_bytes), len(name_bytes),

@@ -4,8 +4,9 @@ rr's host sends every guest request as plain HTTP/1.1 in absolute form to 127.0.
 with an `x-rr-flow: <id>` header and the run's `credentials` (Proxy-Authorization; anything
 without them gets a 407: proxy_addon/gate.py); mitmproxy does any upstream TLS. The proxy runs on its
 own event loop behind an anyio blocking portal: a loop thread that the guest's and the
-CLI's synchronous threads call into (start, shutdown) without touching its objects. mitmproxy is imported lazily (~0.8 s) and only one
-instance can run per process (its options and context are process globals).
+CLI's synchronous threads call into (start, shutdown) without touching its objects. mitmproxy is
+imported lazily (~0.8 s). Any number of proxies can run in one process, each with its own options,
+addons and port: see `_loop_local_ctx`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 import ssl
 import sys
 import threading
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
     from proxy_addon import FlowRecord, RecordAddon, ReplayAddon
 
 START_TIMEOUT_S = 30.0
-_one_at_a_time = threading.Lock()
+# Starts one at a time: two masters creating the CA in the same confdir at once could each write
+# half of it. Running proxies do not wait on it.
+_starting = threading.Lock()
 
 
 def default_confdir() -> Path:
@@ -108,6 +112,55 @@ def _addons_package_deferred() -> None:
     package.__dict__["__getattr__"] = finish
     sys.modules["mitmproxy.addons"] = package
     mitmproxy.addons = package  # type: ignore[attr-defined]
+
+def _loop_local_ctx() -> None:
+    """Make mitmproxy's `ctx.master`, `ctx.options` and `ctx.log` belong to the thread that set them.
+
+    mitmproxy keeps them as module globals that every Master overwrites when it is created, and it
+    reads them all the time, not only in addons' hooks: each new client connection is handled by
+    `ctx.master` with `ctx.options` (proxy/mode_servers.py), TLS settings come from `ctx.options`
+    (addons/tlsconfig.py). With two masters in one process, connections to the first were handled
+    by the second one's addons. Each EmbeddedProxy builds, runs and shuts down its master on its own
+    event-loop thread, and all of mitmproxy's code for it runs on that loop, so per-thread values
+    give every master its own context. Chosen over one proxy shared by all runs (routing flows by
+    credentials) because a run keeps its own options (upstream trust, web UI) and its own port, and
+    rr's addons stay as they are. A thread that set nothing (none of mitmproxy's own) sees the
+    value set last, which is mitmproxy's behaviour with one master."""
+    from mitmproxy import ctx
+
+    if isinstance(ctx, _LoopLocalCtx):
+        return
+    for name in _LoopLocalCtx.NAMES:
+        if name in ctx.__dict__:
+            _LoopLocalCtx.last[name] = ctx.__dict__.pop(name)
+    assert isinstance(ctx, types.ModuleType)
+    ctx.__class__ = _LoopLocalCtx
+
+
+def _ctx_property(name: str) -> property:
+    def get(module: Any) -> Any:
+        try:
+            return getattr(_LoopLocalCtx.local, name)
+        except AttributeError:
+            try:
+                return _LoopLocalCtx.last[name]
+            except KeyError:
+                raise AttributeError(f"module 'mitmproxy.ctx' has no attribute {name!r}") from None
+
+    def set_(module: Any, value: Any) -> None:
+        setattr(_LoopLocalCtx.local, name, value)
+        _LoopLocalCtx.last[name] = value
+
+    return property(get, set_)
+
+
+class _LoopLocalCtx(types.ModuleType):
+    NAMES = ("master", "options", "log")
+    local = threading.local()
+    last: dict[str, Any] = {}
+    master = _ctx_property("master")
+    options = _ctx_property("options")
+    log = _ctx_property("log")
 
 
 class WebUIError(RuntimeError):
@@ -249,10 +302,10 @@ class EmbeddedProxy:
     def start(self) -> "EmbeddedProxy":
         if self._portal is not None:
             raise RuntimeError("proxy already started")
-        if not _one_at_a_time.acquire(blocking=False):
-            raise RuntimeError("another EmbeddedProxy is running in this process (mitmproxy allows one)")
+        _starting.acquire()
         self._holding_lock = True
         try:
+            _loop_local_ctx()
             from proxy_addon import RecordAddon, ReplayAddon
             from proxy_addon.errors import install_error_response_headers
             from proxy_addon.gate import GuestGate, new_credentials
@@ -289,14 +342,27 @@ class EmbeddedProxy:
         except BaseException:
             self.stop()
             raise
+        finally:
+            self._release_start_lock()
         return self
 
+    def _release_start_lock(self) -> None:
+        if self._holding_lock:
+            self._holding_lock = False
+            _starting.release()
+
     async def _serve(self, ready: threading.Event) -> None:
+        from . import netlock
+
+        # A recording's upstream connections are made on this loop: a replay running at the
+        # same time in this process must not refuse them.
+        netlock.exempt_this_thread(self.mode == "record")
         try:
             await self._run_master(ready)
         except BaseException as e:  # noqa: BLE001 - reported to start() / stop()
             self._failure = e
         finally:
+            netlock.exempt_this_thread(False)
             ready.set()
 
     async def _run_master(self, ready: threading.Event) -> None:
@@ -365,9 +431,7 @@ class EmbeddedProxy:
                 logging.getLogger("mitmproxy.rr").warning("proxy shutdown: %s", e)
             self._portal_cm.__exit__(None, None, None)
             self._portal_cm = None
-        if self._holding_lock:
-            self._holding_lock = False
-            _one_at_a_time.release()
+        self._release_start_lock()
 
     def __enter__(self) -> "EmbeddedProxy":
         return self.start()

@@ -13,6 +13,7 @@ that many calls and refuses the next, so it ends at the same point with the same
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import threading
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
+import wasmtime._bindings as raw_api
 import wasmtime._ffi as ffi
 from wasmtime import component as wc
 
@@ -309,12 +311,9 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
     store = wasmtime.Store(program.engine)
     if limits.max_memory is not None:
         store.set_limits(memory_size=limits.max_memory)
-    # Wasm code reads its deadline when it starts running, so it must be armed now: one
-    # epoch tick (which only a stop makes) interrupts the guest. The engine is shared, so a
-    # stop interrupts every run of this process: rr runs one guest per process.
-    store.set_epoch_deadline(1)
+    interrupt_wasm = _arm_epoch(store, program.engine)
     if replay_stop is not None:
-        replay_stop.bind(host, program.engine.increment_epoch)
+        replay_stop.bind(host, interrupt_wasm)
 
     result: list[Outcome] = []
     failure: list[BaseException] = []
@@ -357,7 +356,7 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
             if on_stop is not None:
                 on_stop()
             host.interrupt(reason)
-            program.engine.increment_epoch()
+            interrupt_wasm()
             done.wait(STOP_GRACE_S)
             calls = host.calls
         if done.is_set() and failure and not isinstance(failure[0], GuestInterrupted):
@@ -369,6 +368,40 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
         return Outcome(replay_stop.kind or "interrupted", STOP_STATUS[replay_stop.kind or "interrupted"],
                        replay_stop.message, calls=host.calls, replayed_stop=True)
     return result[0]
+
+
+_EpochCallback = raw_api._wasmtime_store_epoch_deadline_callback.argtypes[1]
+_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+_CONTINUE = 0   # WASMTIME_UPDATE_DEADLINE_CONTINUE
+
+
+def _arm_epoch(store: wasmtime.Store, engine: wasmtime.Engine) -> Callable[[], None]:
+    """Arm `store` so that its wasm code can be interrupted; returns what interrupts it.
+
+    Epochs belong to the engine, which every run of the process shares (compiled components
+    are tied to it), so a tick reaches every running store. Each store therefore reaches its
+    deadline at every tick and asks its own callback: a run that was not stopped carries on
+    (deadline one tick further), the stopped one traps. Wasm code reads its deadline when it
+    starts running, so it is armed now, before instantiation."""
+    stopping = threading.Event()
+
+    def on_deadline(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+        if stopping.is_set():
+            err = ffi.wasmtime_error_new(b"rr: guest stopped")
+            return ctypes.cast(err, ctypes.c_void_p).value or 0
+        delta[0] = 1
+        kind[0] = _CONTINUE
+        return 0
+
+    callback = _EpochCallback(on_deadline)
+    ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _NO_FINALIZER)
+    store.rr_epoch_callback = callback  # type: ignore[attr-defined]  # lives as long as the store
+    store.set_epoch_deadline(1)
+
+    def interrupt() -> None:
+        stopping.set()
+        engine.increment_epoch()
+    return interrupt
 
 
 def stopped(reason: str, calls: int, limits: Limits) -> Outcome:

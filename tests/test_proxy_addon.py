@@ -371,9 +371,25 @@ def test_stop_is_idempotent_and_frees_the_port(sink: Sink, confdir: Path) -> Non
         fetch_via_proxy(port, "http://127.0.0.1:1/", timeout=5)
 
 
-def test_only_one_proxy_at_a_time(sink: Sink, recorder: EmbeddedProxy, confdir: Path) -> None:
-    with pytest.raises(RuntimeError, match="another EmbeddedProxy"):
-        EmbeddedProxy("record", on_flow=sink, confdir=confdir).start()
+def test_proxies_running_at_once_keep_their_own_flows_and_options(
+        sink: Sink, recorder: EmbeddedProxy, confdir: Path, server: TestServer, tls_server: TestServer,
+        tls: TLSFiles) -> None:
+    """mitmproxy's context is per master: each proxy's connections reach its own addons and use
+    its own options (here the upstream trust), whichever proxy was created last."""
+    other_sink = Sink()
+    with EmbeddedProxy("record", on_flow=other_sink, confdir=confdir) as other, \
+            replayer([], confdir) as third:
+        assert len({recorder.port, other.port, third.port}) == 3
+        for _ in range(2):  # the same connection order each way round
+            assert fetch_via_proxy(recorder, tls_server.url("/plain"), flow_id="1").body == PLAIN_BODY
+            assert fetch_via_proxy(other, tls_server.url("/plain"), flow_id="2").header("x-rr-error") == "tls"
+            assert fetch_via_proxy(third, server.url("/plain"), flow_id="3").header("x-rr-mismatch") == "1"
+            # one proxy's credentials are refused by another
+            assert fetch_via_proxy(other.port, server.url("/plain"), flow_id="4",
+                                   headers={"Proxy-Authorization": recorder.credentials}).status == 407
+    assert [r["id"] for r in sink.records] == ["1", "1"] and all(r["error"] is None for r in sink.records)
+    assert [r["id"] for r in other_sink.records] == ["2", "2"]
+    assert all(r["error"]["kind"] == "tls" for r in other_sink.records)
 
 
 def test_dump_and_verbose_write_to_stderr_never_stdout(sink: Sink, confdir: Path, server: TestServer, capfd: pytest.CaptureFixture[str]) -> None:
