@@ -113,6 +113,7 @@ def _addons_package_deferred() -> None:
     sys.modules["mitmproxy.addons"] = package
     mitmproxy.addons = package  # type: ignore[attr-defined]
 
+
 def _loop_local_ctx() -> None:
     """Make mitmproxy's `ctx.master`, `ctx.options` and `ctx.log` belong to the thread that set them.
 
