@@ -8,9 +8,9 @@ through wasi:http (rr/host/http), which rr does serve.
 
 from __future__ import annotations
 
-from ..abi import WasiError
-from .context import HostContext
-from .wit import Interface
+from ...abi import WasiError
+from ..context import HostContext
+from ..wit import Interface
 
 instance_network_if = Interface("wasi:sockets/instance-network")
 network_if = Interface("wasi:sockets/network")
