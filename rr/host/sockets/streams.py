@@ -23,7 +23,7 @@ from ..io import BufferedInput, IoError, OutputStream, StreamClosed, StreamFaile
 from ..poll import Pollable
 
 READ_AHEAD = 4 << 20
-RECV_SIZE = 256 << 10
+RECV_SIZE = 1 << 20
 WRITE_CAPACITY = 1 << 20   # what check-write offers (io.MAX_CHUNK: one call's list stays small)
 
 
@@ -61,6 +61,14 @@ class TcpInput(BufferedInput):
                 self.finish(_failure(e))
 
     def take(self, n: int) -> bytes:
+        with self._lock:
+            # The common case of a big transfer: hand over whole chunks, without a copy.
+            if self._chunks and len(self._chunks[0]) <= n and (len(self._chunks) == 1
+                                                              or len(self._chunks[0]) + len(self._chunks[1]) > n):
+                data = self._chunks.pop(0)
+                self._size -= len(data)
+                self._room.notify_all()
+                return data
         data = super().take(n)
         if data:
             with self._room:

@@ -1,0 +1,150 @@
+"""wasi:sockets recorded against real loopback servers, replayed with no network at all.
+
+The guests are WAT (tests/guests/wat/tcp_client.wat, tcp_server.wat, udp_client.wat,
+lookup_name.wat): each makes wasmtime's exact p2 call sequence, so what they print can be
+compared with the wasmtime CLI's own run. Servers are tests/sockservers.py's, which count
+the connections and datagrams that reach them: a replay adds none.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import guests
+from sockservers import TcpEchoServer, UdpEchoServer, closed_port, tcp_exchange
+
+RR = [sys.executable, "-m", "rr"]
+LOOPBACK = {"4": "127.0.0.1", "6": "::1"}
+
+
+def rr(*args: str, timeout: float = 60) -> guests.Ran:
+    done = subprocess.run([*RR, *args], capture_output=True, timeout=timeout, cwd=guests.REPO,
+                          env=guests._clean_env(None))
+    return guests.Ran(done.returncode, done.stdout, done.stderr)
+
+
+def guest(wat_dir: Path, name: str) -> str:
+    path = wat_dir / f"{name}.wasm"
+    if not path.exists():
+        pytest.fail(f"{name}.wat does not compile: {(wat_dir / f'{name}.error').read_text()}")
+    return str(path)
+
+
+def replay_twice(component: str, trace: Path, recorded: guests.Ran) -> None:
+    for _ in range(2):
+        replayed = rr("replay", component, str(trace))
+        assert (replayed.status, replayed.stdout) == (recorded.status, recorded.stdout), replayed.err
+        assert replayed.err == "", replayed.err
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+FAMILIES = ["4", pytest.param("6", marks=pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback"))]
+
+
+# ---------------------------------------------------------------- TCP client
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tcp_client_replays_with_no_connection(family: str, wat_dir: Path, tmp_path: Path) -> None:
+    client = guest(wat_dir, "tcp_client")
+    trace = tmp_path / "t.cbor"
+    with TcpEchoServer(LOOPBACK[family]) as server:
+        recorded = rr("record", "--allow-net", server.address, client, "-t", str(trace), "--",
+                      family, str(server.port), "hello")
+        assert (recorded.status, recorded.out) == (0, "connected\ngot hello\n"), recorded.err
+        assert server.connections == 1 and server.received == b"hello\n"
+        replay_twice(client, trace, recorded)   # the server still listens: nothing reaches it
+        assert server.connections == 1
+    replay_twice(client, trace, recorded)       # and with no server at all
+
+
+def test_refused_connection_is_recorded_and_replayed(wat_dir: Path, tmp_path: Path) -> None:
+    client, trace = guest(wat_dir, "tcp_client"), tmp_path / "t.cbor"
+    recorded = rr("record", "-S", "inherit-network", client, "-t", str(trace), "--", "4", str(closed_port()), "hi")
+    assert (recorded.status, recorded.out) == (0, "finish-connect err 14\n"), recorded.err  # connection-refused
+    replay_twice(client, trace, recorded)
+
+
+def test_a_changed_payload_stops_the_replay_with_both_sides(wat_dir: Path, tmp_path: Path) -> None:
+    """The guest sends what the (edited) trace's arguments say: not what the recording sent."""
+    client, trace = guest(wat_dir, "tcp_client"), tmp_path / "t.jsonl"
+    with TcpEchoServer() as server:
+        rr("record", "--allow-net", server.address, client, "-t", str(trace), "--", "4", str(server.port), "hello")
+    lines = trace.read_text().splitlines()
+    edited = [line.replace('"hello"]', '"HELLO"]') if 'environment.get-arguments"' in line else line for line in lines]
+    assert edited != lines
+    trace.write_text("\n".join(edited) + "\n")
+    replayed = rr("replay", client, str(trace))
+    assert replayed.status == 121, replayed.err
+    assert "wasi:io/streams.write('tcp-1-out', <6 bytes 68656c6c6f0a>)" in replayed.err   # recorded: hello
+    assert "wasi:io/streams.write('tcp-1-out', <6 bytes 48454c4c4f0a>)" in replayed.err   # now: HELLO
+
+
+def test_a_trace_missing_a_read_is_an_error_not_a_hang(wat_dir: Path, tmp_path: Path) -> None:
+    client, trace = guest(wat_dir, "tcp_client"), tmp_path / "t.jsonl"
+    with TcpEchoServer() as server:
+        rr("record", "--allow-net", server.address, client, "-t", str(trace), "--", "4", str(server.port), "hello")
+    lines = [line for line in trace.read_text().splitlines() if '"wasi:io/streams.blocking-read"' not in line]
+    trace.write_text("\n".join(lines) + "\n")
+    replayed = rr("replay", client, str(trace), timeout=30)
+    assert replayed.status == 121, replayed.err
+    assert "blocking-read('tcp-1-in', 4096)" in replayed.err and replayed.err.startswith("rr: ")
+
+
+# ---------------------------------------------------------------- TCP server
+
+
+def serve_one(cmd: list[str], host: str, line: bytes) -> tuple[guests.Ran, bytes]:
+    """Run a tcp_server command, connect to the port it prints, send `line`: (its run, the reply)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=guests.REPO,
+                            env=guests._clean_env(None))
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        reply = tcp_exchange(host, int(first.split()[1]), line) if first.startswith(b"listening ") else b""
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return guests.Ran(proc.returncode, first + out, err), reply
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tcp_server_replays_with_no_client(family: str, wat_dir: Path, tmp_path: Path) -> None:
+    server, trace = guest(wat_dir, "tcp_server"), tmp_path / "t.cbor"
+    recorded, reply = serve_one([*RR, "record", "-S", "inherit-network", server, "-t", str(trace), "--", family, "0"],
+                                LOOPBACK[family], b"ping\n")
+    assert reply == b"echo: ping\n", recorded.err
+    assert recorded.status == 0 and recorded.out.endswith("served ping\n"), recorded.err
+    replay_twice(server, trace, recorded)   # no client: the port, the connection and its bytes are recorded
+
+
+# ---------------------------------------------------------------- beside the wasmtime CLI
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ((), "create err 01\n"),                    # access-denied: no TCP
+    (("-S", "tcp"), "finish-connect err 01\n"),  # TCP on, no address granted
+    (("-S", "inherit-network,tcp=n"), "create err 01\n"),
+    (("-S", "inherit-network"), "connected\ngot same\n"),
+])
+def test_tcp_grants_answer_as_wasmtime(flags: tuple[str, ...], expected: str, wat_dir: Path,
+                                       wasmtime_bin: Path) -> None:
+    client = Path(guest(wat_dir, "tcp_client"))
+    with TcpEchoServer() as server:
+        args = ("4", str(server.port), "same")
+        ours = guests.rr_run(client, *args, flags=flags)
+        theirs = guests.wasmtime_run(client, *args, flags=flags)
+    assert (ours.status, ours.out) == (theirs.status, theirs.out) == (0, expected), (ours.err, theirs.err)
