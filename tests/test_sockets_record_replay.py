@@ -148,3 +148,72 @@ def test_tcp_grants_answer_as_wasmtime(flags: tuple[str, ...], expected: str, wa
         ours = guests.rr_run(client, *args, flags=flags)
         theirs = guests.wasmtime_run(client, *args, flags=flags)
     assert (ours.status, ours.out) == (theirs.status, theirs.out) == (0, expected), (ours.err, theirs.err)
+
+
+# ---------------------------------------------------------------- UDP
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_udp_client_replays_with_no_datagram(family: str, wat_dir: Path, tmp_path: Path) -> None:
+    client, trace = guest(wat_dir, "udp_client"), tmp_path / "t.cbor"
+    with UdpEchoServer(LOOPBACK[family]) as server:
+        recorded = rr("record", "--allow-net", server.address, client, "-t", str(trace), "--",
+                      family, str(server.port), "hello")
+        assert (recorded.status, recorded.out) == (0, "sent 1\ngot hello\n"), recorded.err
+        assert server.datagrams == 1
+        replay_twice(client, trace, recorded)
+        assert server.datagrams == 1
+    replay_twice(client, trace, recorded)
+
+
+def test_udp_datagram_to_a_closed_port_times_out_and_replays_at_once(wat_dir: Path, tmp_path: Path) -> None:
+    client, trace = guest(wat_dir, "udp_client"), tmp_path / "t.cbor"
+    recorded = rr("record", "-S", "inherit-network", client, "-t", str(trace), "--", "4", str(closed_port()), "x")
+    assert (recorded.status, recorded.out) == (0, "sent 1\ntimeout\n"), recorded.err
+    replay_twice(client, trace, recorded)
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ((), "create err 01\n"),
+    (("-S", "udp"), "bind err 01\n"),           # UDP on, no address: even the implicit bind is refused
+    (("-S", "inherit-network", "-S", "udp=n"), "create err 01\n"),
+    (("-S", "inherit-network"), "sent 1\ngot same\n"),
+])
+def test_udp_grants_answer_as_wasmtime(flags: tuple[str, ...], expected: str, wat_dir: Path,
+                                       wasmtime_bin: Path) -> None:
+    client = Path(guest(wat_dir, "udp_client"))
+    with UdpEchoServer() as server:
+        args = ("4", str(server.port), "same")
+        ours = guests.rr_run(client, *args, flags=flags)
+        theirs = guests.wasmtime_run(client, *args, flags=flags)
+    assert (ours.status, ours.out) == (theirs.status, theirs.out) == (0, expected), (ours.err, theirs.err)
+
+
+# ---------------------------------------------------------------- name lookup
+
+
+@pytest.mark.parametrize("name,flags,expected", [
+    ("localhost", (), "resolve err 20\n"),      # permanent-resolver-failure without the grant
+    ("127.0.0.1", (), "resolve err 20\n"),      # IP literals too
+    ("localhost", ("-S", "allow-ip-name-lookup"), "ipv4 127.0.0.1\ndone\n"),
+    ("::1", ("-S", "allow-ip-name-lookup"), "ipv6 0:0:0:0:0:0:0:1\ndone\n"),
+    ("no-such-name.invalid", ("-S", "allow-ip-name-lookup"), "next err 18\n"),  # name-unresolvable
+    ("bad name", ("-S", "allow-ip-name-lookup"), "resolve err 03\n"),          # invalid-argument
+])
+def test_lookups_answer_as_wasmtime(name: str, flags: tuple[str, ...], expected: str, wat_dir: Path,
+                                    wasmtime_bin: Path) -> None:
+    lookup = Path(guest(wat_dir, "lookup_name"))
+    ours = guests.rr_run(lookup, name, flags=flags)
+    theirs = guests.wasmtime_run(lookup, name, flags=flags)
+    assert (ours.status, ours.out) == (theirs.status, theirs.out), (ours.err, theirs.err)
+    if name != "localhost" or not flags:   # what localhost resolves to is /etc/hosts' business
+        assert ours.out == expected
+
+
+def test_a_lookup_replays_without_resolving(wat_dir: Path, tmp_path: Path) -> None:
+    lookup, trace = guest(wat_dir, "lookup_name"), tmp_path / "t.cbor"
+    recorded = rr("record", "--allow-net", "localhost:5432", lookup, "-t", str(trace), "--", "localhost")
+    assert recorded.status == 0 and recorded.out.endswith("done\n") and "ipv4 127.0.0.1\n" in recorded.out
+    replay_twice(lookup, trace, recorded)
+    listing = rr("inspect", str(trace), "--call", "wasi:sockets/*").out
+    assert "resolve-next-address('lookup-1') -> '127.0.0.1'" in listing
