@@ -116,7 +116,7 @@ def parse(pattern: str) -> _Rule:
 
 def _flag(option: str, setting: str) -> bool:
     value = setting.lower()
-    if value in ("", "y", "yes", "true", "1"):
+    if value in ("y", "yes", "true", "1"):
         return True
     if value in ("n", "no", "false", "0"):
         return False
@@ -142,7 +142,7 @@ class SocketGrant:
     def s_option(self, option: str) -> None:
         """One wasmtime `-S` option (no commas) that names a socket grant."""
         name, eq, setting = option.strip().partition("=")
-        value = _flag(option.strip(), setting if eq else "")
+        value = _flag(option.strip(), setting) if eq else True
         if name == "inherit-network":
             self.inherit_network = value
         elif name == "allow-ip-name-lookup":
