@@ -82,16 +82,19 @@ def test_refused_connection_is_recorded_and_replayed(wat_dir: Path, tmp_path: Pa
 def test_a_changed_payload_stops_the_replay_with_both_sides(wat_dir: Path, tmp_path: Path) -> None:
     """The guest sends what the (edited) trace's arguments say: not what the recording sent."""
     client, trace = guest(wat_dir, "tcp_client"), tmp_path / "t.jsonl"
+    message = "a line longer than sixteen bytes"
     with TcpEchoServer() as server:
-        rr("record", "--allow-net", server.address, client, "-t", str(trace), "--", "4", str(server.port), "hello")
+        rr("record", "--allow-net", server.address, client, "-t", str(trace), "--", "4", str(server.port), message)
     lines = trace.read_text().splitlines()
-    edited = [line.replace('"hello"]', '"HELLO"]') if 'environment.get-arguments"' in line else line for line in lines]
+    edited = [line.replace("sixteen", "SIXTEEN") if 'environment.get-arguments"' in line else line for line in lines]
     assert edited != lines
     trace.write_text("\n".join(edited) + "\n")
     replayed = rr("replay", client, str(trace))
     assert replayed.status == 121, replayed.err
-    assert "wasi:io/streams.write('tcp-1-out', <6 bytes 68656c6c6f0a>)" in replayed.err   # recorded: hello
-    assert "wasi:io/streams.write('tcp-1-out', <6 bytes 48454c4c4f0a>)" in replayed.err   # now: HELLO
+    assert "expected wasi:io/streams.write('tcp-1-out', <33 bytes 61206c696e65206c6f6e676572207468...>)" in replayed.err
+    assert ("the bytes differ from byte 19 (recorded 33 bytes, the guest's 33):\n"
+            "      recorded  b'er than sixteen bytes\\n'\n"
+            "      guest     b'er than SIXTEEN bytes\\n'") in replayed.err
 
 
 def test_a_trace_missing_a_read_is_an_error_not_a_hang(wat_dir: Path, tmp_path: Path) -> None:
