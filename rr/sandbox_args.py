@@ -14,6 +14,7 @@ from .errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: building the parser must not load the host
     from .host.context import Preopen, Sandbox
+    from .host.sockets.grant import SocketGrant
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$", re.IGNORECASE)
 
@@ -31,8 +32,14 @@ def add_sandbox_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-http", action="append", default=[], metavar="PATTERN",
                    help="allow outgoing HTTP to PATTERN: HOST, HOST:PORT, *.DOMAIN, [IPv6]:PORT "
                         "or * for all (repeatable; default: none)")
-    g.add_argument("-S", dest="wasmtime_s", action="append", default=[], metavar="http",
-                   help="as the wasmtime CLI: -S http allows all outgoing HTTP")
+    g.add_argument("--allow-net", action="append", default=[], metavar="PATTERN",
+                   help="allow wasi:sockets to one address (and switch TCP and UDP on): IP:PORT, "
+                        "[IPv6]:PORT, IP (any port), NETWORK/BITS:PORT, NAME:PORT (the guest may look "
+                        "NAME up and use what it resolves to), *.DOMAIN:PORT, or * for all; PORT may "
+                        "be * (repeatable; default: none)")
+    g.add_argument("-S", dest="wasmtime_s", action="append", default=[], metavar="OPT[,OPT]",
+                   help="as the wasmtime CLI: http (all outgoing HTTP), inherit-network (every "
+                        "address, TCP and UDP on), allow-ip-name-lookup, tcp[=y|n], udp[=y|n]")
     g.add_argument("--max-memory", metavar="SIZE", type=parse_size,
                    help="limit each linear memory of the guest, e.g. 64M, 1G (exit status 123 if "
                         "it cannot even start); recorded, and applied again on replay")
@@ -102,15 +109,22 @@ def _preopen(spec: str, writable: bool) -> Preopen:
     return Preopen(host=os.path.abspath(host), guest=guest, writable=writable)
 
 
+def _s_options(args: argparse.Namespace) -> list[str]:
+    """Every -S option, comma-joined ones split, in command-line order."""
+    return [option.strip() for value in args.wasmtime_s for option in value.split(",")]
+
+
 def _http_allow(args: argparse.Namespace) -> list[str]:
     if not args.wasmtime_s and not args.allow_http:
         return []
     from .host.http.grant import BadPattern, HttpGrant, wasmtime_s_option
+    from .host.sockets.grant import is_socket_option
 
     patterns: list[str] = []
     try:
-        for value in args.wasmtime_s:
-            patterns += wasmtime_s_option(value)
+        for option in _s_options(args):
+            if not is_socket_option(option):
+                patterns = wasmtime_s_option(option) if option.partition("=")[0] == "http" else patterns
     except BadPattern as e:
         raise UsageError(str(e)) from None
     for pattern in args.allow_http:
@@ -120,6 +134,28 @@ def _http_allow(args: argparse.Namespace) -> list[str]:
             raise UsageError(f"--allow-http {e}") from None
         patterns.append(pattern.strip())
     return list(dict.fromkeys(patterns))
+
+
+def _socket_grant(args: argparse.Namespace) -> SocketGrant:
+    from .host.sockets.grant import BadGrant, SocketGrant, is_socket_option
+
+    grant = SocketGrant()
+    for option in _s_options(args):
+        name = option.partition("=")[0]
+        if name != "http" and not is_socket_option(option):
+            raise UsageError(f"-S {option!r}: rr takes only -S http, inherit-network, allow-ip-name-lookup, "
+                             "tcp and udp (use rr's own flags for the rest: --env, --dir, --allow-http, --allow-net)")
+        if is_socket_option(option):
+            try:
+                grant.s_option(option)
+            except BadGrant as e:
+                raise UsageError(str(e)) from None
+    for pattern in args.allow_net:
+        try:
+            grant.allow(pattern)
+        except BadGrant as e:
+            raise UsageError(f"--allow-net {e}") from None
+    return grant
 
 
 def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: list[str]) -> Sandbox:
@@ -136,9 +172,11 @@ def sandbox_from_args(args: argparse.Namespace, program_name: str, guest_args: l
     argv = [_utf8("component name (the guest's argv[0])", program_name),
             *(_utf8("argument", a) for a in guest_args)]
     preopens = [_preopen(d, False) for d in args.dir] + [_preopen(d, True) for d in args.dir_rw]
+    sockets = _socket_grant(args)
     return Sandbox(
         argv=argv,
         http_allow=_http_allow(args),
+        sockets=sockets,
         env=list(env.items()),
         preopens=preopens,
         cwd=None,

@@ -42,6 +42,7 @@ class Diverged(RRError):
 
 
 HTTP_ALLOW = "http_allow"  # header extra: the --allow-http grant, so replay needs no flags
+SOCKETS = "sockets"        # header extra: the socket grant (-S inherit-network ..., --allow-net)
 
 
 def make_header(program: runner.Program, sandbox: Sandbox, limits: runner.Limits | None = None) -> Header:
@@ -55,7 +56,8 @@ def make_header(program: runner.Program, sandbox: Sandbox, limits: runner.Limits
         dirs=[{"host": p.host, "guest": p.guest, "mode": "rw" if p.writable else "ro"}
               for p in sandbox.preopens],
         start_time=time.time(),
-        extra={HTTP_ALLOW: list(sandbox.http_allow)},
+        extra={HTTP_ALLOW: list(sandbox.http_allow),
+               **({SOCKETS: sandbox.sockets.to_header()} if sandbox.sockets else {})},
         limits={k: v for k, v in (("max_memory", limits.max_memory),
                                   ("timeout", None if limits.timeout is None else float(limits.timeout)))
                 if v is not None},
@@ -222,7 +224,18 @@ def replay_sandbox(header: Header, stdout, stderr,  # type: ignore[no-untyped-de
     # The host directories are never touched on replay: reads come from the trace.
     preopens = [Preopen(host="", guest=d["guest"], writable=d.get("mode") == "rw") for d in header.dirs]
     return Sandbox(argv=list(header.argv), env=[(k, v) for k, v in header.env], preopens=preopens,
-                   stdin=None, stdout=stdout, stderr=stderr, http_allow=recorded_http_allow(header, trace_path))
+                   stdin=None, stdout=stdout, stderr=stderr, http_allow=recorded_http_allow(header, trace_path),
+                   sockets=recorded_sockets(header, trace_path))
+
+
+def recorded_sockets(header: Header, trace_path: str):  # type: ignore[no-untyped-def]
+    from .host.sockets.grant import BadGrant, SocketGrant
+    if SOCKETS not in header.extra:
+        return None
+    try:
+        return SocketGrant.from_header(header.extra[SOCKETS])
+    except BadGrant as e:
+        raise BadTrace(f"{trace_path}: header field {SOCKETS!r}: {e}") from None
 
 
 def recorded_http_allow(header: Header, trace_path: str) -> list[str]:
@@ -245,6 +258,10 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
     first; a pipe is then copied once to a temporary file."""
     http = program.imports_interface("wasi:http/")
     with contextlib.ExitStack() as stack:
+        if program.imports_interface("wasi:sockets/"):
+            # Sockets are served from the trace: nothing but loopback (the proxy) may connect.
+            netlock.engage()
+            stack.callback(netlock.release)
         source = _rereadable(trace_path, stack) if http else trace_path
         try:
             reader = stack.enter_context(open_trace(source, name=trace_path))

@@ -183,7 +183,8 @@ class Replayer(Tap):
         if event.call != call or event.args != wanted:
             raise Divergence(self._describe(
                 f"expected {format_call(event.call, event.args)}, "
-                f"the guest called {format_call(call, wanted)}"))
+                f"the guest called {format_call(call, wanted)}"
+                + (first_difference(event.args, wanted) if event.call == call else "")))
         self._ahead.popleft()
         self._behind.append((index, event))
         self.consumed += 1
@@ -285,6 +286,18 @@ def format_value(value: Any, limit: int = 48) -> str:
         inner = ", ".join(f"{k}: {format_value(v, limit)}" for k, v in list(value.items())[:6])
         return "{" + inner + "}"
     return repr(value)
+
+
+def first_difference(recorded: list[Any], actual: list[Any]) -> str:
+    """Where two argument lists' first differing bytes argument (data written or sent) differs,
+    as a line to add to a divergence: the call shows only the first 16 bytes of each."""
+    for a, b in zip(recorded, actual):
+        if type(a) is bytes and type(b) is bytes and a != b:
+            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            start = max(0, at - 8)
+            return (f"\n    the bytes differ from byte {at} (recorded {len(a)} bytes, the guest's {len(b)}):"
+                    f"\n      recorded  {a[start:at + 24]!r}\n      guest     {b[start:at + 24]!r}")
+    return ""
 
 
 def format_call(call: str, args: list[Any]) -> str:

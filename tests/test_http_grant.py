@@ -151,7 +151,7 @@ def test_run_grants_by_host_port_and_ipv6_literal(v6: str) -> None:
 
 @pytest.mark.parametrize("flags,message", [
     (("--allow-http", "127.0.0.1:http"), "rr: --allow-http '127.0.0.1:http': port 'http' is not a number"),
-    (("-S", "inherit-network"), "rr: -S 'inherit-network': rr takes only -S http"),
+    (("-S", "cli"), "rr: -S 'cli': rr takes only -S http, inherit-network"),
 ])
 def test_bad_grant_flags_are_one_line_usage_errors(flags: tuple[str, ...], message: str) -> None:
     ran = rr("run", *flags, guest("http_get"), "--", "http://127.0.0.1:1/")

@@ -122,8 +122,6 @@ WAT_CASES = {
     "trap": [Case("wat/trap", compare_stderr=False, expect_status=134)],
     "poll_many": [Case("wat/poll_many")],
     "stderr_and_out": [Case("wat/stderr_and_out")],
-    # Both refuse the socket; rr says not-supported (2), wasmtime access-denied (1):
-    # test_sockets_are_refused_with_an_error_value pins rr's answer.
     # Refused before running by both, with each tool's own status: test_run_signature.py.
     "bad_run_param": [],
     "bad_run_string": [],
@@ -131,7 +129,9 @@ WAT_CASES = {
     # They never end by themselves: a stop and its replay are test_limits.py's and test_signals.py's.
     "spin": [],
     "ticker": [],
-    "sockets": [Case("wat/sockets", normalise=lambda text: re.sub(r"tcp err \d\d", "tcp err <refused>", text))],
+    # Both refuse the socket without a grant with access-denied (1); with -S tcp both create it.
+    "sockets": [Case("wat/sockets"), Case("wat/sockets", wasmtime_flags=("-S", "tcp"), rr_flags=("-S", "tcp"),
+                                          id="wat-sockets-tcp")],
 }
 
 
@@ -226,6 +226,6 @@ def test_no_preopen_means_no_filesystem(wasmtime_bin: Path) -> None:
 
 
 def test_sockets_are_refused_with_an_error_value(wat_dir: Path) -> None:
-    """The sandbox has no network: a socket request gets `not-supported`, not a trap."""
+    """Without a grant a socket request gets wasmtime's `access-denied`, not a trap."""
     ran = guests.rr_run(wat_dir / "sockets.wasm")
-    assert (ran.status, ran.out) == (0, "tcp err 02\n"), ran.err
+    assert (ran.status, ran.out) == (0, "tcp err 01\n"), ran.err

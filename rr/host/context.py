@@ -13,6 +13,7 @@ from ..abi import ResourceTable, Unwind
 
 if TYPE_CHECKING:
     from ..tap import Tap
+    from .sockets.grant import SocketGrant
 
 
 class GuestInterrupted(Unwind):
@@ -44,6 +45,7 @@ class Sandbox:
     stdout: BinaryIO | None = None   # None: discard
     stderr: BinaryIO | None = None
     http_allow: list[str] = field(default_factory=list)   # host/http/grant.py patterns; none: no HTTP
+    sockets: "SocketGrant | None" = None                   # host/sockets/grant.py; None: no network
 
 
 class HostContext:

@@ -228,6 +228,17 @@ class OutputStream:
     def flush(self) -> None:
         pass
 
+    # A stream whose readiness is nondeterministic (a socket) overrides these three and
+    # takes their answers through the tap.
+    def check_write(self) -> int:
+        return self.capacity
+
+    def blocking_flush(self) -> None:
+        self.flush()
+
+    def pollable(self) -> Pollable:
+        return always_ready()
+
     def close(self) -> None:
         pass
 
@@ -265,7 +276,7 @@ def _guard(action, *args):  # type: ignore[no-untyped-def]
 
 @streams_if.method("output-stream", "check-write")
 def output_check_write(host: HostContext, s: OutputStream) -> int:
-    return s.capacity
+    return _guard(s.check_write)
 
 
 @streams_if.method("output-stream", "write")
@@ -276,7 +287,7 @@ def output_write(host: HostContext, s: OutputStream, data: bytes) -> None:
 @streams_if.method("output-stream", "blocking-write-and-flush")
 def output_blocking_write_and_flush(host: HostContext, s: OutputStream, data: bytes) -> None:
     _guard(s.write_bytes, data)
-    _guard(s.flush)
+    _guard(s.blocking_flush)
 
 
 @streams_if.method("output-stream", "flush")
@@ -286,12 +297,12 @@ def output_flush(host: HostContext, s: OutputStream) -> None:
 
 @streams_if.method("output-stream", "blocking-flush")
 def output_blocking_flush(host: HostContext, s: OutputStream) -> None:
-    _guard(s.flush)
+    _guard(s.blocking_flush)
 
 
 @streams_if.method("output-stream", "subscribe")
 def output_subscribe(host: HostContext, s: OutputStream) -> Pollable:
-    return always_ready()
+    return s.pollable()
 
 
 @streams_if.method("output-stream", "write-zeroes")
@@ -302,7 +313,7 @@ def output_write_zeroes(host: HostContext, s: OutputStream, n: int) -> None:
 @streams_if.method("output-stream", "blocking-write-zeroes-and-flush")
 def output_blocking_write_zeroes_and_flush(host: HostContext, s: OutputStream, n: int) -> None:
     _guard(s.write_bytes, bytes(n))
-    _guard(s.flush)
+    _guard(s.blocking_flush)
 
 
 def _splice(host: HostContext, dst: OutputStream, src: InputStream, n: int, blocking: bool) -> int:

@@ -1,6 +1,6 @@
 ;; sockets.wat: a WASI 0.2 command that asks for a TCP socket and prints what it got:
 ;;   "tcp ok\n", or "tcp err <n>\n" with n the wasi:sockets/network error-code case index
-;;   (2 = not-supported, rr's answer: its sandbox grants no network).
+;;   (1 = access-denied: no grant, as under wasmtime).
 ;;
 ;; create-tcp-socket(address-family) -> result<own<tcp-socket>, error-code>
 ;;   core: (family i32, ret i32); at ret (8 bytes): +0 u8 0=ok 1=err;
