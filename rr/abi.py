@@ -645,16 +645,22 @@ def _trampoline(env, ctx, _ty, args, nargs, results, nresults):  # type: ignore[
             if bound.lower is not None:
                 bound.lower(ctx, value, results[0])
         return 0
-    except Unwind as e:
+    except BaseException as e:  # noqa: BLE001 - see fail_call
         _clear_results(results, nresults)
+        return fail_call(bound.name, e)
+
+
+def fail_call(name: str, e: BaseException) -> int:
+    """A host call that raised: the error that traps the guest (its address), with the exception
+    kept for the runner. An Unwind stops the guest on purpose; anything else is a bug in rr,
+    re-raised by the runner with the function's name. (rr/_native.c reports through this too.)"""
+    if isinstance(e, Unwind):
         pending.append(e)
         return _error(f"guest stopped: {e}")
-    except BaseException as e:  # noqa: BLE001 - a bug in rr: trap, and let the runner report it
-        _clear_results(results, nresults)
-        fault = HostFault(f"host function {bound.name} failed: {type(e).__name__}: {e}")
-        fault.__cause__ = e
-        pending.append(fault)
-        return _error(str(fault))
+    fault = HostFault(f"host function {name} failed: {type(e).__name__}: {e}")
+    fault.__cause__ = e
+    pending.append(fault)
+    return _error(str(fault))
 
 
 def _clear_results(results: Any, n: int) -> None:
@@ -702,17 +708,38 @@ def bind(conv: Converters, name: str, fty: wc.FuncType, impl: Callable[..., Any]
                      top_level_result=isinstance(result, wc.ResultType))
 
 
-def add_func(instance: wc.LinkerInstance, name: str, bound: BoundFunc) -> None:
-    """Register through the raw C API: one trampoline, the function's index as env."""
+def register(bound: BoundFunc) -> int:
+    """A function for the trampoline: its env value (released with its linker by `_release`)."""
     idx = next(_bound_ids)   # never 0: wasmtime passes a zero env as None
     _BOUND[idx] = bound
+    return idx
+
+
+def add_func(instance: wc.LinkerInstance, name: str, bound: BoundFunc) -> None:
+    """Register through the raw C API: one trampoline, the function's index as env."""
+    add_raw(instance, name, _trampoline, register(bound), _finalize)
+
+
+def add_raw(instance: wc.LinkerInstance, name: str, callback: Any, env: int, finalizer: Any) -> None:
+    """Register a component function callback (a ctypes function or a C function's address)."""
+    if isinstance(callback, int):
+        callback = ffi.wasmtime_component_func_callback_t(callback)
+        finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(finalizer)
     name_bytes = name.encode("utf-8")
     err = ffi.wasmtime_component_linker_instance_add_func(
         instance.ptr(), ctypes.create_string_buffer(name_bytes), len(name_bytes),
-        _trampoline, idx, _finalize,
+        callback, env, finalizer,
     )
     if err:
         raise wasmtime.WasmtimeError._from_ptr(err)
+
+
+def trampoline_address() -> int:
+    return ctypes.cast(_trampoline, ctypes.c_void_p).value or 0
+
+
+def finalizer_address() -> int:
+    return ctypes.cast(_finalize, ctypes.c_void_p).value or 0
 
 
 def take_pending() -> BaseException | None:

@@ -388,6 +388,8 @@ def _verbose_program(program) -> None:  # type: ignore[no-untyped-def]
         _report(f"note: {name} is imported but not implemented (traps if called)")
     if program.fast_path_note:
         _report(f"note: {program.fast_path_note}")
+    from .native import describe
+    _report(f"note: {describe()}")
 
 
 def _flush_stdout() -> None:

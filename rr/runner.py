@@ -259,6 +259,8 @@ def link(program: Program, host: HostContext) -> wc.Linker:
     linker = wc.Linker(program.engine)
     conv = Converters(host.table, resources)
     guard = getattr(host.tap, "guard", None)  # replay: what the guest gets is checked first
+    from .native import Linking
+    native = Linking(host, conv, guard)   # clocks and random in C, unless RR_NATIVE=0
     with linker.root() as root:
         for name, base, items in instances:
             with root.add_instance(name) as inst:
@@ -272,19 +274,23 @@ def link(program: Program, host: HostContext) -> wc.Linker:
                     impl = _implementation(base, item_name)
                     qualified = f"{name}.{item_name}"
                     fn = _counted(host, partial(impl, host) if impl else _not_implemented(qualified))
-                    abi.add_func(inst, item_name, abi.bind(conv, qualified, item_ty, fn,
-                                                           guard if impl else None))
+                    bound = abi.bind(conv, qualified, item_ty, fn, guard if impl else None)
+                    if impl is None or not native.add(inst, f"{base}.{item_name}", item_name, item_ty, impl, bound):
+                        abi.add_func(inst, item_name, bound)
     return linker
 
 
 def _counted(host: HostContext, fn: Callable[..., Any]) -> Callable[..., Any]:
     # Counted on entry (an interrupted wait takes its call back: HostContext.wait_for), so
-    # that the common path is one compare and one add.
+    # that the common path is one compare and one add. rr/_native.c counts its calls in the
+    # same counter and hands this function every call that reaches the budget.
+    counter = host.counter
+
     def call(*args: Any) -> Any:
-        if host.calls >= host.budget:
+        if counter.calls >= counter.budget:
             raise host.refusal()
-        host.calls += 1
-        if host.calls == host.budget:
+        counter.calls += 1
+        if counter.calls == counter.budget:
             host.reached_budget()
         return fn(*args)
     return call

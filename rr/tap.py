@@ -198,6 +198,11 @@ class Replayer(Tap):
                 raise self._invalid(index, event, e, e.expected or "result") from None
         return result  # type: ignore[no-any-return]
 
+    def native_target(self, services: dict[str, Any]) -> tuple[Any, ...]:
+        """What rr/_native.c replays from: this cursor (its read-ahead and context deques) and
+        the run's services (the monotonic clock's last reading)."""
+        return (self, self._ahead, self._ahead.popleft, self._behind.append, services)
+
     # ------------------------------------------------------------ checking what the guest gets
     def guard(self, name: str, impl: Callable[..., Any], ok: tuple[Callable[[], str], Check],
               err: tuple[Callable[[], str], Check] | None) -> Callable[..., Any]:

@@ -79,7 +79,7 @@ class Ran:
 
 def _clean_env(extra: dict[str, str] | None) -> dict[str, str]:
     """A small fixed environment: nothing to leak by accident, no Rust backtraces."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "RR_CACHE_DIR", "XDG_CACHE_HOME") if k in os.environ}
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "RR_CACHE_DIR", "XDG_CACHE_HOME", "RR_NATIVE") if k in os.environ}
     env["RUST_BACKTRACE"] = "0"
     env.update(extra or {})
     return env

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -66,11 +65,28 @@ class HostContext:
         # Host calls the guest has made, less one a stop interrupted; so the calls that
         # returned to it (ok or err), plus one still blocked in a system call. The guest is
         # refused every call from number `budget` + 1 on: at once after a stop (-1), or
-        # where a replayed stop struck in the recording.
-        self.calls = 0
-        self.budget = sys.maxsize
+        # where a replayed stop struck in the recording. Both live in `counter`, which the
+        # native host calls (rr/native.py) count in too.
+        from ..native import new_counter
+        self.counter = new_counter()
         self.on_budget: Callable[[], None] | None = None   # called when `calls` reaches `budget`
         self.stop_reason = "interrupted"
+
+    @property
+    def calls(self) -> int:
+        return self.counter.calls  # type: ignore[no-any-return]
+
+    @calls.setter
+    def calls(self, n: int) -> None:
+        self.counter.calls = n
+
+    @property
+    def budget(self) -> int:
+        return self.counter.budget  # type: ignore[no-any-return]
+
+    @budget.setter
+    def budget(self, n: int) -> None:
+        self.counter.budget = n
 
     def notify(self) -> None:
         with self.cond:

@@ -1,0 +1,225 @@
+"""The native host-call path (rr/_native.c) against the Python path, its reference.
+
+Each path replays the other's recordings; a native recording is byte for byte what the Python
+encoder writes for the same events; a bad or unexpected event is reported with the same
+message and exit status; stops and --until land on the same host call. (The whole suite also
+runs once with RR_NATIVE=0: see README, "Run the tests".)
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+import guests
+from rr import native, runner, session
+from rr.host.context import Sandbox
+from rr.host.wit import INTERFACES
+from rr.trace import Event, TraceWriter, convert, read_trace
+from rr.trace.cbor import CborEncoder
+
+pytestmark = pytest.mark.skipif(native._native is None, reason="rr._native is not built (no C compiler)")
+
+BENCH = guests.REPO / "benchmarks" / "guests"
+PATHS = {"native": "1", "python": "0"}
+RR = [sys.executable, "-m", "rr"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("native-guests")
+    return {
+        "hostcall_loop": guests.build_wat(BENCH / "hostcall_loop.wat", out),
+        "random_heavy": guests.build_wat(BENCH / "random_heavy.wat", out),
+        "clock": guests.build_wat(guests.WAT_DIR / "clock.wat", out),
+        "random": guests.build_wat(guests.WAT_DIR / "random.wat", out),
+    }
+
+
+def _record(program: runner.Program, argv: list[str], trace: Path, path: str,
+            monkeypatch: pytest.MonkeyPatch) -> bytes:
+    monkeypatch.setenv("RR_NATIVE", PATHS[path])
+    out = io.BytesIO()
+    rec = session.record(program, Sandbox(argv=argv, stdout=out, stderr=out), trace, overwrite=True)
+    assert (rec.outcome.kind, rec.outcome.status) == ("exit", 0), rec.outcome
+    return out.getvalue()
+
+
+def _replay(program: runner.Program, trace: Path, path: str, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    monkeypatch.setenv("RR_NATIVE", PATHS[path])
+    out = io.BytesIO()
+    rep = session.replay(program, str(trace), out, out)
+    assert (rep.outcome.kind, rep.outcome.status) == ("exit", 0), rep.outcome
+    return out.getvalue()
+
+
+def _count_python_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How often the Python implementations of the native calls run (patched where link finds them)."""
+    count = [0]
+    for call in native.OPS:
+        base, _, item = call.partition(".")
+        funcs = INTERFACES[base].funcs
+        def counted(*a, _impl=funcs[item]):  # type: ignore[no-untyped-def]
+            count[0] += 1
+            return _impl(*a)
+        monkeypatch.setitem(funcs, item, counted)
+    return count
+
+
+CASES = [("hostcall_loop", ["random", "300"]), ("hostcall_loop", ["now", "300"]),
+         ("random_heavy", ["150", "150"]), ("clock", []), ("random", [])]
+
+
+@pytest.mark.parametrize("recorder", ["native", "python"])
+@pytest.mark.parametrize("guest,args", CASES, ids=[f"{g}-{'-'.join(a)}" for g, a in CASES])
+def test_each_path_replays_the_others_recording_byte_for_byte(
+        built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        recorder: str, guest: str, args: list[str]) -> None:
+    program = runner.load(built[guest])
+    trace = tmp_path / "t.cbor"
+    python_calls = _count_python_calls(monkeypatch)
+    printed = _record(program, [guest, *args], trace, recorder, monkeypatch)
+    events = read_trace(trace).events
+    native_events = sum(e.call in native.OPS for e in events)
+    # Natively, only the first event of each call is Python's (its call definition comes first).
+    assert python_calls[0] == (len({e.call for e in events} & set(native.OPS)) if recorder == "native"
+                               else native_events)
+    other = "python" if recorder == "native" else "native"
+    python_calls[0] = 0
+    assert _replay(program, trace, other, monkeypatch) == printed
+    assert python_calls[0] == (native_events if other == "python" else 0)
+    assert _replay(program, trace, recorder, monkeypatch) == printed
+    # The Python encoder writes the same events to the same bytes: the native frames are its own.
+    again = tmp_path / "again.cbor"
+    convert(trace, again)
+    assert again.read_bytes() == trace.read_bytes()
+    assert len(events) >= (300 if guest == "hostcall_loop" else 3)
+
+
+def test_the_native_encoder_writes_the_python_encoders_frames() -> None:
+    """Every call at the CBOR head-size boundaries of its code, argument and values."""
+    calls = list(native.OPS.items())
+    edges = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]
+    for name, (op, shape) in calls:
+        for code in (0, 23, 24, 255, 256):
+            enc = CborEncoder()
+            enc._codes = {f"c{i}": i for i in range(code)} | {name: code}
+            for crc in (0, 0xDEADBEEF):
+                if shape == "bytes":
+                    cases = [(n, b"\xa5" * n) for n in (0, 1, 23, 24, 255, 256, 70000)]
+                    for n, data in cases:
+                        enc._crc = crc
+                        want = bytes(enc.event(Event(name, [n], data)))
+                        got, got_crc = native._native.encode(op, code, n, 0, 0, data, crc)
+                        assert (got, got_crc) == (want, enc._crc), (name, code, n)
+                    continue
+                for a in edges:
+                    b = 999_999_999 if shape == "datetime" else a
+                    result: object = a if shape == "u64" else [a, b]
+                    enc._crc = crc
+                    want = bytes(enc.event(Event(name, [], result)))
+                    got, got_crc = native._native.encode(op, code, 0, a, b, b"", crc)
+                    assert (got, got_crc) == (want, enc._crc), (name, code, a)
+
+
+# ------------------------------------------------------------------ the same reports on both paths
+
+
+def _rewrite(src: Path, dst: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    trace = read_trace(src)
+    with TraceWriter(dst) as w:
+        w.write_header(trace.header)
+        for e in edit(list(trace.events)):
+            w.write_event(e)
+        assert trace.outcome is not None
+        w.write_outcome(trace.outcome)
+
+
+def _at(events: list[Event], call: str, nth: int = 0) -> int:
+    return [i for i, e in enumerate(events) if e.call == call][nth]
+
+
+def _set(which: str, nth: int, **change):  # type: ignore[no-untyped-def]
+    def edit(events: list[Event]) -> list[Event]:
+        i = _at(events, which, nth)
+        e = events[i]
+        events[i] = Event(change.get("call", e.call), change.get("args", e.args), change.get("result", e.result),
+                          change.get("failed", e.failed))
+        return events
+    return edit
+
+
+U64 = "wasi:random/random.get-random-u64"
+NOW = "wasi:clocks/wall-clock.now"
+MONO = "wasi:clocks/monotonic-clock.now"
+BYTES = "wasi:random/random.get-random-bytes"
+MUTANTS = {
+    "u64 negative": ("hostcall_loop", ["random", "5"], _set(U64, 2, result=-1)),
+    "u64 too big": ("hostcall_loop", ["random", "5"], _set(U64, 3, result=2**64)),
+    "u64 not an int": ("hostcall_loop", ["random", "5"], _set(U64, 1, result="7")),
+    "u64 bool": ("hostcall_loop", ["random", "5"], _set(U64, 1, result=True)),
+    "u64 failed": ("hostcall_loop", ["random", "5"], _set(U64, 2, failed=True)),
+    "u64 with args": ("hostcall_loop", ["random", "5"], _set(U64, 2, args=[1])),
+    "another call": ("hostcall_loop", ["random", "5"], _set(U64, 2, call=NOW, result=[1, 2])),
+    "trace ends": ("hostcall_loop", ["random", "5"], lambda evs: evs[:-2]),
+    "nanoseconds": ("hostcall_loop", ["now", "5"], _set(NOW, 2, result=[5, 1_000_000_000])),
+    "datetime short": ("hostcall_loop", ["now", "5"], _set(NOW, 1, result=[5])),
+    "monotonic goes back": ("clock", [], _set(MONO, 1, result=0)),
+    "bytes too short": ("random", [], _set(BYTES, 0, result=b"\1" * 15)),
+    "bytes asked for 17": ("random", [], _set(BYTES, 0, args=[17])),
+}
+
+
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_a_bad_or_unexpected_event_is_reported_alike(built: dict[str, Path], tmp_path: Path, mutant: str) -> None:
+    guest, args, edit = MUTANTS[mutant]
+    trace, bad = tmp_path / "t.cbor", tmp_path / "bad.cbor"
+    recorded = guests._run([*RR, "record", str(built[guest]), "-t", str(trace), "--", *args], b"",
+                           guests._clean_env({"RR_NATIVE": "0"}), guests.RUN_TIMEOUT)
+    assert recorded.status == 0, recorded.err
+    _rewrite(trace, bad, edit)
+    ran = {path: guests._run([*RR, "replay", str(built[guest]), str(bad)], b"",
+                             guests._clean_env({"RR_NATIVE": flag}), guests.RUN_TIMEOUT)
+           for path, flag in PATHS.items()}
+    assert ran["native"].status in (121, 122), ran["native"].err
+    assert (ran["native"].status, ran["native"].err, ran["native"].out) == \
+           (ran["python"].status, ran["python"].err, ran["python"].out)
+
+
+
+
+
+@pytest.mark.parametrize("recorder", ["native", "python"])
+def test_a_stopped_recording_replays_to_the_same_host_call_on_both_paths(
+        built: dict[str, Path], tmp_path: Path, recorder: str) -> None:
+    trace = tmp_path / "t.cbor"
+    loop = str(built["hostcall_loop"])
+    rec = guests._run([*RR, "record", loop, "-t", str(trace), "--timeout", "0.5", "--", "now", "1000000000"],
+                      b"", guests._clean_env({"RR_NATIVE": PATHS[recorder]}), guests.RUN_TIMEOUT)
+    assert rec.status == 124, rec.err
+    outcome = read_trace(trace).outcome
+    assert outcome is not None and outcome.kind == "timeout" and outcome.calls > 10
+    for path, flag in PATHS.items():
+        rep = guests._run([*RR, "replay", loop, str(trace)], b"", guests._clean_env({"RR_NATIVE": flag}),
+                          guests.RUN_TIMEOUT)
+        assert rep.status == 124, (path, rep.err)
+        assert f"(after {outcome.event} events)" in rep.err, (path, rep.err)
+
+
+def test_until_stops_at_the_same_event_on_both_paths(built: dict[str, Path], tmp_path: Path) -> None:
+    trace = tmp_path / "t.cbor"
+    rand = str(built["random"])
+    assert guests._run([*RR, "record", rand, "-t", str(trace)], b"", guests._clean_env(None), 60).status == 0
+    got = {path: guests._run([*RR, "replay", rand, str(trace), "--until", "3"], b"",
+                             guests._clean_env({"RR_NATIVE": flag}), 60) for path, flag in PATHS.items()}
+    assert got["native"].stdout == got["python"].stdout and got["native"].err == got["python"].err
+    assert got["native"].status == got["python"].status
+
+
+def test_verbose_says_which_path(built: dict[str, Path]) -> None:
+    for flag, says in (("1", "native path"), ("0", "Python path (RR_NATIVE=0)")):
+        ran = guests.rr_run(built["random"], flags=["-v"], env={"RR_NATIVE": flag})
+        assert ran.status == 0 and f"host calls: {says}" in ran.err, ran.err
