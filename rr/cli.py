@@ -161,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default 4096, with --json all)")
     insp.set_defaults(handler=_cmd_inspect)
 
+    dif = sub.add_parser(
+        "diff", help="compare two traces: header, events (the first difference in context), counts, outcome",
+        description="Compare two traces, streamed: the header fields that shape the run, the events index "
+                    "by index (the first difference with context; an HTTP exchange as a request/response "
+                    "diff), the counts per interface and the outcomes. Versions and the recording date "
+                    "are shown but not compared. Exit 0 when equal, 1 when they differ.")
+    dif.add_argument("a", metavar="A")
+    dif.add_argument("b", metavar="B")
+    dif.add_argument("-C", "--context", type=_count, default=3, metavar="N",
+                     help="events shown before and after the first difference (default 3)")
+    dif.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    dif.set_defaults(handler=_cmd_diff)
+
     for command in [p, *sub.choices.values()]:
         command.epilog = exit_status_epilog()
         command.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -351,6 +364,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         inspect_trace(args.trace, as_json=args.json, show_events=not args.no_events, selection=selection,
                       body_limit=args.body_limit)
     return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff_traces, write_json, write_text
+    from .errors import EXIT_DIFFER
+
+    with _reading_trace(args.a), _reading_trace(args.b):
+        result = diff_traces(args.a, args.b, context=args.context)
+    (write_json if args.json else write_text)(result, sys.stdout)
+    return 0 if result.equal else EXIT_DIFFER
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
