@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("component", help="the .wasm command component that was recorded")
     rep.add_argument("trace", nargs="?", default="rr-trace.cbor", help="the trace (default: rr-trace.cbor)")
     rep.add_argument("--until", type=_count, metavar="N", help="stop cleanly before event N")
+    rep.add_argument("--component-changed", action="store_true",
+                     help="regression replay: COMPONENT is another build than the recorded one; serve the "
+                          "recorded inputs while it asks for the same things and report where it departs "
+                          "(exit 0: ran as recorded, 121: departed)")
     # Replay applies the limits the trace records; a flag could only contradict them.
     for flag in ("--timeout", "--max-memory"):
         rep.add_argument(flag, type=refuse_on_replay(flag), help=argparse.SUPPRESS)
@@ -295,6 +299,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from . import session
 
     program = _load(args)
+    if args.component_changed:
+        return _regression_replay(program, args)
     with _reading_trace(args.trace):
         result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer, until=args.until)
     _flush_stdout()
@@ -316,6 +322,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.verbose:
         _report(f"replayed {result.events} events ({session.describe_outcome(result.outcome)})")
     return status
+
+
+def _regression_replay(program, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from .regression import replay_other_build
+
+    if args.until is not None:
+        raise UsageError(_usage_message("rr replay", "--until and --component-changed do not go together"))
+    with _reading_trace(args.trace):
+        report = replay_other_build(program, args.trace, sys.stdout.buffer, sys.stderr.buffer)
+    _flush_stdout()
+    _report("\n".join(report.lines))
+    return report.status
 
 
 @contextlib.contextmanager
