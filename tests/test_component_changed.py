@@ -13,6 +13,7 @@ import pytest
 import wasmtime
 
 import guests
+from httpservers import TestServer
 from rr.errors import EXIT_BAD_TRACE, EXIT_DIVERGED, EXIT_USAGE
 
 SOURCE = (guests.WAT_DIR / "random.wat").read_text()
@@ -29,9 +30,9 @@ BUILDS = {
 }
 
 
-def rr(*args: str | Path) -> guests.Ran:
-    done = subprocess.run([sys.executable, "-m", "rr", *map(str, args)], capture_output=True,
-                          timeout=guests.RUN_TIMEOUT, cwd=guests.REPO, env=guests._clean_env(None))
+def rr(*args: str | Path, stdin: bytes = b"", env: dict[str, str] | None = None) -> guests.Ran:
+    done = subprocess.run([sys.executable, "-m", "rr", *map(str, args)], capture_output=True, input=stdin,
+                          timeout=guests.RUN_TIMEOUT, cwd=guests.REPO, env=guests._clean_env(env))
     return guests.Ran(done.returncode, done.stdout, done.stderr)
 
 
@@ -141,3 +142,28 @@ def test_regression_replay_mistakes(recorded: Recorded, tmp_path: Path) -> None:
     corrupt.write_bytes(bytes(data))
     ran = rr("replay", recorded.builds["unchanged"], corrupt, "--component-changed")
     assert ran.status == EXIT_BAD_TRACE and "corrupt record" in ran.err and len(ran.err.splitlines()) == 1, ran.err
+
+
+def test_a_build_that_sends_another_http_request(tmp_path: Path) -> None:
+    """The committed http_post guest, and a build of it whose content-type constant differs by
+    one byte (patched in its data): the request it sends is not the recorded one."""
+    original = guests.c_guest("http_post")
+    data = original.read_bytes()
+    assert data.count(b"application/octet-stream") == 1
+    patched = tmp_path / "http_post_patched.wasm"
+    patched.write_bytes(data.replace(b"application/octet-stream", b"application/octet-strean"))
+    trace = tmp_path / "post.cbor"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}   # mitmproxy's CA, private to the test
+    with TestServer() as server:
+        ran = rr("record", "--allow-http", f"127.0.0.1:{server.port}", original, "-t", trace, "--",
+                 server.url("/echo"), stdin=b"the body\n", env=env)
+        assert ran.status == 0, ran.err
+
+    same = rr("replay", original, trace, "--component-changed", env=env)
+    assert same.status == 0 and same.stdout == ran.stdout, same.err
+    ran = rr("replay", patched, trace, "--component-changed", env=env)
+    assert ran.status == EXIT_DIVERGED, ran.err
+    assert verdict(ran) == "the build departed from the recording: the guest's HTTP request differs from the recording"
+    assert ran.err.splitlines()[1:] == [
+        f"flow 1: POST {server.url('/echo')}: differs from recorded flow 1",
+        "  header content-type: recorded 'application/octet-stream', now 'application/octet-strean'"]
