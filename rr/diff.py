@@ -3,8 +3,10 @@
 What "equal" means: the guest got the same run. The header fields that shape the run are
 compared (component sha256 and size, argv, env, the guest side of each directory grant, the
 limits, and every extra field: the HTTP grant and whatever a newer rr adds), then the events
-one index at a time (call, arguments, result, failed; an HTTP exchange without its timings,
-which the guest never sees), then the outcome and whether the trace is complete. What only
+in order (call, arguments, result, failed), the guest's own events and the HTTP exchanges each
+as a sequence of its own (a replay serves exchanges by request, wherever they sit among the
+calls; an exchange is compared without its timings, which the guest never sees), then the
+outcome and whether the trace is complete. What only
 says how and when the trace was written is shown when it differs but never makes two traces
 differ: the rr and wasmtime versions, the format version, the recording date, the
 component's file name (same sha256) and the host side of a directory grant. So two recordings
@@ -12,7 +14,7 @@ of a deterministic guest are equal, and so are a trace and its `rr convert` copy
 
 The report is small whatever the traces' sizes: the header differences, the first differing
 event with `context` events around it (an HTTP exchange as a request/response diff), how many
-events differ index by index, the counts per interface and the outcomes.
+pairs of events differ, the counts per interface and the outcomes.
 """
 
 from __future__ import annotations
@@ -49,12 +51,17 @@ class Field:
 
 @dataclass
 class Row:
-    """One event index around the first difference: the event on each side (None: that trace
-    has no event there)."""
+    """A pair of events compared: the k-th guest event (or the k-th HTTP exchange) of each
+    trace, with its index there (None: that trace has no k-th one)."""
 
-    index: int
+    index_a: int | None
     a: Event | None
+    index_b: int | None
     b: Event | None
+
+    @property
+    def index(self) -> int:
+        return self.index_a if self.index_a is not None else self.index_b  # type: ignore[return-value]
 
     @property
     def same(self) -> bool:
@@ -81,13 +88,19 @@ class Diff:
     header: list[Field]          # compared fields that differ
     metadata: list[Field]        # not compared, shown when they differ
     rows: list[Row]              # the first difference with its context (empty: none)
-    differing: int               # event indexes whose events differ
+    differing: int               # pairs of events that differ
+    compared: int                # pairs of events compared
     exchange: list[str]          # the first differing HTTP exchange, as diff lines
     exchange_parts: list[dict[str, Any]]
 
     @property
+    def first_row(self) -> Row | None:
+        return next((r for r in self.rows if not r.same), None)
+
+    @property
     def first(self) -> int | None:
-        return next((r.index for r in self.rows if not r.same), None)
+        row = self.first_row
+        return None if row is None else row.index
 
     @property
     def same_outcome(self) -> bool:
@@ -117,7 +130,7 @@ def diff_traces(a_path: str, b_path: str, context: int = CONTEXT) -> Diff:
         a.header, a.file_version = ra.header, ra.file_version
         b.header, b.file_version = rb.header, rb.file_version
         header, metadata = _header_fields(a, b)
-        rows, differing = _walk(ra, rb, a, b, context)
+        rows, differing, compared = _walk(ra, rb, a, b, context)
         for side, reader in ((a, ra), (b, rb)):
             side.outcome_raw, side.complete, side.problem = reader.outcome, reader.complete, reader.problem
             side.outcome = outcome_text(reader.outcome, reader.problem)
@@ -127,40 +140,77 @@ def diff_traces(a_path: str, b_path: str, context: int = CONTEXT) -> Diff:
     if first is not None and _usable_flow(first.a) and _usable_flow(first.b):
         parts = exchange_parts(first.a.result, first.b.result)  # type: ignore[union-attr]
         exchange = exchange_lines(parts)
-    return Diff(a, b, header, metadata, rows, differing, exchange, parts)
+    return Diff(a, b, header, metadata, rows, differing, compared, exchange, parts)
 
 
-def _walk(ra: TraceReader, rb: TraceReader, a: Side, b: Side, context: int) -> tuple[list[Row], int]:
+# Events of one kind read ahead on one side, waiting for their counterpart on the other; past
+# this, the oldest is compared with nothing (traces that far apart differ anyway).
+MAX_PENDING = 10_000
+
+
+def _walk(ra: TraceReader, rb: TraceReader, a: Side, b: Side, context: int) -> tuple[list[Row], int, int]:
     """Both traces' events in step: the counts, the first difference with `context` rows on
-    each side of it, and how many indexes differ."""
-    ita: Iterator[Event] = iter(ra)
-    itb: Iterator[Event] = iter(rb)
-    behind: deque[Row] = deque(maxlen=context)
-    rows: list[Row] = []
-    after = 0
-    differing = 0
-    index = 0
-    while True:
-        ea, eb = next(ita, None), next(itb, None)
-        if ea is None and eb is None:
-            return rows, differing
-        for side, event in ((a, ea), (b, eb)):
-            if event is not None:
-                side.events += 1
-                side.counts[event.interface] += 1
-        row = Row(index, ea, eb)
+    each side of it, and how many pairs differ.
+
+    The guest's own events are paired in order, and so are the HTTP exchanges, each stream on
+    its own: a replay serves flow records by matching requests, not by their place among the
+    guest's calls (they land where the proxy's thread finished them), so two traces that
+    differ only in where an exchange was written are the same run."""
+    pairs = _Pairs(context)
+    sides = [(iter(ra), a, {False: deque(), True: deque()}), (iter(rb), b, {False: deque(), True: deque()})]
+    (_, _, qa), (_, _, qb) = sides
+    live = [True, True]
+    while any(live):
+        for n, (events, side, queues) in enumerate(sides):
+            if not live[n]:
+                continue
+            event = next(events, None)
+            if event is None:
+                live[n] = False
+                continue
+            queues[is_flow(event)].append((side.events, event))
+            side.events += 1
+            side.counts[event.interface] += 1
+        for flow in (False, True):
+            while qa[flow] and qb[flow]:
+                pairs.add(qa[flow].popleft(), qb[flow].popleft())
+            while len(qa[flow]) > MAX_PENDING:
+                pairs.add(qa[flow].popleft(), None)
+            while len(qb[flow]) > MAX_PENDING:
+                pairs.add(None, qb[flow].popleft())
+    for flow in (False, True):   # what one trace has and the other has not
+        for item in qa[flow]:
+            pairs.add(item, None)
+        for item in qb[flow]:
+            pairs.add(None, item)
+    return pairs.rows, pairs.differing, pairs.total
+
+
+class _Pairs:
+    """The compared pairs, keeping only the first difference and `context` pairs around it."""
+
+    def __init__(self, context: int):
+        self.behind: deque[Row] = deque(maxlen=context)
+        self.rows: list[Row] = []
+        self.context = context
+        self.after = 0
+        self.differing = 0
+        self.total = 0
+
+    def add(self, x: tuple[int, Event] | None, y: tuple[int, Event] | None) -> None:
+        row = Row(*(x or (None, None)), *(y or (None, None)))
         same = row.same
-        differing += not same
-        if not rows:
+        self.differing += not same
+        self.total += 1
+        if not self.rows:
             if same:
-                behind.append(row)
+                self.behind.append(row)
             else:
-                rows = [*behind, row]
-                after = context
-        elif after:
-            rows.append(row)
-            after -= 1
-        index += 1
+                self.rows = [*self.behind, row]
+                self.after = self.context
+        elif self.after:
+            self.rows.append(row)
+            self.after -= 1
 
 
 def _header_fields(a: Side, b: Side) -> tuple[list[Field], list[Field]]:
@@ -343,7 +393,7 @@ def summary_line(d: Diff) -> str:
     if d.header:
         what.append(f"header ({', '.join(f.name for f in d.header)})")
     if d.first is not None:
-        what.append(f"events (first at event {d.first}; {d.differing} of {max(d.a.events, d.b.events)} differ)")
+        what.append(f"events (first at event {d.first}; {d.differing} of {d.compared} differ)")
     if not d.same_outcome:
         what.append("outcome")
     return "traces differ: " + ", ".join(what)
@@ -370,18 +420,13 @@ def write_text(d: Diff, out: TextIO) -> None:
     if d.first is None:
         lines.append(f"events     same ({d.a.events})")
     else:
-        lines.append(f"events     first difference at event {d.first} "
-                     f"({d.differing} of {max(d.a.events, d.b.events)} differ, compared index by index):")
-        for row in d.rows:
-            if row.same:
-                lines.append(f"  {row.index:>7}    {event_text(row.a)}")  # type: ignore[arg-type]
-                continue
-            first_line = True
-            for mark, event in (("-", row.a), ("+", row.b)):
-                shown = event_text(event) if event is not None else "(no event: the trace has ended)"
-                lead = f"{row.index:>7}" if first_line else " " * 7
-                lines.append(f"  {lead}  {mark} {shown}")
-                first_line = False
+        first = d.first_row
+        assert first is not None
+        in_b = f" (in b: {first.index_b})" if None not in (first.index_a, first.index_b) \
+            and first.index_a != first.index_b else ""
+        lines.append(f"events     first difference at event {d.first}{in_b} "
+                     f"({d.differing} of {d.compared} differ, compared in order):")
+        lines += [line for row in d.rows for line in _row_lines(row)]
         if d.exchange:
             lines.append(f"  HTTP exchange at event {d.first}, a -> b:")
             lines += [f"    {line}" for line in d.exchange]
@@ -398,6 +443,23 @@ def write_text(d: Diff, out: TextIO) -> None:
     lines.append("")
     lines.append(summary_line(d))
     out.write("\n".join(lines) + "\n")
+
+
+def _row_lines(row: Row) -> list[str]:
+    """A pair of events: one line when they are the same, else `-` (a) and `+` (b) lines,
+    each led by its index in its trace (b's only where it is another)."""
+    if row.same:
+        moved = f"   (b: event {row.index_b})" if row.index_b != row.index_a else ""
+        return [f"  {row.index_a:>7}    {event_text(row.a)}{moved}"]  # type: ignore[arg-type]
+    lines = []
+    for mark, index, event, other in (("-", row.index_a, row.a, row.b), ("+", row.index_b, row.b, row.a)):
+        if event is None:
+            shown = "(no more HTTP exchanges)" if other is not None and is_flow(other) else "(no more events)"
+        else:
+            shown = event_text(event)
+        lead = "" if index is None or (mark == "+" and index == row.index_a) else str(index)
+        lines.append(f"  {lead:>7}  {mark} {shown}")
+    return lines
 
 
 def write_json(d: Diff, out: TextIO) -> None:
@@ -421,7 +483,9 @@ def write_json(d: Diff, out: TextIO) -> None:
         "header": [vars(f) for f in d.header], "not_compared": [vars(f) for f in d.metadata],
         "first_difference": None if d.first is None else {
             "event": d.first, "differing": d.differing,
-            "context": [{"event": r.index, "same": r.same, "a": event(r.a), "b": event(r.b)} for r in d.rows],
+            "compared": d.compared,
+            "context": [{"event": r.index, "event_a": r.index_a, "event_b": r.index_b, "same": r.same,
+                         "a": event(r.a), "b": event(r.b)} for r in d.rows],
             "http": d.exchange_parts or None},
         "same_outcome": d.same_outcome,
     }

@@ -179,16 +179,31 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     thread.join(timeout=5)
 
 
-def test_http_traces_with_a_changed_response_body(site: tuple[Path, str], tmp_path: Path) -> None:
+@dataclass
+class Http:
+    before: Path
+    after: Path
+    base: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def http_traces(site: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Http:
+    """Two recordings of the HTTP guest fetching a file that changed between them."""
     root, base = site
-    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}   # mitmproxy's CA, private to the test
+    d = tmp_path_factory.mktemp("http")
+    env = {"XDG_CACHE_HOME": str(d / "xdg")}   # mitmproxy's CA, private to the test
     grant = ("--allow-http", base.removeprefix("http://"))
-    before, after = tmp_path / "before.cbor", tmp_path / "after.cbor"
+    before, after = d / "before.cbor", d / "after.cbor"
     (root / "greeting.txt").write_text("hello\nfrom the server\n")
     record(guests.c_guest("http_get"), before, f"{base}/greeting.txt", flags=grant, env=env)
     (root / "greeting.txt").write_text("hello\nfrom the changed server\n")
     record(guests.c_guest("http_get"), after, f"{base}/greeting.txt", flags=grant, env=env)
+    return Http(before, after, base, env)
 
+
+def test_http_traces_with_a_changed_response_body(http_traces: Http) -> None:
+    before, after, base = http_traces.before, http_traces.after, http_traces.base
     flow = next(i for i, e in enumerate(events(before)) if e.call == "wasi:http/outgoing-handler.handle")
     ran = rr("diff", before, after)
     assert ran.status == EXIT_DIFFER, ran.err
@@ -206,3 +221,27 @@ def test_http_traces_with_a_changed_response_body(site: tuple[Path, str], tmp_pa
     assert set(parts) <= {"response.headers", "response.body"} and "response.body" in parts
     assert parts["response.body"]["a"]["size"] == 22 and parts["response.body"]["b"]["size"] == 30
     assert "+from the changed server" in parts["response.body"]["diff"]
+
+
+def test_where_an_exchange_was_written_among_the_calls_does_not_matter(http_traces: Http, tmp_path: Path) -> None:
+    """The proxy's thread writes an exchange when it finishes; replay serves it by request. A
+    trace with the exchange one event later is the same run, for replay and for diff."""
+    jsonl = tmp_path / "moved.jsonl"
+    assert rr("convert", http_traces.before, jsonl).status == 0
+    lines = jsonl.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if '"wasi:http/outgoing-handler.handle"' in line)
+    lines[at], lines[at + 1] = lines[at + 1], lines[at]
+    jsonl.write_text("\n".join(lines) + "\n")
+    flow = at - 1                                    # line 0 is the header
+    moved = events(jsonl)
+    assert moved[flow + 1].call == "wasi:http/outgoing-handler.handle"
+
+    replayed = rr("replay", guests.c_guest("http_get"), jsonl, env=http_traces.env)
+    assert replayed.status == 0, replayed.err
+    ran = rr("diff", http_traces.before, jsonl, "-C", "9")
+    assert ran.status == 0, ran.out
+    # against the changed recording, the exchange is found at its own place on each side
+    ran = rr("diff", jsonl, http_traces.after)
+    assert ran.status == EXIT_DIFFER
+    assert f"events     first difference at event {flow + 1} (in b: {flow}) " in ran.out
+    assert f"{flow + 1:>7}  - HTTP GET " in ran.out and f"{flow:>7}  + HTTP GET " in ran.out
