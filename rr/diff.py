@@ -19,6 +19,7 @@ pairs of events differ, the counts per interface and the outcomes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import hashlib
@@ -102,9 +103,12 @@ class Diff:
         row = self.first_row
         return None if row is None else row.index
 
+    output: list[Field] = field(default_factory=list)   # output streams that differ
+
     @property
     def same_outcome(self) -> bool:
-        return (self.a.outcome_raw, self.a.problem) == (self.b.outcome_raw, self.b.problem)
+        return ((_ending(self.a.outcome_raw), self.a.problem) == (_ending(self.b.outcome_raw), self.b.problem)
+                and not self.output)
 
     @property
     def equal(self) -> bool:
@@ -134,13 +138,14 @@ def diff_traces(a_path: str, b_path: str, context: int = CONTEXT) -> Diff:
         for side, reader in ((a, ra), (b, rb)):
             side.outcome_raw, side.complete, side.problem = reader.outcome, reader.complete, reader.problem
             side.outcome = outcome_text(reader.outcome, reader.problem)
+    output = _output_fields(a.outcome_raw, b.outcome_raw, metadata)
     exchange: list[str] = []
     parts: list[dict[str, Any]] = []
     first = next((r for r in rows if not r.same), None)
     if first is not None and _usable_flow(first.a) and _usable_flow(first.b):
         parts = exchange_parts(first.a.result, first.b.result)  # type: ignore[union-attr]
         exchange = exchange_lines(parts)
-    return Diff(a, b, header, metadata, rows, differing, compared, exchange, parts)
+    return Diff(a, b, header, metadata, rows, differing, compared, exchange, parts, output)
 
 
 # Events of one kind read ahead on one side, waiting for their counterpart on the other; past
@@ -260,6 +265,54 @@ def _date(t: float) -> str:
         return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="milliseconds")
     except (OverflowError, OSError, ValueError):
         return repr(t)
+
+
+def _output(outcome: Any) -> dict[str, Any] | None:
+    """What the guest wrote, as the trace's outcome records it (traces of an older rr: None)."""
+    output = getattr(outcome, "output", None)
+    return output if isinstance(output, dict) else None
+
+
+def _ending(outcome: Any) -> Any:
+    """How the run ended, without what it wrote (compared on its own)."""
+    return dataclasses.replace(outcome, output=None) if _output(outcome) is not None else outcome
+
+
+def _output_fields(oa: Any, ob: Any, metadata: list[Field]) -> list[Field]:
+    """The output streams whose size or sha256 differ; the bytes themselves, kept only with
+    --record-output, are how a trace was written. A trace without output records is not
+    compared (shown under metadata)."""
+    a, b = _output(oa), _output(ob)
+    if a is None or b is None:
+        if (a is None) != (b is None) and oa is not None and ob is not None:
+            metadata.append(Field("output", "recorded" if a else "not recorded", "recorded" if b else "not recorded"))
+        return []
+    fields = []
+    for name in sorted(set(a) | set(b)):
+        sa, sb = a.get(name) or {}, b.get(name) or {}
+        if (sa.get("size"), sa.get("sha256")) != (sb.get("size"), sb.get("sha256")):
+            fields.append(Field(name, _stream(sa), _stream(sb) + _where(sa, sb)))
+    return fields
+
+
+def _stream(s: dict[str, Any]) -> str:
+    return f"{s.get('size')} bytes, sha256 {str(s.get('sha256'))[:16]}"
+
+
+def _where(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Where two outputs first differ, as closely as the traces tell."""
+    da, db = a.get("data"), b.get("data")
+    if isinstance(da, bytes) and isinstance(db, bytes):
+        at = next((i for i, (x, y) in enumerate(zip(da, db)) if x != y), min(len(da), len(db)))
+        return f"; first difference at byte {at}: a {da[at:at + 16]!r}, b {db[at:at + 16]!r}"
+    chunk, ga, gb = a.get("chunk"), a.get("digests"), b.get("digests")
+    if isinstance(chunk, int) and chunk == b.get("chunk") and isinstance(ga, bytes) and isinstance(gb, bytes):
+        step = 8   # bytes of digest per chunk (rr/output.py DIGEST_BYTES)
+        at = next((i for i in range(0, min(len(ga), len(gb)), step) if ga[i:i + step] != gb[i:i + step]),
+                  min(len(ga), len(gb)))
+        first = at // step * chunk
+        return f"; first difference in bytes {first}-{first + chunk - 1}"
+    return ""
 
 
 def outcome_text(outcome: Any, problem: str | None) -> str:
@@ -395,7 +448,11 @@ def summary_line(d: Diff) -> str:
     if d.first is not None:
         what.append(f"events (first at event {d.first}; {d.differing} of {d.compared} differ)")
     if not d.same_outcome:
-        what.append("outcome")
+        ended_alike = _ending(d.a.outcome_raw) == _ending(d.b.outcome_raw) and d.a.problem == d.b.problem
+        if not ended_alike:
+            what.append("outcome")
+        if d.output:
+            what.append(f"output ({', '.join(f.name for f in d.output)})")
     return "traces differ: " + ", ".join(what)
 
 
@@ -438,8 +495,12 @@ def write_text(d: Diff, out: TextIO) -> None:
     lines.append("")
     if d.same_outcome:
         lines.append(f"outcome    same: {d.a.outcome}")
+    elif _ending(d.a.outcome_raw) == _ending(d.b.outcome_raw) and d.a.problem == d.b.problem:
+        lines.append(f"outcome    same ending: {d.a.outcome}; the output differs:")
     else:
         lines += [f"outcome    a: {d.a.outcome}", f"           b: {d.b.outcome}"]
+    for f in d.output:
+        lines += [f"  {f.name:<16} a: {_printable(f.a)}", f"  {'':<16} b: {_printable(f.b)}"]
     lines.append("")
     lines.append(summary_line(d))
     out.write("\n".join(lines) + "\n")
@@ -487,6 +548,6 @@ def write_json(d: Diff, out: TextIO) -> None:
             "context": [{"event": r.index, "event_a": r.index_a, "event_b": r.index_b, "same": r.same,
                          "a": event(r.a), "b": event(r.b)} for r in d.rows],
             "http": d.exchange_parts or None},
-        "same_outcome": d.same_outcome,
+        "same_outcome": d.same_outcome, "output": [vars(f) for f in d.output],
     }
     out.write(json.dumps(obj, ensure_ascii=False) + "\n")
