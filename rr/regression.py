@@ -5,9 +5,9 @@ The recorded inputs are served for as long as the new build asks for the same th
 same order (the same calls with the same arguments, the same HTTP requests); where it asks
 for something else, or stops asking early, or ends differently, the replay stops and the
 report says where and how it departed: the event, what the recording had next, what the new
-build asked for, and the events around it. The trace alone is the reference: rr has no record
-of the guest's output beyond its exit status, so stdout and stderr are not compared (the
-report says so) — the exit status, or how else the run ended, is.
+build asked for, and the events around it. The trace alone is the reference: how the run ended
+is compared, and stdout and stderr where the trace records them (digests, rr/output.py); a
+trace without them says so in the report.
 
 Exit 0 when the new build ran through the recording as recorded, 121 when it departed, the
 usual 122 for a bad trace.
@@ -56,8 +56,24 @@ def replay_other_build(program: runner.Program, trace_path: str, stdout: BinaryI
     return Report(0, [
         f"regression replay of {against}: ran as recorded: the same {result.events} events in the same "
         f"order, ended the same way ({ended})",
-        "  stdout and stderr not compared: the trace holds no record of the guest's output",
-    ])
+        _output_note(trace_path)])
+
+
+def _output_note(trace_path: str) -> str:
+    """What the report can say of stdout and stderr: the replay compares them with the recording
+    when the trace records them (an rr that keeps output digests), else they were not compared."""
+    if _header(trace_path) is None:
+        return "  stdout and stderr compared only if the trace records them (read from a pipe: rr cannot tell)"
+    from .trace import open_trace
+    with open_trace(trace_path) as reader:
+        for _ in reader:
+            pass
+        output = getattr(reader.outcome, "output", None)
+    if not isinstance(output, dict) or not output:
+        return "  stdout and stderr not compared: the trace holds no record of the guest's output"
+    sizes = ", ".join(f"{name} {stream.get('size')} bytes" for name, stream in sorted(output.items())
+                      if isinstance(stream, dict))
+    return f"  stdout and stderr as recorded ({sizes})"
 
 
 def departure(against: str, e: session.Diverged) -> list[str]:
