@@ -245,3 +245,22 @@ def test_where_an_exchange_was_written_among_the_calls_does_not_matter(http_trac
     assert ran.status == EXIT_DIFFER
     assert f"events     first difference at event {flow + 1} (in b: {flow}) " in ran.out
     assert f"{flow + 1:>7}  - HTTP GET " in ran.out and f"{flow:>7}  + HTTP GET " in ran.out
+
+
+def test_a_changed_binary_body_is_shown_by_size_and_digest(site: tuple[Path, str], tmp_path: Path) -> None:
+    root, base = site
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    grant = ("--allow-http", base.removeprefix("http://"))
+    one, two = tmp_path / "one.cbor", tmp_path / "two.cbor"
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    record(guests.c_guest("http_get"), one, f"{base}/blob.bin", "--summary", flags=grant, env=env)
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 4 + b"\x00\xff")
+    record(guests.c_guest("http_get"), two, f"{base}/blob.bin", "--summary", flags=grant, env=env)
+
+    ran = rr("diff", one, two)
+    assert ran.status == EXIT_DIFFER, ran.err
+    body = next(line for line in ran.out.splitlines() if line.startswith("    response body: "))
+    assert body.startswith("    response body: 1024 bytes application/octet-stream (binary, sha256 ")
+    assert " -> 1026 bytes application/octet-stream (binary, sha256 " in body
+    after = ran.out.splitlines()[ran.out.splitlines().index(body) + 1]
+    assert not after.startswith("      ")          # no line diff of binary data
