@@ -93,6 +93,7 @@ class Diff:
     compared: int                # pairs of events compared
     exchange: list[str]          # the first differing HTTP exchange, as diff lines
     exchange_parts: list[dict[str, Any]]
+    output: list[Field]          # output streams that differ (traces that record them)
 
     @property
     def first_row(self) -> Row | None:
@@ -102,8 +103,6 @@ class Diff:
     def first(self) -> int | None:
         row = self.first_row
         return None if row is None else row.index
-
-    output: list[Field] = field(default_factory=list)   # output streams that differ
 
     @property
     def same_outcome(self) -> bool:
@@ -141,11 +140,12 @@ def diff_traces(a_path: str, b_path: str, context: int = CONTEXT) -> Diff:
     output = _output_fields(a.outcome_raw, b.outcome_raw, metadata)
     exchange: list[str] = []
     parts: list[dict[str, Any]] = []
-    first = next((r for r in rows if not r.same), None)
+    d = Diff(a, b, header, metadata, rows, differing, compared, exchange, parts, output)
+    first = d.first_row
     if first is not None and _usable_flow(first.a) and _usable_flow(first.b):
-        parts = exchange_parts(first.a.result, first.b.result)  # type: ignore[union-attr]
-        exchange = exchange_lines(parts)
-    return Diff(a, b, header, metadata, rows, differing, compared, exchange, parts, output)
+        parts += exchange_parts(first.a.result, first.b.result)  # type: ignore[union-attr]
+        exchange += exchange_lines(parts)
+    return d
 
 
 # Events of one kind read ahead on one side, waiting for their counterpart on the other; past
