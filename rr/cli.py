@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("component", help="the .wasm command component that was recorded")
     rep.add_argument("trace", nargs="?", default="rr-trace.cbor", help="the trace (default: rr-trace.cbor)")
     rep.add_argument("--until", type=_count, metavar="N", help="stop cleanly before event N")
+    rep.add_argument("--component-changed", action="store_true",
+                     help="regression replay: COMPONENT is another build than the recorded one; serve the "
+                          "recorded inputs while it asks for the same things and report where it departs "
+                          "(exit 0: ran as recorded, 121: departed)")
     # Replay applies the limits the trace records; a flag could only contradict them.
     for flag in ("--timeout", "--max-memory"):
         rep.add_argument(flag, type=refuse_on_replay(flag), help=argparse.SUPPRESS)
@@ -181,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="show N characters (bytes if binary) of each HTTP body; 0: all "
                            "(default 4096, with --json all)")
     insp.set_defaults(handler=_cmd_inspect)
+
+    dif = sub.add_parser(
+        "diff", help="compare two traces: header, events (the first difference in context), counts, outcome",
+        description="Compare two traces, streamed: the header fields that shape the run, the events index "
+                    "by index (the first difference with context; an HTTP exchange as a request/response "
+                    "diff), the counts per interface and the outcomes. Versions and the recording date "
+                    "are shown but not compared. Exit 0 when equal, 1 when they differ.")
+    dif.add_argument("a", metavar="A")
+    dif.add_argument("b", metavar="B")
+    dif.add_argument("-C", "--context", type=_count, default=3, metavar="N",
+                     help="events shown before and after the first difference (default 3)")
+    dif.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    dif.set_defaults(handler=_cmd_diff)
 
     for command in [p, *sub.choices.values()]:
         command.formatter_class = _Formatter
@@ -302,6 +319,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from . import session
 
     program = _load(args)
+    if args.component_changed:
+        return _regression_replay(program, args)
     with _reading_trace(args.trace):
         result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer, until=args.until)
     _flush_stdout()
@@ -323,6 +342,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.verbose:
         _report(f"replayed {result.events} events ({session.describe_outcome(result.outcome)})")
     return status
+
+
+def _regression_replay(program, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from .regression import replay_other_build
+
+    if args.until is not None:
+        raise UsageError(_usage_message("rr replay", "--until and --component-changed do not go together"))
+    with _reading_trace(args.trace):
+        report = replay_other_build(program, args.trace, sys.stdout.buffer, sys.stderr.buffer)
+    _flush_stdout()
+    _report("\n".join(report.lines))
+    return report.status
 
 
 @contextlib.contextmanager
@@ -371,6 +402,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         inspect_trace(args.trace, as_json=args.json, show_events=not args.no_events, selection=selection,
                       body_limit=args.body_limit)
     return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff_traces, write_json, write_text
+    from .errors import EXIT_DIFFER
+
+    with _reading_trace(args.a), _reading_trace(args.b):
+        result = diff_traces(args.a, args.b, context=args.context)
+    (write_json if args.json else write_text)(result, sys.stdout)
+    return 0 if result.equal else EXIT_DIFFER
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ table: `--help`, README and every error take their numbers from here.
 
 from __future__ import annotations
 
+EXIT_DIFFER = 1          # rr diff: the traces differ (as diff(1) and cmp(1))
 EXIT_INTERNAL = 70       # a bug in rr (EX_SOFTWARE)
 EXIT_OUTPUT = 74         # rr could not write its own output (disk full, read-only, ...) (EX_IOERR)
 EXIT_DIVERGED = 121      # replay: the guest asked for something the trace does not hold
@@ -23,6 +24,7 @@ EXIT_TERMINATED = 143    # SIGTERM, as a shell reports it
 # (status, meaning): rendered into `rr --help` and README's table.
 EXIT_STATUSES: list[tuple[str, str]] = [
     ("guest's own", "the guest exited (wasi:cli/exit); 0 when `run` returns ok, 1 for err"),
+    (str(EXIT_DIFFER), "`rr diff`: the traces differ (0: they are equal)"),
     (str(EXIT_INTERNAL), "a bug in rr"),
     (str(EXIT_OUTPUT), "rr could not write its output (disk full, read-only); what was written is kept"),
     (str(EXIT_DIVERGED), "replay diverged from the trace"),

@@ -40,6 +40,10 @@ class BadTrace(RRError):
 class Diverged(RRError):
     status = EXIT_DIVERGED
 
+    def __init__(self, message: str, divergence: Divergence | None = None):
+        super().__init__(message)
+        self.divergence = divergence   # the guest's call that departed, when that was it
+
 
 HTTP_ALLOW = "http_allow"  # header extra: the --allow-http grant, so replay needs no flags
 SOCKETS = "sockets"        # header extra: the socket grant (-S inherit-network ..., --allow-net)
@@ -251,11 +255,12 @@ def recorded_http_allow(header: Header, trace_path: str) -> list[str]:
 
 
 def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ignore[no-untyped-def]
-           until: int | None = None) -> Replayed:
+           until: int | None = None, other_build: bool = False) -> Replayed:
     """Replay `trace_path` (a file, or a pipe such as `<(cat t.cbor)`) under the limits the trace
     records: the same --max-memory, and a recorded stop (timeout, SIGINT, SIGTERM) at the same host
     call; there is no wall-clock limit. An HTTP guest's trace is read twice, its flow records
-    first; a pipe is then copied once to a temporary file."""
+    first; a pipe is then copied once to a temporary file. `other_build`: `program` may be
+    another build than the recorded one (a regression replay, rr/regression.py)."""
     http = program.imports_interface("wasi:http/")
     with contextlib.ExitStack() as stack:
         if program.imports_interface("wasi:sockets/"):
@@ -267,7 +272,8 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             reader = stack.enter_context(open_trace(source, name=trace_path))
         except TraceError as e:
             raise BadTrace(str(e)) from None
-        check_component(program, reader.header, trace_path)
+        if not other_build:
+            check_component(program, reader.header, trace_path)
         stop = runner.ReplayStop()
         tap = Replayer(iter(ReadAhead(reader, is_flow, lambda: _arm(stop, reader))), until, side_data=is_flow)
         sandbox = replay_sandbox(reader.header, stdout, stderr, trace_path)
@@ -305,7 +311,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                     # HTTP request the proxy has no record of is then the one it was making.
                     return _ended_with_the_recording(tap, reader)
                 _raise_http_mismatch(proxy)
-                raise Diverged(d.message) from None
+                raise Diverged(d.message, d) from None
         if outcome.kind in STOP_KINDS and not outcome.replayed_stop:
             return Replayed(outcome, tap.consumed)  # the replay itself was interrupted (Ctrl-C)
         if proxy is not None and proxy.addon.mismatches and not outcome.replayed_stop and _cut_short(tap, reader):

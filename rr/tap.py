@@ -107,11 +107,15 @@ class Recorder(Tap):
 
 
 class Divergence(Unwind):
-    """Replay: the guest asked for something other than the next recorded event."""
+    """Replay: the guest asked for something other than the next recorded event.
+    `index`: that event's index; `recorded`: the event (None: the trace had no more);
+    `asked`: the guest's call with its arguments, as text."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, index: int | None = None, recorded: Event | None = None,
+                 asked: str | None = None):
         super().__init__(message)
         self.message = message
+        self.index, self.recorded, self.asked = index, recorded, asked
 
 
 class TraceCorrupt(Unwind):
@@ -177,14 +181,16 @@ class Replayer(Tap):
         upcoming = self._peek(1)
         wanted = to_trace(args)
         if not upcoming:
-            raise Divergence(self._describe(f"the guest called {format_call(call, wanted)} "
-                                            "but the trace has no more events"))
+            asked = format_call(call, wanted)
+            raise Divergence(self._describe(f"the guest called {asked} but the trace has no more events"),
+                             self.index, None, asked)
         index, event = upcoming[0]
         if event.call != call or event.args != wanted:
+            asked = format_call(call, wanted)
             raise Divergence(self._describe(
-                f"expected {format_call(event.call, event.args)}, "
-                f"the guest called {format_call(call, wanted)}"
-                + (first_difference(event.args, wanted) if event.call == call else "")))
+                f"expected {format_call(event.call, event.args)}, the guest called {asked}"
+                + (first_difference(event.args, wanted) if event.call == call else "")),
+                index, event, asked)
         self._ahead.popleft()
         self._behind.append((index, event))
         self.consumed += 1

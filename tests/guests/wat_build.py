@@ -16,3 +16,9 @@ WAT_DIR = Path(__file__).parent / "wat"
 def build(name: str) -> bytes:
     """The component binary of tests/guests/wat/<name>.wat."""
     return wasmtime.wat2wasm((WAT_DIR / f"{name}.wat").read_text())
+
+
+if __name__ == "__main__":   # python3 tests/guests/wat_build.py IN.wat OUT.wasm
+    import sys
+    source, out = sys.argv[1:]
+    Path(out).write_bytes(wasmtime.wat2wasm(Path(source).read_text()))
