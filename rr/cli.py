@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="as --inspect, and keep the web UI up after the guest until Ctrl-C or SIGTERM "
                           "even when stderr is not a terminal (containers, scripts)")
     web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
+    from . import redact
+    redact.add_flags(rec)
     add_sandbox_flags(rec)
     _add_common(rec)
     rec.set_defaults(handler=_cmd_record)
@@ -203,7 +205,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from . import runner, session
+    from . import redact, runner, session
     from .sandbox_args import sandbox_from_args
 
     inspect = args.inspect or args.inspect_wait
@@ -237,7 +239,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
                                after_run=(lambda: _after_recording(web_urls, args.trace, args.inspect_wait))
                                if inspect else None)
     rec = session.record(program, sandbox, args.trace, fmt,
-                         runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
+                         runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http,
+                         redaction=redact.from_args(args))
     _flush_stdout()
     flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
     saved = f"recorded {rec.events} events{flows} to {rec.path}"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, netlock, runner, signals
+from . import __version__, netlock, redact, runner, signals
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
@@ -44,18 +44,24 @@ class Diverged(RRError):
 HTTP_ALLOW = "http_allow"  # header extra: the --allow-http grant, so replay needs no flags
 
 
-def make_header(program: runner.Program, sandbox: Sandbox, limits: runner.Limits | None = None) -> Header:
+def make_header(program: runner.Program, sandbox: Sandbox, limits: runner.Limits | None = None,
+                redact_rules: dict[str, Any] | None = None) -> Header:
     limits = limits or runner.Limits()
+    env = [(k, v) for k, v in sandbox.env]
+    extra: dict[str, Any] = {HTTP_ALLOW: list(sandbox.http_allow)}
+    if redact_rules is not None:
+        env = redact.env(env, redact_rules)
+        extra[redact.HEADER_FIELD] = redact_rules
     return Header(
         rr_version=__version__,
         wasmtime_version=wasmtime_version(),
         component=ComponentInfo(sha256=program.sha256, size=len(program.wasm), name=program.path.name),
         argv=list(sandbox.argv),
-        env=[(k, v) for k, v in sandbox.env],
+        env=env,
         dirs=[{"host": p.host, "guest": p.guest, "mode": "rw" if p.writable else "ro"}
               for p in sandbox.preopens],
         start_time=time.time(),
-        extra={HTTP_ALLOW: list(sandbox.http_allow)},
+        extra=extra,
         limits={k: v for k, v in (("max_memory", limits.max_memory),
                                   ("timeout", None if limits.timeout is None else float(limits.timeout)))
                 if v is not None},
@@ -113,7 +119,13 @@ def trace_output_errors() -> Iterator[None]:
 
 def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathLike[str],
            fmt: str | None = None, limits: runner.Limits | None = None,
-           overwrite: bool = False, http: HttpOptions | None = None) -> Recorded:
+           overwrite: bool = False, http: HttpOptions | None = None,
+           redaction: redact.Redaction | None = None) -> Recorded:
+    """`redaction`: what the trace leaves out (default: redact.DEFAULT_HEADERS)."""
+    try:
+        rules = (redaction or redact.Redaction()).rules()
+    except redact.BadRedaction as e:
+        raise UsageError(str(e)) from None
     with trace_output_errors():
         writer = TraceWriter(trace_path, fmt, overwrite=overwrite)
     http = http or HttpOptions()
@@ -122,13 +134,14 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         # The writer closes last, after the proxy has stopped. A crash of rr itself leaves
         # the trace without an outcome: readable, and reported as incomplete.
         with writer, contextlib.ExitStack() as stack:
-            writer.write_header(make_header(program, sandbox, limits))
+            writer.write_header(make_header(program, sandbox, limits, rules))
             shared = SharedWriter(writer)
-            tap = Recorder(shared)  # type: ignore[arg-type]
+            tap = Recorder(redact.EnvRedactingWriter(shared, rules) if rules["env"] else shared)  # type: ignore[arg-type]
             services: dict[str, Any] = {}
             try:
                 if program.imports_interface("wasi:http/"):
-                    proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
+                    proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow,
+                                                                redaction=rules))
                     services.update(_proxy_transport(proxy, stack))
                 outcome = runner.run(program, sandbox, tap, limits, services, on_stop=shared.seal)
             except (signals.Signalled, KeyboardInterrupt) as e:
@@ -269,7 +282,11 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             # Nothing but loopback from here on: the proxy answers from the trace.
             netlock.engage()
             stack.callback(netlock.release)
-            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows))
+            try:
+                rules = redact.recorded_rules(reader.header)
+            except redact.BadRedaction as e:
+                raise BadTrace(f"{trace_path}: {e}") from None
+            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows, redaction=rules))
             services.update(_proxy_transport(proxy, stack))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services, replay_stop=stop)
