@@ -307,6 +307,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .sandbox_args import sandbox_from_args
     from .verify import verify
 
+    if args.replays < 1:
+        raise UsageError(_usage_message("rr verify", "--replays: at least 1 replay is needed to verify"))
     if args.trace and os.path.exists(args.trace) and os.path.samefile(args.trace, args.component):
         raise UsageError(f"-t {args.trace}: that is the component itself (--force would replace it)")
     program = _load(args)
