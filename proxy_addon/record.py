@@ -21,6 +21,7 @@ from typing import Any
 from mitmproxy import http
 
 from .flowrecord import META_FLOW_ID, FlowRecord, flow_to_record, request_to_record
+from .redaction import Redactor, Rules
 
 logger = logging.getLogger(__name__)
 _EMITTED = "rr.emitted"
@@ -33,8 +34,10 @@ class RecordAddon:
     Upstream failures reach the client as mitmproxy's own 502, which carries x-rr-error once
     `errors.install_error_response_headers()` is installed (rr.proxy does that)."""
 
-    def __init__(self, on_flow: Callable[[FlowRecord], None]) -> None:
+    def __init__(self, on_flow: Callable[[FlowRecord], None], redaction: Rules | None = None) -> None:
         self._on_flow = on_flow
+        # Secrets leave the record before anything else sees it (trace, HAR, .mitm).
+        self._redactor = Redactor(redaction) if redaction else None
         # flow.id -> the request as the guest sent it / as it went upstream; dropped on emit
         self._from_guest: dict[str, dict[str, Any]] = {}
         self._upstream: dict[str, dict[str, Any]] = {}
@@ -59,7 +62,8 @@ class RecordAddon:
             return  # an error after the response
         flow.metadata[_EMITTED] = True
         try:
-            self._on_flow(flow_to_record(flow, sent=upstream, from_guest=from_guest))
+            record = flow_to_record(flow, sent=upstream, from_guest=from_guest)
+            self._on_flow(self._redactor.record(record) if self._redactor else record)
         except Exception:
             # mitmproxy would swallow the exception into its (silenced) log: say outside it
             # which flow the trace lost.

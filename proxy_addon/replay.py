@@ -13,6 +13,7 @@ from mitmproxy.proxy import server_hooks
 from .errors import HEADER_MISMATCH, error_response
 from .flowrecord import META_FLOW_ID, FlowRecord, guest_request, request_to_record, response_from_record
 from .matching import differences, format_mismatch
+from .redaction import Redactor, Rules
 
 NO_UPSTREAM = "rr replay: upstream connections are disabled"
 
@@ -27,7 +28,10 @@ class ReplayAddon:
     Run it with connection_strategy=lazy: then the `server_connect` hook below is the only way
     a connection could still be opened, and it refuses."""
 
-    def __init__(self, records: Iterable[FlowRecord]) -> None:
+    def __init__(self, records: Iterable[FlowRecord], redaction: Rules | None = None) -> None:
+        # The recording's redaction rules: the live request loses the same secrets before it
+        # is compared with the (redacted) recorded one.
+        self._redactor = Redactor(redaction) if redaction else None
         self._records: dict[str, FlowRecord] = {}
         for rec in records:
             if rec["id"] in self._records:
@@ -54,6 +58,8 @@ class ReplayAddon:
     def request(self, flow: http.HTTPFlow) -> None:
         flow_id = flow.metadata.get(META_FLOW_ID)   # the gate took it off the request
         live = request_to_record(flow.request)
+        if self._redactor is not None:
+            live = self._redactor.request(live)
         with self._lock:
             rec, mismatch = self._match(flow_id, live)
             if rec is not None:

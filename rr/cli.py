@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-f", "--format", choices=["cbor", "json"],
                      help="trace encoding (default: from the extension; .gz compresses)")
     rec.add_argument("--force", action="store_true", help="replace an existing trace file")
+    rec.add_argument("--record-output", action="store_true",
+                     help="record the bytes the guest writes to stdout and stderr, not only their digests "
+                          "(a replay that differs then shows the exact offset and the bytes on both sides)")
     web = rec.add_argument_group("HTTP (through the embedded mitmproxy)")
     web.add_argument("--ca-cert", metavar="PEM", type=_pem_file,
                      help="also trust this CA for upstream TLS (default: the system trust store)")
@@ -129,9 +132,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="as --inspect, and keep the web UI up after the guest until Ctrl-C or SIGTERM "
                           "even when stderr is not a terminal (containers, scripts)")
     web.add_argument("--dump", action="store_true", help="print one line per HTTP exchange on stderr")
+    from . import redact
+    redact.add_flags(rec)
     add_sandbox_flags(rec)
     _add_common(rec)
     rec.set_defaults(handler=_cmd_record)
+
+    ver = sub.add_parser("verify", help="record a run, replay it N times, and say whether every replay matched")
+    _add_component(ver)
+    ver.add_argument("-t", "--trace", metavar="TRACE",
+                     help="keep the recording here (default: a temporary trace, kept only if a replay differs)")
+    ver.add_argument("--replays", type=_count, default=2, metavar="N", help="how many replays (default 2)")
+    ver.add_argument("-f", "--format", choices=["cbor", "json"], help="trace encoding (default: from the extension)")
+    ver.add_argument("--force", action="store_true", help="replace an existing trace file")
+    ver.add_argument("--record-output", action="store_true",
+                     help="record stdout and stderr bytes, so a differing replay shows the exact offset")
+    ver.add_argument("--ca-cert", metavar="PEM", type=_pem_file, help="also trust this CA for upstream TLS")
+    redact.add_flags(ver)
+    add_sandbox_flags(ver)
+    _add_common(ver)
+    ver.set_defaults(handler=_cmd_verify)
 
     rep = sub.add_parser("replay", help="re-run a component from its trace alone")
     rep.add_argument("component", help="the .wasm command component that was recorded")
@@ -141,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="regression replay: COMPONENT is another build than the recorded one; serve the "
                           "recorded inputs while it asks for the same things and report where it departs "
                           "(exit 0: ran as recorded, 121: departed)")
+    rep.add_argument("--no-output-check", action="store_true",
+                     help="do not compare the guest's stdout and stderr with the recorded ones (to see what a "
+                          "hand-edited trace does)")
     # Replay applies the limits the trace records; a flag could only contradict them.
     for flag in ("--timeout", "--max-memory"):
         rep.add_argument(flag, type=refuse_on_replay(flag), help=argparse.SUPPRESS)
@@ -240,7 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from . import runner, session
+    from . import redact, runner, session
     from .sandbox_args import sandbox_from_args
 
     inspect = args.inspect or args.inspect_wait
@@ -274,7 +297,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
                                after_run=(lambda: _after_recording(web_urls, args.trace, args.inspect_wait))
                                if inspect else None)
     rec = session.record(program, sandbox, args.trace, fmt,
-                         runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http)
+                         runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http,
+                         redaction=redact.from_args(args), record_output=args.record_output)
     _flush_stdout()
     flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
     saved = f"recorded {rec.events} events{flows} to {rec.path}"
@@ -315,6 +339,27 @@ def _keep_web_ui_up(url: str, trace: str) -> None:
             signal.signal(sig, handler)
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import redact, runner, session
+    from .sandbox_args import sandbox_from_args
+    from .verify import verify
+
+    if args.replays < 1:
+        raise UsageError(_usage_message("rr verify", "--replays: at least 1 replay is needed to verify"))
+    if args.trace and os.path.exists(args.trace) and os.path.samefile(args.trace, args.component):
+        raise UsageError(f"-t {args.trace}: that is the component itself (--force would replace it)")
+    program = _load(args)
+    sandbox = sandbox_from_args(args, program.path.name, _guest_args(args))
+    result = verify(program, sandbox, args.trace, args.replays, fmt={"json": "jsonl"}.get(args.format, args.format),
+                    limits=runner.Limits(args.max_memory, args.timeout), overwrite=args.force,
+                    http=session.HttpOptions(extra_ca=args.ca_cert, verbose=args.verbose),
+                    redaction=redact.from_args(args), record_output=args.record_output)
+    _flush_stdout()
+    for line in result.report():
+        _report(line)
+    return result.status
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from . import session
 
@@ -322,7 +367,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.component_changed:
         return _regression_replay(program, args)
     with _reading_trace(args.trace):
-        result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer, until=args.until)
+        result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer, until=args.until,
+                                check_output=not args.no_output_check)
     _flush_stdout()
     if result.stopped_at is not None:
         if result.incomplete:
@@ -453,7 +499,7 @@ def _ending(outcome) -> str:  # type: ignore[no-untyped-def]
     return f"guest {outcome.kind}: {outcome.message}" if outcome.kind == "trap" else str(outcome.message)
 
 
-_GUEST_COMMANDS = ("run", "record")  # the commands whose extra arguments belong to the guest
+_GUEST_COMMANDS = ("run", "record", "verify")  # the commands whose extra arguments belong to the guest
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -158,6 +158,9 @@ class _TextView:
         if shown.more:
             lines = [f"    ... {shown.more} more selected event{'s' * (shown.more != 1)} (--limit)", ""]
         lines.append(f"outcome    {_outcome_text(reader)}")
+        if reader.outcome is not None and reader.outcome.output:
+            from .output import describe
+            lines.append(f"output     {describe(reader.outcome.output)}")
         filtered = selection.describe()
         note = f"  ({shown.count} shown: {filtered})" if filtered and shown.view is not None else ""
         lines.append(f"events     {summary.events}{note}")
@@ -288,12 +291,20 @@ class _JsonView:
     def end(self, reader: TraceReader, summary: Summary, shown: _Shown, selection: Selection) -> None:
         outcome: Outcome | None = reader.outcome
         self._line({
-            "outcome": None if outcome is None else {k: v for k, v in vars(outcome).items() if v is not None},
+            "outcome": None if outcome is None else _outcome_json(outcome),
             "complete": reader.complete, "problem": reader.problem,
             "events": summary.events, "shown": shown.count, "past_limit": shown.more,
             "counts": dict(sorted(summary.calls.items())),
             "bytes": {k: v for k, v in sorted(summary.bytes.items()) if v},
         })
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    shown = {k: v for k, v in vars(outcome).items() if v is not None}
+    if outcome.output:
+        from .output import as_json
+        shown["output"] = as_json(outcome.output)
+    return shown
 
 
 def _exchange_json(rec: dict[str, Any], body_limit: int) -> dict[str, Any]:

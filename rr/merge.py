@@ -57,6 +57,12 @@ class SharedWriter:
         with self._lock:
             self.sealed = True
 
+    def write_side(self, event: Event) -> None:
+        """Side data from the guest's thread (not one of its events: not counted)."""
+        with self._lock:
+            if not (self.sealed or self.finished):
+                self._writer.write_event(event)
+
     def write_flow(self, record: dict[str, Any]) -> None:
         with self._lock:
             if self.finished:

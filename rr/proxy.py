@@ -217,7 +217,11 @@ def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]
 
 
 class _DumpLines:
-    """One line per finished flow on stderr."""
+    """One line per finished flow on stderr (its URL redacted: CI logs keep these lines)."""
+
+    def __init__(self, redaction: dict[str, Any] | None = None) -> None:
+        from proxy_addon.redaction import Redactor
+        self._redactor = Redactor(redaction) if redaction else None
 
     def response(self, flow: Any) -> None:
         self._line(flow)
@@ -233,7 +237,8 @@ class _DumpLines:
             outcome = f"error: {flow.error.msg}"
         else:
             outcome = f"{flow.response.status_code} {len(flow.response.raw_content or b'')}B"
-        line = f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {request_url(req)} -> {outcome}\n"
+        url = self._redactor.url(request_url(req)) if self._redactor else request_url(req)
+        line = f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {url} -> {outcome}\n"
         # One write of the whole line: the guest's stderr goes to the same stream from another
         # thread, and print() writes the newline separately, so a guest line could land between.
         sys.stderr.write(line)
@@ -271,6 +276,7 @@ class EmbeddedProxy:
         web_port: int | None = None,
         dump: bool = False,
         verbose: bool = False,
+        redaction: dict[str, Any] | None = None,
     ) -> None:
         if mode not in ("record", "replay"):
             raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
@@ -288,6 +294,7 @@ class EmbeddedProxy:
         self._web_port = web_port
         self._dump = dump
         self._verbose = verbose
+        self._redaction = redaction   # proxy_addon.redaction rules: records and --dump lose secrets
         self.port: int | None = None
         self.credentials: str | None = None   # the Proxy-Authorization value the host must send
         self.gate: Any = None                  # proxy_addon.gate.GuestGate once started
@@ -316,9 +323,9 @@ class EmbeddedProxy:
             self.confdir.mkdir(parents=True, exist_ok=True)
             if self.mode == "record":
                 assert self._on_flow is not None
-                self.addon = RecordAddon(self._on_flow)
+                self.addon = RecordAddon(self._on_flow, self._redaction)
             else:
-                self.addon = ReplayAddon(self._flows)
+                self.addon = ReplayAddon(self._flows, self._redaction)
             self.credentials = new_credentials()
             self.gate = GuestGate(self.credentials)
             from anyio.from_thread import start_blocking_portal
@@ -386,7 +393,7 @@ class EmbeddedProxy:
         master.addons.chain.insert(0, master.addons.chain.pop())
         master.addons.add(self.addon)
         if self._dump:
-            master.addons.add(_DumpLines())
+            master.addons.add(_DumpLines(self._redaction))
         master.addons.add(_Ready(ready))
         settings: dict[str, Any] = {
             "listen_host": "127.0.0.1",

@@ -9,6 +9,7 @@ the recording did.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import stat
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, netlock, runner, signals
+from . import __version__, netlock, output, redact, runner, signals
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
@@ -49,19 +50,26 @@ HTTP_ALLOW = "http_allow"  # header extra: the --allow-http grant, so replay nee
 SOCKETS = "sockets"        # header extra: the socket grant (-S inherit-network ..., --allow-net)
 
 
-def make_header(program: runner.Program, sandbox: Sandbox, limits: runner.Limits | None = None) -> Header:
+def make_header(program: runner.Program, sandbox: Sandbox, limits: runner.Limits | None = None,
+                redact_rules: dict[str, Any] | None = None) -> Header:
     limits = limits or runner.Limits()
+    env = [(k, v) for k, v in sandbox.env]
+    extra: dict[str, Any] = {HTTP_ALLOW: list(sandbox.http_allow)}
+    if sandbox.sockets:
+        extra[SOCKETS] = sandbox.sockets.to_header()
+    if redact_rules is not None:
+        env = redact.env(env, redact_rules)
+        extra[redact.HEADER_FIELD] = redact_rules
     return Header(
         rr_version=__version__,
         wasmtime_version=wasmtime_version(),
         component=ComponentInfo(sha256=program.sha256, size=len(program.wasm), name=program.path.name),
         argv=list(sandbox.argv),
-        env=[(k, v) for k, v in sandbox.env],
+        env=env,
         dirs=[{"host": p.host, "guest": p.guest, "mode": "rw" if p.writable else "ro"}
               for p in sandbox.preopens],
         start_time=time.time(),
-        extra={HTTP_ALLOW: list(sandbox.http_allow),
-               **({SOCKETS: sandbox.sockets.to_header()} if sandbox.sockets else {})},
+        extra=extra,
         limits={k: v for k, v in (("max_memory", limits.max_memory),
                                   ("timeout", None if limits.timeout is None else float(limits.timeout)))
                 if v is not None},
@@ -85,6 +93,7 @@ class Recorded:
     events: int
     path: Path
     flows: int = 0
+    output: dict[str, Any] | None = None   # what the guest wrote, as the trace records it
 
 
 @dataclass
@@ -119,7 +128,14 @@ def trace_output_errors() -> Iterator[None]:
 
 def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathLike[str],
            fmt: str | None = None, limits: runner.Limits | None = None,
-           overwrite: bool = False, http: HttpOptions | None = None) -> Recorded:
+           overwrite: bool = False, http: HttpOptions | None = None,
+           redaction: redact.Redaction | None = None, record_output: bool = False) -> Recorded:
+    """`redaction`: what the trace leaves out (default: redact.DEFAULT_HEADERS). The trace records
+    digests of the guest's stdout and stderr, and with `record_output` the bytes too."""
+    try:
+        rules = (redaction or redact.Redaction()).rules()
+    except redact.BadRedaction as e:
+        raise UsageError(str(e)) from None
     with trace_output_errors():
         writer = TraceWriter(trace_path, fmt, overwrite=overwrite)
     http = http or HttpOptions()
@@ -128,13 +144,17 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         # The writer closes last, after the proxy has stopped. A crash of rr itself leaves
         # the trace without an outcome: readable, and reported as incomplete.
         with writer, contextlib.ExitStack() as stack:
-            writer.write_header(make_header(program, sandbox, limits))
+            writer.write_header(make_header(program, sandbox, limits, rules))
             shared = SharedWriter(writer)
-            tap = Recorder(shared)  # type: ignore[arg-type]
+            outputs = output.Outputs(sandbox.stdout, sandbox.stderr, keep=(1 << 62) if record_output else 0,
+                                     on_failure=lambda *failed: shared.write_side(output.failure_event(*failed)))
+            sandbox = dataclasses.replace(sandbox, stdout=outputs.stdout, stderr=outputs.stderr)
+            tap = Recorder(redact.EnvRedactingWriter(shared, rules) if rules["env"] else shared)  # type: ignore[arg-type]
             services: dict[str, Any] = {}
             try:
                 if program.imports_interface("wasi:http/"):
-                    proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow))
+                    proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow,
+                                                                redaction=rules))
                     services.update(_proxy_transport(proxy, stack))
                 outcome = runner.run(program, sandbox, tap, limits, services, on_stop=shared.seal)
             except (signals.Signalled, KeyboardInterrupt) as e:
@@ -143,7 +163,8 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
                 shared.seal()
                 signals.stopped()
                 outcome = runner.stopped(signals.reason_of(e), 0, limits)
-            ended = to_trace_outcome(outcome, shared.events)
+            ended = dataclasses.replace(to_trace_outcome(outcome, shared.events),
+                                        output=outputs.summary(with_data=record_output))
             if services and http.after_run:
                 # The trace is finished first: the outcome is written and the writer takes no
                 # more flows (an exchange the guest abandoned mid-flight is left out), so
@@ -160,7 +181,7 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         if writer.error is not None:   # the disk filled up (or failed) under the recording
             raise OutputError(_write_failure(writer)) from None
         raise
-    return Recorded(outcome, shared.events, Path(trace_path), shared.flows)
+    return Recorded(outcome, shared.events, Path(trace_path), shared.flows, ended.output)
 
 
 def _write_failure(writer: TraceWriter) -> str:
@@ -213,6 +234,7 @@ class Replayed:
     events: int
     stopped_at: int | None = None
     incomplete: str | None = None   # the trace's own problem, if the recording was cut short
+    output: output.Outputs | None = None   # what the replayed guest wrote (digests, the first bytes)
 
 
 def check_component(program: runner.Program, header: Header, trace_path: str) -> None:
@@ -255,12 +277,13 @@ def recorded_http_allow(header: Header, trace_path: str) -> list[str]:
 
 
 def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ignore[no-untyped-def]
-           until: int | None = None, other_build: bool = False) -> Replayed:
+           until: int | None = None, other_build: bool = False, check_output: bool = True) -> Replayed:
     """Replay `trace_path` (a file, or a pipe such as `<(cat t.cbor)`) under the limits the trace
     records: the same --max-memory, and a recorded stop (timeout, SIGINT, SIGTERM) at the same host
     call; there is no wall-clock limit. An HTTP guest's trace is read twice, its flow records
     first; a pipe is then copied once to a temporary file. `other_build`: `program` may be
-    another build than the recorded one (a regression replay, rr/regression.py)."""
+    another build than the recorded one (a regression replay, rr/regression.py). `check_output`:
+    the guest's stdout and stderr must be the recorded ones (when the trace records them)."""
     http = program.imports_interface("wasi:http/")
     with contextlib.ExitStack() as stack:
         if program.imports_interface("wasi:sockets/"):
@@ -275,8 +298,17 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         if not other_build:
             check_component(program, reader.header, trace_path)
         stop = runner.ReplayStop()
-        tap = Replayer(iter(ReadAhead(reader, is_flow, lambda: _arm(stop, reader))), until, side_data=is_flow)
-        sandbox = replay_sandbox(reader.header, stdout, stderr, trace_path)
+        outputs = output.Outputs(stdout, stderr, keep=output.REPLAY_KEEP, replay=True)
+
+        def side_data(event: Any) -> bool:
+            """Flow records (the proxy serves them) and where the recording's stdio failed."""
+            if output.is_failure(event):
+                outputs.recorded_failure(event)   # when read: before the guest's next write
+                return True
+            return is_flow(event)
+
+        tap = Replayer(iter(ReadAhead(reader, side_data, lambda: _arm(stop, reader))), until, side_data=side_data)
+        sandbox = replay_sandbox(reader.header, outputs.stdout, outputs.stderr, trace_path)
         limits = runner.Limits(max_memory=reader.header.limits.get("max_memory"))
         services: dict[str, Any] = {}
         proxy = None
@@ -292,7 +324,11 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             # Nothing but loopback from here on: the proxy answers from the trace.
             netlock.engage()
             stack.callback(netlock.release)
-            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows))
+            try:
+                rules = redact.recorded_rules(reader.header)
+            except redact.BadRedaction as e:
+                raise BadTrace(f"{trace_path}: {e}") from None
+            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows, redaction=rules))
             services.update(_proxy_transport(proxy, stack))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services, replay_stop=stop)
@@ -333,7 +369,13 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         if recorded is not None and not _same_end(replayed, recorded):
             raise Diverged(f"replay diverged: the recording ended with {describe_outcome(recorded)}, "
                            f"the replay with {describe_outcome(replayed)}")
-        return Replayed(outcome, tap.consumed, incomplete=reader.problem)
+        # A run the guest ended itself wrote exactly the recorded output (a stop may strike
+        # mid-way through a write: not compared).
+        why = None if recorded is None or recorded.kind in STOP_KINDS or not check_output \
+            else outputs.difference(recorded.output)
+        if why is not None:
+            raise Diverged(f"replay diverged: {why}")
+        return Replayed(outcome, tap.consumed, incomplete=reader.problem, output=outputs)
 
 
 def _ended_with_the_recording(tap: Replayer, reader) -> Replayed:  # type: ignore[no-untyped-def]
@@ -364,7 +406,7 @@ def _same_end(replayed: TraceOutcome, recorded: TraceOutcome) -> bool:
     if recorded.kind in STOP_KINDS:
         # `calls` may differ by the one call a stop caught mid-way (see SharedWriter.write_event).
         return (replayed.kind, replayed.event) == (recorded.kind, recorded.event)
-    return replayed == recorded
+    return replayed.without_output() == recorded.without_output()
 
 
 def _arm(stop: runner.ReplayStop, reader) -> None:  # type: ignore[no-untyped-def]

@@ -107,6 +107,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
             self._send(status, f"status {status}\n".encode(), {"Content-Type": "text/plain"})
+        elif path == "/cookie":   # a credential in a response header (redaction tests)
+            self._send(200, b"cookie set\n", {"Content-Type": "text/plain", "Set-Cookie": "session=s3cret; HttpOnly"})
         elif path == "/redirect":
             self._send(302, b"", {"Location": "/plain"})
         elif path == "/slow":

@@ -247,5 +247,6 @@ def test_inspect_human_and_json(random_trace: Path) -> None:
     assert "wasi:random/random.get-random-bytes(16)" in human.out
     lines = [json.loads(line) for line in rr("inspect", "--json", str(random_trace)).out.splitlines()]
     assert lines[0]["header"]["component"]["name"] == "random.wasm"
-    assert lines[-1]["outcome"] == {"kind": "exit", "status": 0}
+    outcome = lines[-1]["outcome"]
+    assert (outcome["kind"], outcome["status"], outcome["output"]["stdout"]["size"]) == ("exit", 0, 81)
     assert lines[-1]["counts"]["wasi:random/random"] == 2

@@ -94,7 +94,7 @@ class JsonlEncoder:
         return _dumps(obj)
 
     def outcome(self, raw: dict[str, Any]) -> bytes:
-        return _dumps(raw)
+        return _dumps(to_jsonable(raw))   # its output digests and bytes are bytes
 
 
 class JsonlDecoder:

@@ -7,7 +7,7 @@ lists, so they read back as lists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .versions import CURRENT_VERSION, FORMAT_NAME
@@ -71,6 +71,9 @@ class Outcome:
     message: str | None = None    # trap and memory
     event: int | None = None      # stopped: index of the event replay stopped at; stops: events consumed
     calls: int | None = None      # stops only: host calls the guest had completed
+    # What the guest wrote, per stream ("stdout", "stderr"): size, sha256, chunk digests and,
+    # with --record-output, the bytes (rr/output.py). Absent in traces from before rr had it.
+    output: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _FIELDS:
@@ -87,6 +90,10 @@ class Outcome:
     def fields(cls, kind: str) -> tuple[str, ...] | None:
         """The fields a `kind` outcome carries (None: not a kind)."""
         return tuple(name for name, _ in _FIELDS[kind]) if kind in _FIELDS else None
+
+    def without_output(self) -> Outcome:
+        """How the run ended, whatever it wrote (for comparing endings)."""
+        return replace(self, output=None)
 
     @classmethod
     def stop(cls, kind: str, event: int, calls: int) -> Outcome:

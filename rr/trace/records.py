@@ -101,17 +101,43 @@ def event_from_raw(raw: dict[str, Any]) -> Event:
 
 
 def outcome_to_raw(o: Outcome) -> dict[str, Any]:
-    return {"t": "outcome", "kind": o.kind, **{name: getattr(o, name) for name in Outcome.fields(o.kind) or ()}}
+    raw = {"t": "outcome", "kind": o.kind, **{name: getattr(o, name) for name in Outcome.fields(o.kind) or ()}}
+    if o.output is not None:
+        raw["output"] = o.output
+    return raw
+
+
+# An outcome's optional `output`: per stream, what the guest wrote (rr/output.py makes it).
+_OUTPUT_FIELDS = {"size": int, "sha256": str, "chunk": int, "digests": bytes}
+_DIGEST_BYTES = 8
+
+
+def _output_from_raw(output: Any) -> dict[str, Any]:
+    if type(output) is not dict or not output or not set(output) <= {"stdout", "stderr"}:
+        raise RecordError("outcome field 'output' must map stdout and/or stderr to what the guest wrote")
+    for name, s in output.items():
+        if type(s) is not dict or not set(_OUTPUT_FIELDS) <= set(s) <= {*_OUTPUT_FIELDS, "data"} \
+                or any(type(s[k]) is not t for k, t in _OUTPUT_FIELDS.items()):
+            raise RecordError(f"outcome output.{name} must be {{size: int, sha256: str, chunk: int, "
+                              f"digests: bytes, data?: bytes}}")
+        chunk, size, digests = s["chunk"], s["size"], s["digests"]
+        if not (0 <= size < _MAX_SIZE and chunk >= 1024 and chunk & (chunk - 1) == 0 and len(s["sha256"]) == 64
+                and len(digests) == -(-size // chunk) * _DIGEST_BYTES
+                and ("data" not in s or type(s["data"]) is bytes and len(s["data"]) == size)):
+            raise RecordError(f"outcome output.{name}: size {size}, chunk {chunk}, {len(digests)} digest bytes "
+                              f"and its data do not agree")
+    return output
 
 
 def outcome_from_raw(raw: dict[str, Any]) -> Outcome:
     kind = raw.get("kind")
     names = Outcome.fields(kind) if type(kind) is str else None
-    if names is None or set(raw) != {"t", "kind", *names}:
+    if names is None or set(raw) - {"output"} != {"t", "kind", *names}:
         raise RecordError(f"outcome must be {{kind: exit|trap|stopped|memory|timeout|interrupted|terminated, "
                           f"and its fields}}, got keys {sorted(raw)}")
     try:
-        outcome = Outcome(kind, **{name: raw[name] for name in names})  # type: ignore[arg-type]
+        outcome = Outcome(kind, **{name: raw[name] for name in names},  # type: ignore[arg-type]
+                          output=_output_from_raw(raw["output"]) if "output" in raw else None)
     except ValueError as e:
         raise RecordError(str(e)) from None
     if kind == "exit" and not 0 <= outcome.status <= 255 or any(

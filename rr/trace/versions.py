@@ -7,6 +7,10 @@ to v + 1. Codec-level layout changes must be handled in the codec itself.
   1 -> 2  records unchanged. The codecs changed: CBOR records sit in checksummed frames
           (a CRC-32 chain, cbor.py), JSONL writes text bytes as {"$utf8": ...}. Both
           codecs still read the version-1 layout; writing is always the current version.
+
+Optional fields added within version 2 (absent in older traces, which read as before; an rr
+from before a field refuses a trace that has it, as a corrupt record):
+  outcome.output   what the guest wrote to stdout/stderr (rr/output.py): replay compares it.
 """
 
 from __future__ import annotations
