@@ -9,22 +9,26 @@ trace), and the response the handler produces compared with the recorded one.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import netlock, runner
-from ..errors import EXIT_DIVERGED
+from ..errors import EXIT_DIVERGED, UsageError
 from ..host.http.errors import HttpFailure
 from ..host.http.incoming import IncomingRequest
 from ..merge import is_flow, record_problem
 from ..session import BadTrace, _proxy_transport, _start_proxy, check_component, replay_sandbox, HttpOptions
 from ..tap import Divergence, Replayer, ReplayStopped, TraceCorrupt
-from ..trace import TraceError, open_trace
+from ..trace import Event, TraceError, open_trace
 from ..trace.served import BadBlock, RequestBlock, request_blocks
 from .handler import Exchange, Instance, body_chunks, handler_export
 from .server import failed_response, flow_ids, guest_view, instance_sandbox
+
+
+_BEFORE = Event("", [], None)   # stands for an event of the trace before a request's block
 
 
 @dataclass
@@ -49,6 +53,8 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         blocks = list(request_blocks(events))
     except BadBlock as e:
         raise BadTrace(f"{trace_path}: {e}") from None
+    if until is not None and only is None:
+        raise UsageError("--until in a server trace needs --request N (it stops within that request)")
     if only is not None:
         blocks = [b for b in blocks if b.n == only]
         if not blocks:
@@ -83,7 +89,10 @@ def _replay_block(program: runner.Program, export: str, base: Any, limits: runne
     method, path = str(req.get("method")), str(req.get("path"))
     if block.response is None:
         return Result(block.n, method, path, "incomplete (the recording ends inside this request)", True)
-    tap = Replayer(iter(block.events), until, side_data=is_flow)
+    # The events before the block are stepped over as side data: the replayer then numbers
+    # events as the trace does (rr inspect, divergence reports, --until).
+    before = itertools.repeat(_BEFORE, block.first + 1)
+    tap = Replayer(itertools.chain(before, block.events), until, side_data=lambda e: e is _BEFORE or is_flow(e))
     sandbox = instance_sandbox(base, int(req.get("instance", 0)))
     inst = Instance(program, export, sandbox, tap, {**services, "wasi:http/flow-ids": flow_ids(block.n)}, limits)
     body = inst.request_body()
@@ -121,7 +130,7 @@ def _replay_block(program: runner.Program, export: str, base: Any, limits: runne
     leftover = tap.leftover()
     if leftover:
         return Result(block.n, method, path, f"diverged: the handler finished but request {block.n} has "
-                      f"{len(leftover)}+ more recorded events (from event {leftover[0][0]})", False)
+                      f"more recorded events (from event {leftover[0][0]})", False)
     difference = compare(block.response, status, headers, bytes(sent), exchange.trap)
     return Result(block.n, method, path, "match" if difference is None else f"differs: {difference}",
                   difference is None)

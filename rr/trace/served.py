@@ -82,3 +82,47 @@ def _n(event: Event) -> int:
     if len(args) != 1 or type(args[0]) is not int:
         raise BadBlock(f"{event.call} args must be [request number], not {args!r}")
     return args[0]
+
+
+INCOMING_PREFIX = "in."   # flow id of request n's incoming exchange in exports: "in.<n>"
+
+
+def incoming_record(n: int, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """Request n's incoming exchange as a flow record (proxy_addon/flowrecord.py's shape), for
+    export beside the handler's outgoing ones; `incoming` marks it."""
+    start = request.get("start", 0.0)
+    return {
+        "id": f"{INCOMING_PREFIX}{n}", "incoming": True,
+        "request": {k: request.get(k) for k in ("method", "url", "http_version", "headers", "body")},
+        "response": {"status": response.get("status"), "reason": "", "http_version": "HTTP/1.1",
+                     "headers": response.get("headers"), "body": response.get("body")},
+        "error": None,
+        "timings": {"start": start, "end": response.get("end", start)},
+    }
+
+
+class IncomingExchanges:
+    """Watches a trace's events go by and collects each finished request's incoming exchange."""
+
+    def __init__(self) -> None:
+        self._requests: dict[int, dict[str, Any]] = {}
+        self.done: list[dict[str, Any]] = []
+
+    def see(self, event: Event) -> None:
+        if event.call == SERVE_REQUEST and isinstance(event.result, dict):
+            self._requests[_n(event)] = event.result
+        elif event.call == SERVE_RESPONSE and isinstance(event.result, dict):
+            request = self._requests.pop(_n(event), None)
+            if request is not None:
+                self.done.append(incoming_record(_n(event), request, event.result))
+
+
+def exchange_order(flow_id: str) -> tuple[int, int, str]:
+    """Sort key of flow ids: a command's "1", "2", ...; a server trace's request n as "in.<n>"
+    and then its outgoing "<n>.<k>"; anything else last."""
+    head, _, tail = flow_id.removeprefix(INCOMING_PREFIX).partition(".")
+    if not head.isdigit() or (tail and not tail.isdigit()):
+        return (1 << 62, 0, flow_id)
+    if flow_id.startswith(INCOMING_PREFIX):
+        return (int(head), -1, "") if not tail else (1 << 62, 0, flow_id)
+    return (int(head), int(tail or 0), "")
