@@ -36,6 +36,9 @@ from .errors import classify
 FlowRecord = dict[str, Any]
 # Where the host's flow id travels on a mitmproxy flow (survives .mitm files).
 META_FLOW_ID = "rr.flow"
+# Set on a request a client sent to a reverse-mode listener (`rr serve`'s clients): not the
+# guest's own request, so neither gated nor recorded as one.
+META_INCOMING = "rr.incoming"
 
 
 def _headers_to_record(headers: http.Headers) -> list[list[bytes]]:

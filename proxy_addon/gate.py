@@ -22,9 +22,10 @@ import secrets
 from typing import Final
 
 from mitmproxy import exceptions, http
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 from .errors import HEADER_FLOW
-from .flowrecord import META_FLOW_ID
+from .flowrecord import META_FLOW_ID, META_INCOMING
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class GuestGate:
         self.refused = 0   # requests turned away (read from another thread: a plain int is enough)
 
     def _admit(self, flow: http.HTTPFlow) -> None:
+        if isinstance(flow.client_conn.proxy_mode, ReverseMode):
+            # A client of `rr serve` (its reverse listener is public by design): what it sends
+            # goes to rr's own backend, never upstream, and is recorded by rr serve itself.
+            flow.metadata[META_INCOMING] = True
+            return
         given = flow.request.headers.get_all(AUTH_HEADER)
         flow.request.headers.pop(AUTH_HEADER, None)
         if len(given) == 1 and hmac.compare_digest(given[0].encode("latin-1", "replace"), self._credentials):

@@ -20,7 +20,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from .flowrecord import META_FLOW_ID, FlowRecord, flow_to_record, request_to_record
+from .flowrecord import META_FLOW_ID, META_INCOMING, FlowRecord, flow_to_record, request_to_record
 from .redaction import Redactor, Rules
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class RecordAddon:
     def _emit(self, flow: http.HTTPFlow) -> None:
         from_guest = self._from_guest.pop(flow.id, None)
         upstream = self._upstream.pop(flow.id, None)
+        if flow.metadata.get(META_INCOMING):
+            return   # a client's request to `rr serve`: recorded by rr serve, with its handling
         if flow.metadata.get(_EMITTED):
             return  # an error after the response
         flow.metadata[_EMITTED] = True

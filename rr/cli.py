@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="re-run a component from its trace alone")
     rep.add_argument("component", help="the .wasm command component that was recorded")
     rep.add_argument("trace", nargs="?", default="rr-trace.cbor", help="the trace (default: rr-trace.cbor)")
-    rep.add_argument("--until", type=_count, metavar="N", help="stop cleanly before event N")
+    rep.add_argument("--until", type=_count, metavar="N",
+                     help="stop cleanly before event N (of a server trace: of the request --request names)")
+    rep.add_argument("--request", type=_count, metavar="N", help="a server trace (rr serve -t): replay request N only")
     rep.add_argument("--component-changed", action="store_true",
                      help="regression replay: COMPONENT is another build than the recorded one; serve the "
                           "recorded inputs while it asks for the same things and report where it departs "
@@ -169,6 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
         rep.add_argument(flag, type=refuse_on_replay(flag), help=argparse.SUPPRESS)
     _add_common(rep)
     rep.set_defaults(handler=_cmd_replay)
+
+    srv = sub.add_parser("serve", help="serve a wasi:http/proxy handler component (and record its requests with -t)")
+    srv.add_argument("component", help="the .wasm component exporting wasi:http/incoming-handler")
+    srv.add_argument("--addr", default="127.0.0.1:8080", metavar="HOST:PORT",
+                     help="where clients connect (default 127.0.0.1:8080)")
+    srv.add_argument("-t", "--trace", metavar="TRACE", help="record every request into this trace")
+    srv.add_argument("-f", "--format", choices=["cbor", "json"],
+                     help="trace encoding (default: from the extension; .gz compresses)")
+    srv.add_argument("--force", action="store_true", help="replace an existing trace file")
+    srv.add_argument("--max-instance-reuse-count", type=_count, default=1, metavar="N",
+                     help="serve up to N requests in sequence with one instance (default 1: a fresh "
+                          "instance per request, as wasmtime serve)")
+    srv.add_argument("--dump", action="store_true", help="print one line per HTTP exchange (incoming and outgoing)")
+    srv.add_argument("--inspect", action="store_true",
+                     help="serve mitmproxy's web UI (incoming and outgoing exchanges live; URL on stderr)")
+    srv.add_argument("--inspect-host", metavar="ADDR", help="address the web UI listens on (default 127.0.0.1)")
+    srv.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
+    add_sandbox_flags(srv)
+    _add_common(srv)
+    srv.set_defaults(handler=_cmd_serve)
 
     conv = sub.add_parser("convert", help="convert a trace between CBOR and JSON Lines (losslessly)")
     conv.add_argument("input")
@@ -360,9 +382,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return result.status
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.cli import serve_command
+    return serve_command(args, _report)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from . import session
 
+    from .serve.cli import replay_if_server_trace
+    served = replay_if_server_trace(args, _report)
+    if served is not None:
+        return served
+    if args.request is not None:
+        raise UsageError(f"--request: {args.trace} is not a server trace (rr serve -t)")
     program = _load(args)
     if args.component_changed:
         return _regression_replay(program, args)

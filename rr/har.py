@@ -39,6 +39,7 @@ from .exchange import error_text
 from .merge import iter_flow_records
 from .outfile import OutputError, OutputExistsError, write_atomically
 from .trace import open_trace
+from .trace.served import exchange_order
 
 if TYPE_CHECKING:
     from proxy_addon.flowrecord import FlowRecord
@@ -67,6 +68,11 @@ def har_entry(rec: "FlowRecord") -> dict[str, Any]:
     flow = record_to_flow(rec)
     entry = SaveHar().flow_entry(flow, set())
     entry["comment"] = f"rr flow {rec['id']}"
+    if rec.get("incoming"):   # a request a client sent to `rr serve`, answered by the handler
+        entry["comment"] = f"rr incoming request {rec['id'].partition('.')[2]}"
+        entry["_rrDirection"] = "incoming"
+    elif "." in rec["id"]:    # the handler's own request while serving one (id "<n>.<k>")
+        entry["_rrDirection"] = "outgoing"
     request = entry["request"]
     request["url"] = rec["request"]["url"]  # savehar's leaves an IPv6 host unbracketed
     _text_headers(request["headers"], rec["request"]["headers"])
@@ -204,9 +210,15 @@ def _write_mitm(records: Iterable["FlowRecord"], f: IO[bytes]) -> None:
 
     from proxy_addon.flowrecord import record_to_flow
 
+    from proxy_addon.flowrecord import META_INCOMING
+
     writer = io.FlowWriter(f)
     for rec in records:
-        writer.add(record_to_flow(rec))
+        flow = record_to_flow(rec)
+        if rec.get("incoming"):
+            flow.metadata[META_INCOMING] = True
+            flow.comment = f"rr incoming request {rec['id'].partition('.')[2]}"
+        writer.add(flow)
 
 
 # ---- from a trace -------------------------------------------------------------------------
@@ -231,8 +243,35 @@ class Exported:
         return line
 
 
-def _request_order(flow_id: str) -> tuple[int, str]:
-    return (int(flow_id), "") if flow_id.isdigit() else (1 << 62, flow_id)
+class _Watched:
+    """A trace reader whose events an IncomingExchanges also sees (server traces)."""
+
+    def __init__(self, reader: Any, incoming: Any):
+        self.path = reader.path
+        self._reader = reader
+        self._incoming = incoming
+
+    def __iter__(self) -> Iterator[Any]:
+        for event in self._reader:
+            self._incoming.see(event)
+            yield event
+
+
+def _exchange_records(reader: Any) -> Iterator["FlowRecord"]:
+    """The trace's flow records and, in a server trace (rr serve -t), each request's incoming
+    exchange as a record too (id "in.<n>", `incoming` set)."""
+    from .trace.served import IncomingExchanges
+
+    incoming = IncomingExchanges()
+    for rec in iter_flow_records(_Watched(reader, incoming)):  # type: ignore[arg-type]
+        yield from _taken(incoming.done)
+        yield rec
+    yield from _taken(incoming.done)
+
+
+def _taken(records: list["FlowRecord"]) -> Iterator["FlowRecord"]:
+    while records:
+        yield records.pop(0)
 
 
 class _FlowsInRequestOrder:
@@ -243,11 +282,11 @@ class _FlowsInRequestOrder:
         self.path = trace_path
         with open_trace(trace_path) as reader:
             ids, self.failed = [], 0
-            for rec in iter_flow_records(reader):
+            for rec in _exchange_records(reader):
                 ids.append(rec["id"])
                 self.failed += rec["error"] is not None
             self.problem = reader.problem
-        self.order = sorted(ids, key=_request_order)
+        self.order = sorted(ids, key=exchange_order)
 
     @property
     def count(self) -> int:
@@ -258,7 +297,7 @@ class _FlowsInRequestOrder:
         next_id = next(wanted, None)
         early: dict[str, FlowRecord] = {}   # finished before a request made earlier
         with open_trace(self.path) as reader:
-            for rec in iter_flow_records(reader):
+            for rec in _exchange_records(reader):
                 early[rec["id"]] = rec
                 while next_id is not None and next_id in early:
                     yield early.pop(next_id)

@@ -146,7 +146,10 @@ class _TextView:
     def event(self, index: int, event: Event) -> None:
         lead = "\n" if self.first_event else ""
         self.first_event = False
-        if _is_exchange(event):
+        served = _served_lines(event, self.body_limit)
+        if served is not None:   # a server trace's request block starts or ends: its own block
+            text = f"{index:>7}  {served[0]}\n" + "".join(f"{_INDENT}{line}\n" for line in served[1:])
+        elif _is_exchange(event):
             lines = _exchange_lines(event.result, self.body_limit)
             text = f"{index:>7}  {lines[0]}\n" + "".join(f"{_INDENT}{line}\n" for line in lines[1:])
         else:
@@ -202,6 +205,25 @@ def _printable(text: str) -> str:
     """One line of a header or body, with control characters escaped (a trace must not drive
     the terminal)."""
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _served_lines(event: Event, body_limit: int) -> list[str] | None:
+    """A server trace's request (the events after it, up to its response, are its handling)
+    and response, as blocks; None for any other event."""
+    from .trace.served import SERVE_REQUEST, SERVE_RESPONSE
+
+    if event.call not in (SERVE_REQUEST, SERVE_RESPONSE) or not isinstance(event.result, dict):
+        return None
+    n, rec = event.args[0] if event.args else "?", event.result
+    try:
+        if event.call == SERVE_REQUEST:
+            head = (f"== request {n}: {rec.get('method')} {_printable(str(rec.get('url')))}"
+                    f"  (instance {rec.get('instance', '?')}) ==")
+            return [head, *_message_lines(">", None, rec, body_limit)]
+        trap = f", the handler trapped: {rec['trap']}" if rec.get("trap") else ""
+        return [f"== response {n}: {rec.get('status')}{trap} ==", *_message_lines("<", None, rec, body_limit)]
+    except (KeyError, TypeError, ValueError):
+        return None   # a malformed record is shown as a plain event
 
 
 def _exchange_lines(rec: dict[str, Any], body_limit: int) -> list[str]:

@@ -237,8 +237,13 @@ class _DumpLines:
             outcome = f"error: {flow.error.msg}"
         else:
             outcome = f"{flow.response.status_code} {len(flow.response.raw_content or b'')}B"
-        url = self._redactor.url(request_url(req)) if self._redactor else request_url(req)
-        line = f"rr-proxy [{flow.metadata.get(META_FLOW_ID, '-')}] {req.method} {url} -> {outcome}\n"
+        from proxy_addon.flowrecord import META_INCOMING
+        incoming = flow.metadata.get(META_INCOMING)
+        tag = "in" if incoming else flow.metadata.get(META_FLOW_ID, "-")
+        url = req.pretty_url if incoming else request_url(req)   # as the client sent it
+        if self._redactor:
+            url = self._redactor.url(url)
+        line = f"rr-proxy [{tag}] {req.method} {url} -> {outcome}\n"
         # One write of the whole line: the guest's stderr goes to the same stream from another
         # thread, and print() writes the newline separately, so a guest line could land between.
         sys.stderr.write(line)
@@ -277,6 +282,7 @@ class EmbeddedProxy:
         dump: bool = False,
         verbose: bool = False,
         redaction: dict[str, Any] | None = None,
+        reverse: str | None = None,
     ) -> None:
         if mode not in ("record", "replay"):
             raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
@@ -295,6 +301,10 @@ class EmbeddedProxy:
         self._dump = dump
         self._verbose = verbose
         self._redaction = redaction   # proxy_addon.redaction rules: records and --dump lose secrets
+        # `rr serve`: a reverse-mode listener for the clients (mitmproxy's mode spec
+        # "reverse:http://BACKEND@HOST:PORT"), beside the regular one the guest's HTTP uses.
+        self._reverse = reverse
+        self.reverse_port: int | None = None
         self.port: int | None = None
         self.credentials: str | None = None   # the Proxy-Authorization value the host must send
         self.gate: Any = None                  # proxy_addon.gate.GuestGate once started
@@ -341,10 +351,18 @@ class EmbeddedProxy:
             if self._failure is not None:
                 raise RuntimeError(f"mitmproxy failed to start: {self._failure}") from self._failure
             assert self._master is not None
-            addrs = self._master.addons.get("proxyserver").listen_addrs()
+            servers = self._master.addons.get("proxyserver").servers
+            regular = next((s for s in servers if s.mode.type_name == "regular"), None)
+            addrs = regular.listen_addrs if regular is not None else ()
             if not addrs:
                 raise RuntimeError("mitmproxy is running but not listening (see its log with verbose=True)")
             self.port = addrs[0][1]
+            if self._reverse is not None:
+                server = servers[self._reverse]
+                if not server.listen_addrs:
+                    error = server.last_exception
+                    raise OSError(getattr(error, "errno", None), getattr(error, "strerror", None) or str(error))
+                self.reverse_port = server.listen_addrs[0][1]
             if self._web:
                 self.web_url = self._master.web_url  # type: ignore[attr-defined]
         except BaseException:
@@ -408,12 +426,16 @@ class EmbeddedProxy:
             "http2": False,
             **upstream_trust(self._extra_ca, self.confdir),
         }
+        if self._reverse is not None:
+            # The clients' Host header reaches the handler as they sent it.
+            settings |= {"mode": ["regular", self._reverse], "keep_host_header": True}
         if self._web:
             # The proxy's port is chosen here, not by the OS at bind time, so that the web UI
             # (its Capture tab and Options) shows the real address instead of 8080 or 0.
             port = _free_loopback_port()
             settings |= {"web_host": self._web_host, "web_port": self._web_port or _free_loopback_port(),
-                         "web_open_browser": False, "listen_port": port, "mode": [f"regular@127.0.0.1:{port}"]}
+                         "web_open_browser": False, "listen_port": port,
+                         "mode": [f"regular@127.0.0.1:{port}", *([self._reverse] if self._reverse else [])]}
         opts.update(**settings)
         self._master = master
         await master.run()

@@ -144,8 +144,12 @@ def fast_path_default() -> bool:
     return os.environ.get("RR_FAST_PATH", "1") != "0"
 
 
-def load(path: str | Path, use_cache: bool = True, fast_path: bool | None = None) -> Program:
+def load(path: str | Path, use_cache: bool = True, fast_path: bool | None = None,
+         check: Callable[[Program], None] | None = None) -> Program:
+    """`check` says whether the component is what the caller runs (default: a wasi:cli
+    command; `rr serve` checks for an incoming handler) and raises ComponentError if not."""
     path = Path(path)
+    check = check or check_command
     try:
         wasm = path.read_bytes()
     except FileNotFoundError:
@@ -170,25 +174,28 @@ def load(path: str | Path, use_cache: bool = True, fast_path: bool | None = None
                 component, hit = load_component(eng, composed.wasm, hashlib.sha256(composed.wasm).hexdigest(),
                                                 ENGINE_KEY, use_cache)
                 return _checked(Program(path, wasm, sha, eng, component, hit, fast_path=True,
-                                        fast_path_note=note))
+                                        fast_path_note=note), check)
             except wasmtime.WasmtimeError as e:  # a shape the adapter got wrong: never fatal
                 note = f"plain byte path: composition rejected: {_first_line(e)}"
     try:
         component, hit = load_component(eng, wasm, sha, ENGINE_KEY, use_cache)
     except wasmtime.WasmtimeError as e:
         raise ComponentError(f"{path}: invalid component: {_first_line(e)}") from None
-    return _checked(Program(path, wasm, sha, eng, component, hit, fast_path_note=note))
+    return _checked(Program(path, wasm, sha, eng, component, hit, fast_path_note=note), check)
 
 
-def _checked(program: Program) -> Program:
-    eng = program.engine
-    program.imports = program.component.type.imports(eng)
-    exports = program.component.type.exports(eng)
+def _checked(program: Program, check: Callable[[Program], None]) -> Program:
+    program.imports = program.component.type.imports(program.engine)
+    check(program)
+    return program
+
+
+def check_command(program: Program) -> None:
+    exports = program.component.type.exports(program.engine)
     run_iface = next((name for name in exports if split_versioned(name)[0] == "wasi:cli/run"), None)
     if run_iface is None:
         raise ComponentError(f"{program.path}: not a wasi:cli command (it exports no wasi:cli/run)")
     _check_run_signature(program, run_iface, exports[run_iface].ty)
-    return program
 
 
 def _check_run_signature(program: Program, run_iface: str, ty: Any) -> None:

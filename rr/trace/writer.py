@@ -129,6 +129,13 @@ class TraceWriter:
         self._write(self._encoder.event(event))
         self.events_written += 1
 
+    def write_block(self, events: list[Event]) -> None:
+        """Several events with one write: a server trace's request block (trace/served.py),
+        so that a kill leaves either the whole block or a torn last record."""
+        self._expect("events", "an event")
+        self._write(b"".join(self._encoder.event(event) for event in events))
+        self.events_written += len(events)
+
     def write_outcome(self, outcome: Outcome) -> None:
         self._expect("events", "the outcome")
         self._write(self._encoder.outcome(outcome_to_raw(outcome)))

@@ -105,3 +105,33 @@ for src in "${sources[@]}"; do
   fi
   printf '%-20s %8d bytes  %s\n' "bin/$name.wasm" "$(stat -c %s "$out")" "$status"
 done
+
+# --- wasi:http/proxy handlers (README_SERVE.md) ---------------------------------------------------
+# c-proxy/<name>.c: C without libc, so the component imports the proxy world's functions only (no
+# preview1 adapter): wasm32-unknown-unknown -> embed wit-proxy/ --world proxy-c -> component new.
+place() {   # place <built component> <name>: into bin/, reporting written/unchanged
+  local built=$1 out=$out_dir/$2.wasm status=written
+  if [[ -f $out ]] && cmp -s "$built" "$out"; then status=unchanged; else mv "$built" "$out"; fi
+  printf '%-20s %8d bytes  %s\n' "bin/$2.wasm" "$(stat -c %s "$out")" "$status"
+}
+for src in "$guests_dir"/c-proxy/*.c; do
+  name=$(basename "$src" .c)
+  core=$tmp/$name.wasm
+  "$cc" --target=wasm32-unknown-unknown -nostdlib -O2 -Wall -Wextra -Wl,--no-entry -Wl,--strip-debug "$src" -o "$core" \
+    || die "$name: compile failed"
+  "$wasm_tools" component embed "$guests_dir/wit-proxy" --world proxy-c "$core" -o "$core.embedded" \
+    || die "$name: component embed --world proxy-c failed"
+  "$wasm_tools" component new "$core.embedded" -o "$tmp/$name.component.wasm" || die "$name: component new failed"
+  place "$tmp/$name.component.wasm" "$name"
+done
+
+# py/http/http_app.py with componentize-py (PyPI componentize-py==0.25.1; ~15 s and 18 MB, and not
+# byte-reproducible, so only when asked: BUILD_PY=1).
+if [[ ${BUILD_PY:-0} == 1 ]]; then
+  componentize_py=${COMPONENTIZE_PY:-$repo_dir/.venv/bin/componentize-py}
+  [[ -x $componentize_py ]] || componentize_py=$(command -v componentize-py) \
+    || die "componentize-py not found: pip install componentize-py==0.25.1 (into .venv)"
+  "$componentize_py" -d "$guests_dir/wit-proxy" -w proxy componentize -p "$guests_dir/py/http" http_app \
+    -o "$tmp/http_app_py.wasm" >/dev/null || die "http_app_py: componentize-py failed"
+  place "$tmp/http_app_py.wasm" http_app_py
+fi

@@ -1,4 +1,5 @@
-"""wasi:http/types and wasi:http/outgoing-handler: the client side of wasi:http.
+"""wasi:http/types and wasi:http/outgoing-handler: the client side of wasi:http, and the
+server side a wasi:http/incoming-handler is given (incoming.py, for `rr serve`).
 
 The guest builds requests out of `fields` and `outgoing-request`; `handle` starts the
 transfer on a thread of its own (transfer.py) through a `Transport` (transport.py):

@@ -71,6 +71,11 @@ class RequestBodyPipe:
             self._cond.notify_all()
             return self._failure
 
+    @property
+    def finished(self) -> bool:
+        """Whether the writer finished the body (outgoing-body.finish)."""
+        return self._finished
+
     def fail(self, error: ErrorCode) -> None:
         with self._cond:
             self._fail(error)

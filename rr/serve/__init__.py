@@ -1,0 +1,51 @@
+"""`rr serve`: wasi:http/proxy handler components behind the embedded proxy, one instance
+per request, recorded per request (server.py) and replayed per request (replay.py).
+
+handler.py: one request through one instance (the server side of wasi:http is
+rr/host/http/incoming.py); the trace's request blocks are rr/trace/served.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from .. import runner
+from ..host.context import Sandbox
+from .handler import check_handler
+from .server import ServeOptions, Server, TraceSink
+
+__all__ = ["ServeOptions", "load", "serve"]
+
+
+def load(path: str | os.PathLike[str], use_cache: bool = True) -> runner.Program:
+    """A handler component, compiled (the fast byte path is for commands' stdio: not used)."""
+    return runner.load(path, use_cache=use_cache, fast_path=False, check=check_handler)
+
+
+def serve(program: runner.Program, sandbox: Sandbox, options: ServeOptions,
+          limits: runner.Limits | None = None, trace: str | None = None, fmt: str | None = None,
+          overwrite: bool = False) -> tuple[int, int]:
+    """Serve until SIGINT/SIGTERM. Returns (requests served, requests recorded)."""
+    from .. import session
+    from ..trace import Outcome, TraceWriter
+    from ..trace.served import HEADER_SERVE
+
+    limits = limits or runner.Limits()
+    if trace is None:
+        return Server(program, sandbox, limits, options).serve(), 0
+    with session.trace_output_errors():
+        writer = TraceWriter(trace, fmt, overwrite=overwrite)
+    with writer:
+        header = session.make_header(program, sandbox, limits)
+        header.extra[HEADER_SERVE] = {"addr": f"{options.host}:{options.port}"}
+        writer.write_header(header)
+        sink = TraceSink(writer)
+        served = Server(program, sandbox, limits, options, sink).serve()
+        if sink.failed is not None:
+            from ..errors import OutputError
+            raise OutputError(f"{trace}: cannot write the trace: {sink.failed}; kept the {sink.requests} "
+                              "requests recorded before")
+        writer.write_outcome(Outcome.exit(0))
+    return served, sink.requests
