@@ -6,6 +6,9 @@
 # The outputs are committed, so tests never need this toolchain; rerun this after editing a guest.
 # Same sources + same tools -> byte-identical outputs (it reports "unchanged" then).
 #
+# `build.sh --python` instead rebuilds the componentize-py guests (py/*.py, listed below); those are ~18 MB
+# and not byte-reproducible, so the default run leaves them alone.
+#
 # Environment overrides: CC (default clang-19), WASM_TOOLS (default: the repo venv's, else PATH),
 # XDG_CACHE_HOME (adapter and sysroot cache under $XDG_CACHE_HOME/rr-guests, default ~/.cache).
 set -euo pipefail
@@ -27,6 +30,24 @@ adapter=$cache_dir/jco-$jco_version/wasi_snapshot_preview1.command.wasm
 # Debian's wasi-libc installs multiarch paths, not a sysroot directory.
 wasi_include=/usr/include/wasm32-wasi
 wasi_lib=/usr/lib/wasm32-wasi
+
+# --- componentize-py guests (only with --python) --------------------------------------------------------
+# module in py/ -> component in bin/
+py_guests=(fs_ops:fs_ops_py sock_py:sock_py)
+componentize_py_version=0.25.1
+if [[ ${1:-} == --python ]]; then
+  cpy=$repo_dir/.venv/bin/componentize-py
+  [[ -x $cpy ]] || cpy=$(command -v componentize-py) \
+    || die "componentize-py not found: pip install componentize-py==$componentize_py_version (into .venv)"
+  [[ $("$cpy" --version) == *" $componentize_py_version"* ]] || die "$cpy is not componentize-py $componentize_py_version"
+  for entry in "${py_guests[@]}"; do
+    module=${entry%%:*} out=$guests_dir/bin/${entry#*:}.wasm
+    "$cpy" -d "$guests_dir/py/wit" -w command componentize -p "$guests_dir/py" "$module" -o "$out" >/dev/null \
+      || die "$module: componentize-py failed"
+    printf '%-20s %8d bytes  written\n' "bin/${entry#*:}.wasm" "$(stat -c %s "$out")"
+  done
+  exit 0
+fi
 
 # --- tools -------------------------------------------------------------------------------------------
 cc=${CC:-clang-19}
