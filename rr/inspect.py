@@ -139,7 +139,7 @@ class _TextView:
             lines.append(f"limits     {_limits(h.limits)}")
         # Fields rr writes beside the fixed ones (the HTTP grant, ...), and a newer rr's; empty
         # ones (no grant) are left to --json.
-        lines += [f"{key:<10} {json.dumps(to_jsonable(value))}" for key, value in h.extra.items()
+        lines += [f"{key:<10} {_extra(key, value)}" for key, value in h.extra.items()
                   if value not in (None, "", [], {})]
         self.out.write("\n".join(lines) + "\n")
 
@@ -366,3 +366,16 @@ def _body_json(body: Body, limit: int) -> dict[str, Any]:
     if more:
         out["truncated"] = True
     return out
+
+
+def _extra(key: str, value: Any) -> str:
+    """A header field beside the fixed ones, readable where rr knows it, else as JSON."""
+    from . import redact
+    if key == redact.HEADER_FIELD:
+        try:
+            rules = redact.recorded_rules_of(value)
+        except redact.BadRedaction:
+            pass
+        else:
+            return redact.describe(rules)
+    return json.dumps(to_jsonable(value))

@@ -87,13 +87,23 @@ def from_args(args: Any) -> Redaction:
 def recorded_rules(header: Header) -> dict[str, Any] | None:
     """The rules a trace was recorded with (None: recorded before redaction existed)."""
     rules = header.extra.get(HEADER_FIELD)
-    if rules is None:
-        return None
+    return None if rules is None else recorded_rules_of(rules)
+
+
+def recorded_rules_of(rules: Any) -> dict[str, Any]:
+    """`rules` as read from a trace, checked: BadRedaction if it is not a set of rules."""
     if (type(rules) is not dict or type(rules.get("marker")) is not str
             or not all(type(rules.get(k, [])) is list and all(type(x) is str for x in rules.get(k, []))
                        for k in ("headers", "query", "env", "body"))):
         raise BadRedaction(f"header field {HEADER_FIELD!r} is not a set of redaction rules")
     return rules
+
+
+def describe(rules: dict[str, Any]) -> str:
+    """One line for `rr inspect`: what a recording redacted, and with which marker."""
+    kinds = (("headers", "headers"), ("query", "query parameters"), ("env", "env"), ("body", "body matches of"))
+    parts = [f"{label} {', '.join(rules[k])}" for k, label in kinds if rules.get(k)]
+    return f"{'; '.join(parts) or 'nothing'} (replaced by {rules.get('marker', MARKER)})"
 
 
 def env(pairs: list[tuple[str, str]], rules: dict[str, Any]) -> list[tuple[str, str]]:

@@ -72,8 +72,10 @@ def test_mutants_replayed_in_process(corpus: tuple[Path, list[tf.Recording]], tm
     assert tally.failed() == 0, _report(tally)
     kinds = {kind for kind, _ in tally.by_kind}
     assert kinds == set(tf.ALL_KINDS), f"kinds never made: {set(tf.ALL_KINDS) - kinds}"
-    # the harness tells the classes apart: each of these is reached by some mutant
-    for cls in ("identical", "rejected-121", "rejected-122", "as-edited"):
+    # the harness tells the classes apart: each of these is reached by some mutant. ("as-edited"
+    # is rare now: the trace records digests of the guest's output, so an edit that changes what
+    # the guest prints is a 121 at the end of the replay.)
+    for cls in ("identical", "rejected-121", "rejected-122"):
         assert tally.classes.get(cls), _report(tally)
 
 

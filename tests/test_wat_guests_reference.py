@@ -26,9 +26,13 @@ def run(tmp_path: Path, name: str, *guest_args: str, options: tuple[str, ...] = 
 
 
 def test_every_guest_is_covered() -> None:
+    # lookup_name, tcp_client and udp_client run against the wasmtime CLI in
+    # tests/test_sockets_record_replay.py, beside their loopback servers; tcp_server is recorded
+    # and replayed there (the C tcp_server runs against wasmtime in test_sockets_vs_wasmtime.py)
     assert wat_names() == [
         "args_env", "bad_run_param", "bad_run_string", "clock", "echo", "exit", "exit_code",
-        "grow", "hello", "poll_many", "random", "sockets", "spin", "stderr_and_out", "ticker", "trap",
+        "grow", "hello", "lookup_name", "poll_many", "random", "sockets", "spin", "stderr_and_out",
+        "tcp_client", "tcp_server", "ticker", "trap", "udp_client",
     ]
 
 

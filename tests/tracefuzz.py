@@ -19,6 +19,7 @@ replay` subprocess) and put in one class:
   rejected-121/122  rr refused it: exit 121 (diverged) or 122 (bad trace), said on stderr
   as-edited         a record-level (or JSONL) edit replayed to the edited story (exit status
                     of the guest, different output): the trace said so, rr did what it said
+                    (rare since traces record output digests: such an edit ends in a 121)
   FAIL-*            a failure: crash (exit 70, an exception that is not rr's own error, a
                     traceback), signal, hang (bounded by a timeout), a 122 said in more than
                     one line, another rr status, or for a byte-level mutant of a .cbor trace
