@@ -233,12 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     dif = sub.add_parser(
         "diff", help="compare two traces: header, events (the first difference in context), counts, outcome",
-        description="Compare two traces, streamed: the header fields that shape the run, the events index "
-                    "by index (the first difference with context; an HTTP exchange as a request/response "
-                    "diff), the counts per interface and the outcomes. Versions and the recording date "
-                    "are shown but not compared. Exit 0 when equal, 1 when they differ.")
-    dif.add_argument("a", metavar="A")
-    dif.add_argument("b", metavar="B")
+        description="Compare two traces, streamed: the header fields that shape the run, the events in\n"
+                    "order (the first difference with context; an HTTP exchange as a request/response diff),\n"
+                    "the counts per interface and the outcomes. Versions and the recording date are shown\n"
+                    "but not compared. Exit 0 when equal, 1 when they differ.")
+    dif.add_argument("a", metavar="A", help="a trace")
+    dif.add_argument("b", metavar="B", help="the trace to compare it with")
     dif.add_argument("-C", "--context", type=_count, default=3, metavar="N",
                      help="events shown before and after the first difference (default 3)")
     dif.add_argument("--json", action="store_true", help="one JSON object instead of text")
