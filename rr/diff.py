@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 from .exchange import Body, body_of, error_text, header_text
 from .merge import is_flow, record_problem
+from .output import DIGEST_BYTES, STREAMS
 from .tap import format_event
 from .trace import Event, Header, TraceReader, open_trace, to_jsonable
 
@@ -288,7 +289,9 @@ def _output_fields(oa: Any, ob: Any, metadata: list[Field]) -> list[Field]:
             metadata.append(Field("output", "recorded" if a else "not recorded", "recorded" if b else "not recorded"))
         return []
     fields = []
-    for name in sorted(set(a) | set(b)):
+    for name in [*STREAMS, *sorted((set(a) | set(b)) - set(STREAMS))]:
+        if name not in a and name not in b:
+            continue
         sa, sb = a.get(name) or {}, b.get(name) or {}
         if (sa.get("size"), sa.get("sha256")) != (sb.get("size"), sb.get("sha256")):
             fields.append(Field(name, _stream(sa), _stream(sb) + _where(sa, sb)))
@@ -307,11 +310,12 @@ def _where(a: dict[str, Any], b: dict[str, Any]) -> str:
         return f"; first difference at byte {at}: a {da[at:at + 16]!r}, b {db[at:at + 16]!r}"
     chunk, ga, gb = a.get("chunk"), a.get("digests"), b.get("digests")
     if isinstance(chunk, int) and chunk == b.get("chunk") and isinstance(ga, bytes) and isinstance(gb, bytes):
-        step = 8   # bytes of digest per chunk (rr/output.py DIGEST_BYTES)
+        step = DIGEST_BYTES
         at = next((i for i in range(0, min(len(ga), len(gb)), step) if ga[i:i + step] != gb[i:i + step]),
                   min(len(ga), len(gb)))
         first = at // step * chunk
-        return f"; first difference in bytes {first}-{first + chunk - 1}"
+        last = min(first + chunk, max(int(a.get("size") or 0), int(b.get("size") or 0))) - 1
+        return f"; first difference within bytes {first}-{last}" if first <= last else ""
     return ""
 
 

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from . import runner, session
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED
+from .output import STREAMS
 from .tap import format_event
 
 
@@ -71,8 +72,8 @@ def _output_note(trace_path: str) -> str:
         output = getattr(reader.outcome, "output", None)
     if not isinstance(output, dict) or not output:
         return "  stdout and stderr not compared: the trace holds no record of the guest's output"
-    sizes = ", ".join(f"{name} {stream.get('size')} bytes" for name, stream in sorted(output.items())
-                      if isinstance(stream, dict))
+    sizes = ", ".join(f"{name} {output[name].get('size')} bytes" for name in STREAMS
+                      if isinstance(output.get(name), dict))
     return f"  stdout and stderr as recorded ({sizes})"
 
 

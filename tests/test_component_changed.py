@@ -81,13 +81,27 @@ def test_a_build_that_behaves_the_same_runs_as_recorded(recorded: Recorded) -> N
     assert same.status == 0 and "the recorded build itself" in same.err, same.err
 
 
-def test_a_build_with_other_output_asks_for_the_same_inputs(recorded: Recorded) -> None:
-    """It is served every input, and its output is compared with the digests the trace records."""
+def test_a_build_with_other_output_departs_at_its_output(recorded: Recorded) -> None:
+    """The same inputs, another stdout: the trace's output digests tell (121)."""
     ran = regression(recorded, "output")
     assert ran.status == EXIT_DIVERGED, ran.err
     assert ran.stdout == recorded.stdout.replace(b"bytes ", b"BYTES ", 1)
-    assert verdict(ran).startswith("the build departed from the recording: the guest's stdout differs from the "
-                                   "recording within bytes 0-"), ran.err
+    assert verdict(ran).startswith("the build departed from the recording: the guest's stdout differs from "
+                                   "the recording within bytes 0-")
+    same = regression(recorded, "unchanged")
+    assert same.err.splitlines()[1] == f"  stdout and stderr as recorded (stdout {len(recorded.stdout)} bytes, " \
+                                       "stderr 0 bytes)"
+
+
+def test_with_the_bytes_recorded_the_report_names_the_byte(recorded: Recorded, tmp_path: Path) -> None:
+    trace = tmp_path / "with_output.cbor"
+    assert rr("record", "--record-output", recorded.builds["original"], "-t", trace).status == 0
+    ran = rr("replay", recorded.builds["output"], trace, "--component-changed")
+    assert ran.status == EXIT_DIVERGED, ran.err
+    assert verdict(ran).startswith("the build departed from the recording: the guest's stdout differs from "
+                                   "the recording at byte 0 ")
+    recorded_line, replayed_line = ran.err.splitlines()[1:3]
+    assert recorded_line.startswith("  recorded: | 'bytes ") and replayed_line.startswith("  replayed: | 'BYTES ")
 
 
 def test_a_build_that_asks_for_something_else_is_stopped_there(recorded: Recorded) -> None:

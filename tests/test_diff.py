@@ -38,16 +38,18 @@ def record(component: Path, trace: Path, *guest_args: str, flags: tuple[str, ...
 @dataclass
 class Clock:
     one: Path
-    two: Path
+    two: Path          # with --record-output
+    three: Path        # with --record-output
     other_args: Path
 
 
 @pytest.fixture(scope="module")
 def clock(tmp_path_factory: pytest.TempPathFactory) -> Clock:
     d = tmp_path_factory.mktemp("clock")
-    c = Clock(d / "one.cbor", d / "two.cbor", d / "other.cbor")
+    c = Clock(d / "one.cbor", d / "two.cbor", d / "three.cbor", d / "other.cbor")
     record(guests.c_guest("clock"), c.one, "1")
-    record(guests.c_guest("clock"), c.two, "1")
+    record(guests.c_guest("clock"), c.two, "1", flags=("--record-output",))
+    record(guests.c_guest("clock"), c.three, "1", flags=("--record-output",))
     record(guests.c_guest("clock"), c.other_args, "2")
     return c
 
@@ -74,10 +76,27 @@ def test_two_recordings_of_the_clock_guest_differ_at_the_first_clock_reading(clo
     # the events before it, same in both, as context; the header is the same
     assert f"{first - 1:>7}    {one[first - 1].call}" in out
     assert "header     same" in out
-    # the guest prints what it read, so its output differs too (the traces record output digests)
-    assert "outcome    same ending: exit status 0; the output differs:" in out
-    assert out.rstrip().splitlines()[-1].startswith(f"traces differ: events (first at event {first};")
-    assert out.rstrip().splitlines()[-1].endswith("output (stdout)")
+    # the guest printed what it read: the output differs too, located by the chunk digests (the
+    # bytes are in one trace only; that they are is how it was written, not compared)
+    assert "outcome    same ending: exit status 0; the output differs:\n  stdout           a: " in out
+    assert "; first difference within bytes 0-" in out
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith(f"traces differ: events (first at event {first};") and last.endswith(", output (stdout)")
+
+
+def test_outputs_recorded_as_bytes_differ_at_a_byte(clock: Clock) -> None:
+    data = []
+    for trace in (clock.two, clock.three):
+        with open_trace(trace) as reader:
+            for _ in reader:
+                pass
+            data.append(reader.outcome.output["stdout"]["data"])
+    at = next(i for i, (x, y) in enumerate(zip(*data)) if x != y)
+    ran = rr("diff", clock.two, clock.three)
+    assert ran.status == EXIT_DIFFER
+    assert f"; first difference at byte {at}: a {data[0][at:at + 16]!r}, b {data[1][at:at + 16]!r}" in ran.out
+    report = json.loads(rr("diff", "--json", clock.two, clock.three).out)
+    assert [f["name"] for f in report["output"]] == ["stdout"] and report["same_outcome"] is False
 
 
 def test_a_trace_and_its_copies_are_equal(clock: Clock, tmp_path: Path) -> None:
