@@ -390,6 +390,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from . import session
 
+    if args.component_changed:
+        return _regression_replay(args)
     from .serve.cli import replay_if_server_trace
     served = replay_if_server_trace(args, _report)
     if served is not None:
@@ -397,8 +399,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.request is not None:
         raise UsageError(f"--request: {args.trace} is not a server trace (rr serve -t)")
     program = _load(args)
-    if args.component_changed:
-        return _regression_replay(program, args)
     with _reading_trace(args.trace):
         result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer, until=args.until,
                                 check_output=not args.no_output_check)
@@ -423,13 +423,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return status
 
 
-def _regression_replay(program, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from .regression import replay_other_build
+def _regression_replay(args: argparse.Namespace) -> int:
+    from .regression import refuse_server_trace, replay_other_build
 
-    if args.until is not None:
-        raise UsageError(_usage_message("rr replay", "--until and --component-changed do not go together"))
+    for flag, value in (("--until", args.until), ("--request", args.request)):
+        if value is not None:
+            raise UsageError(_usage_message("rr replay", f"{flag} and --component-changed do not go together"))
     with _reading_trace(args.trace):
-        report = replay_other_build(program, args.trace, sys.stdout.buffer, sys.stderr.buffer)
+        refuse_server_trace(args.trace)
+    program = _load(args)
+    with _reading_trace(args.trace):
+        report = replay_other_build(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
+                                    check_output=not args.no_output_check)
     _flush_stdout()
     _report("\n".join(report.lines))
     return report.status

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from . import runner, session
-from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED
+from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, UsageError
 from .output import STREAMS
 from .tap import format_event
+from .trace.served import is_server_trace
 
 
 @dataclass
@@ -37,16 +38,18 @@ class Report:
 
 
 def replay_other_build(program: runner.Program, trace_path: str, stdout: BinaryIO | None,
-                       stderr: BinaryIO | None) -> Report:
-    """Replay `trace_path` against `program`, which need not be the recorded build."""
+                       stderr: BinaryIO | None, check_output: bool = True) -> Report:
+    """Replay `trace_path` against `program`, which need not be the recorded build.
+    `check_output` False: stdout and stderr are not compared (`--no-output-check`)."""
     header = _header(trace_path)
+    refuse_server_trace(trace_path, header)
     itself = header is not None and program.sha256 == header.component.sha256
     build = f"{program.path.name} (sha256 {program.sha256[:16]}{', the recorded build itself' if itself else ''})"
     recorded = "" if header is None else \
         f" (recorded with {header.component.name} sha256 {header.component.sha256[:16]})"
     against = f"{trace_path}{recorded} against {build}"
     try:
-        result = session.replay(program, trace_path, stdout, stderr, other_build=True)
+        result = session.replay(program, trace_path, stdout, stderr, other_build=True, check_output=check_output)
     except session.Diverged as e:
         return Report(EXIT_DIVERGED, departure(against, e))
     if result.incomplete:
@@ -57,7 +60,7 @@ def replay_other_build(program: runner.Program, trace_path: str, stdout: BinaryI
     return Report(0, [
         f"regression replay of {against}: ran as recorded: the same {result.events} events in the same "
         f"order, ended the same way ({ended})",
-        _output_note(trace_path)])
+        _output_note(trace_path) if check_output else "  stdout and stderr not compared (--no-output-check)"])
 
 
 def _output_note(trace_path: str) -> str:
@@ -75,6 +78,14 @@ def _output_note(trace_path: str) -> str:
     sizes = ", ".join(f"{name} {output[name].get('size')} bytes" for name in STREAMS
                       if isinstance(output.get(name), dict))
     return f"  stdout and stderr as recorded ({sizes})"
+
+
+def refuse_server_trace(trace_path: str, header: Any = None) -> None:
+    """An `rr serve` trace replays request by request (`rr replay --request`), not as one run."""
+    header = header or _header(trace_path)
+    if header is not None and is_server_trace(header):
+        raise UsageError(f"--component-changed: {trace_path} is a server trace (rr serve -t): a regression "
+                         "replay takes a command's trace")
 
 
 def departure(against: str, e: session.Diverged) -> list[str]:

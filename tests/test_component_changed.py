@@ -182,3 +182,19 @@ def test_a_build_that_sends_another_http_request(tmp_path: Path) -> None:
     assert ran.err.splitlines()[1:] == [
         f"flow 1: POST {server.url('/echo')}: differs from recorded flow 1",
         "  header content-type: recorded 'application/octet-stream', now 'application/octet-strean'"]
+
+
+def test_a_server_trace_is_refused(tmp_path: Path) -> None:
+    """`rr serve` traces replay request by request (rr replay --request): not a command run."""
+    import urllib.request
+    trace = tmp_path / "serve.cbor"
+    server = guests.Served(guests.c_guest("serve_c"), "-t", str(trace))
+    try:
+        with urllib.request.urlopen(server.url("/"), timeout=60) as response:
+            assert response.status == 200
+    finally:
+        server.stop()
+    ran = rr("replay", guests.c_guest("serve_c"), trace, "--component-changed")
+    assert ran.status == EXIT_USAGE, ran.err
+    assert ran.err == f"rr: --component-changed: {trace} is a server trace (rr serve -t): a regression " \
+                      "replay takes a command's trace\n"
