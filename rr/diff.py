@@ -38,6 +38,9 @@ from .trace import Event, Header, TraceReader, open_trace, to_jsonable
 
 CONTEXT = 3            # events shown before and after the first difference
 BODY_DIFF_LINES = 40   # lines of a text body diff shown (the rest is counted)
+# Text bodies longer than this (characters) are not diffed line by line (difflib's cost grows
+# with the product of the lengths): the report gives the first differing character instead.
+TEXT_DIFF_MAX = 256 << 10
 # Flow record fields the guest never sees: when the exchange happened.
 _FLOW_METADATA = ("timings",)
 
@@ -380,7 +383,11 @@ def _header_lines(headers: list[list[bytes]]) -> list[str]:
 def _body_diff(a: Body, b: Body) -> dict[str, Any]:
     out: dict[str, Any] = {"a": _body_summary(a), "b": _body_summary(b)}
     if a.text is not None and b.text is not None:
-        out["diff"] = line_diff(a.text.splitlines(), b.text.splitlines(), 2)
+        if max(len(a.text), len(b.text)) <= TEXT_DIFF_MAX:
+            out["diff"] = line_diff(a.text.splitlines(), b.text.splitlines(), 2)
+        else:
+            at = next((i for i, (x, y) in enumerate(zip(a.text, b.text)) if x != y), min(len(a.text), len(b.text)))
+            out["first_difference"] = at
     return out
 
 
@@ -408,6 +415,9 @@ def exchange_lines(parts: list[dict[str, Any]]) -> list[str]:
             lines += [f"  {line}" for line in part["diff"] if not line.startswith("@@")]
         elif part["part"].endswith(".body"):
             lines.append(f"{name}: {_body_text(part['a'])} -> {_body_text(part['b'])}")
+            if "first_difference" in part:
+                lines.append(f"  (too long for a line diff: the texts first differ at character "
+                             f"{part['first_difference']})")
             shown = part.get("diff", [])
             lines += [f"  {line}" for line in shown[:BODY_DIFF_LINES]]
             if len(shown) > BODY_DIFF_LINES:

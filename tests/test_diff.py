@@ -285,3 +285,21 @@ def test_a_changed_binary_body_is_shown_by_size_and_digest(site: tuple[Path, str
     assert " -> 1026 bytes application/octet-stream (binary, sha256 " in body
     after = ran.out.splitlines()[ran.out.splitlines().index(body) + 1]
     assert not after.startswith("      ")          # no line diff of binary data
+
+
+def test_long_text_bodies_are_not_diffed_line_by_line(site: tuple[Path, str], tmp_path: Path) -> None:
+    from rr.diff import TEXT_DIFF_MAX
+    root, base = site
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    grant = ("--allow-http", base.removeprefix("http://"))
+    one, two = tmp_path / "one.cbor", tmp_path / "two.cbor"
+    text = "".join(f"line {i}\n" for i in range(TEXT_DIFF_MAX // 8))
+    (root / "long.txt").write_text(text)
+    record(guests.c_guest("http_get"), one, f"{base}/long.txt", "--summary", flags=grant, env=env)
+    (root / "long.txt").write_text(text.replace("line 3000\n", "line 3000 changed\n"))
+    record(guests.c_guest("http_get"), two, f"{base}/long.txt", "--summary", flags=grant, env=env)
+
+    ran = rr("diff", one, two)
+    assert ran.status == EXIT_DIFFER, ran.err
+    at = text.index("line 3000\n") + len("line 3000")
+    assert f"  (too long for a line diff: the texts first differ at character {at})" in ran.out
