@@ -19,7 +19,6 @@ pairs of events differ, the counts per interface and the outcomes.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import difflib
 import hashlib
@@ -34,7 +33,7 @@ from .exchange import Body, body_of, error_text, header_text
 from .merge import is_flow, record_problem
 from .output import DIGEST_BYTES, STREAMS
 from .tap import format_event
-from .trace import Event, Header, TraceReader, open_trace, to_jsonable
+from .trace import Event, Header, Outcome, TraceReader, open_trace, to_jsonable
 
 CONTEXT = 3            # events shown before and after the first difference
 BODY_DIFF_LINES = 40   # lines of a text body diff shown (the rest is counted)
@@ -81,7 +80,7 @@ class Side:
     events: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     outcome: str = ""
-    outcome_raw: Any = None
+    outcome_raw: Outcome | None = None
     complete: bool = True
     problem: str | None = None
 
@@ -271,15 +270,14 @@ def _date(t: float) -> str:
         return repr(t)
 
 
-def _output(outcome: Any) -> dict[str, Any] | None:
+def _output(outcome: Outcome | None) -> dict[str, Any] | None:
     """What the guest wrote, as the trace's outcome records it (traces of an older rr: None)."""
-    output = getattr(outcome, "output", None)
-    return output if isinstance(output, dict) else None
+    return None if outcome is None else outcome.output
 
 
-def _ending(outcome: Any) -> Any:
+def _ending(outcome: Outcome | None) -> Outcome | None:
     """How the run ended, without what it wrote (compared on its own)."""
-    return dataclasses.replace(outcome, output=None) if _output(outcome) is not None else outcome
+    return None if outcome is None else outcome.without_output()
 
 
 def _output_fields(oa: Any, ob: Any, metadata: list[Field]) -> list[Field]:
@@ -309,7 +307,7 @@ def _where(a: dict[str, Any], b: dict[str, Any]) -> str:
     """Where two outputs first differ, as closely as the traces tell."""
     da, db = a.get("data"), b.get("data")
     if isinstance(da, bytes) and isinstance(db, bytes):
-        at = next((i for i, (x, y) in enumerate(zip(da, db)) if x != y), min(len(da), len(db)))
+        at = _first_difference(da, db)
         return f"; first difference at byte {at}: a {da[at:at + 16]!r}, b {db[at:at + 16]!r}"
     chunk, ga, gb = a.get("chunk"), a.get("digests"), b.get("digests")
     if isinstance(chunk, int) and chunk == b.get("chunk") and isinstance(ga, bytes) and isinstance(gb, bytes):
@@ -320,6 +318,14 @@ def _where(a: dict[str, Any], b: dict[str, Any]) -> str:
         last = min(first + chunk, max(int(a.get("size") or 0), int(b.get("size") or 0))) - 1
         return f"; first difference within bytes {first}-{last}" if first <= last else ""
     return ""
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    at, step = 0, 1 << 16
+    while at < n and a[at:at + step] == b[at:at + step]:   # bounded: `at` grows each round
+        at += step
+    return next((i for i in range(at, min(at + step, n)) if a[i] != b[i]), n)
 
 
 def outcome_text(outcome: Any, problem: str | None) -> str:

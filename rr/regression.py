@@ -24,6 +24,7 @@ from . import runner, session
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, UsageError
 from .output import STREAMS
 from .tap import format_event
+from .trace.model import STOP_KINDS
 from .trace.served import is_server_trace
 
 
@@ -72,7 +73,11 @@ def _output_note(trace_path: str) -> str:
     with open_trace(trace_path) as reader:
         for _ in reader:
             pass
-        output = getattr(reader.outcome, "output", None)
+        ended = reader.outcome
+    if ended is not None and ended.kind in STOP_KINDS:
+        return (f"  stdout and stderr not compared: the recording was stopped from outside ({ended.kind}), "
+                "maybe in the middle of a write")
+    output = None if ended is None else ended.output
     if not isinstance(output, dict) or not output:
         return "  stdout and stderr not compared: the trace holds no record of the guest's output"
     sizes = ", ".join(f"{name} {output[name].get('size')} bytes" for name in STREAMS
