@@ -264,7 +264,8 @@ class EmbeddedProxy:
     """mitmproxy on 127.0.0.1:<ephemeral port> with rr's record or replay addon.
 
     record: `on_flow(record)` is called from the proxy's thread for every finished flow.
-    replay: `flows` (records) answer every request; see `addon.mismatches` / `addon.unused()`.
+    replay: `flows` (records), and those `fetch_flows(flow_id)` reads on demand, answer every
+    request; see `addon.mismatches` / `addon.unused()`.
     web: also serve mitmweb on a free loopback port (`web_url` holds the access token).
     dump: one line per flow on stderr. verbose: mitmproxy's log on stderr."""
 
@@ -274,6 +275,7 @@ class EmbeddedProxy:
         *,
         on_flow: Callable[["FlowRecord"], None] | None = None,
         flows: Sequence["FlowRecord"] = (),
+        fetch_flows: Callable[[str | None], Sequence["FlowRecord"]] | None = None,
         extra_ca: Path | None = None,
         confdir: Path | None = None,
         web: bool = False,
@@ -293,6 +295,7 @@ class EmbeddedProxy:
         self.mode = mode
         self._on_flow = on_flow
         self._flows = list(flows)
+        self._fetch_flows = fetch_flows
         self._extra_ca = extra_ca
         self.confdir = confdir or default_confdir()
         self._web = web
@@ -335,7 +338,7 @@ class EmbeddedProxy:
                 assert self._on_flow is not None
                 self.addon = RecordAddon(self._on_flow, self._redaction)
             else:
-                self.addon = ReplayAddon(self._flows, self._redaction)
+                self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows)
             self.credentials = new_credentials()
             self.gate = GuestGate(self.credentials)
             from anyio.from_thread import start_blocking_portal
