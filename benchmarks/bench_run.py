@@ -3,9 +3,11 @@
     python benchmarks/bench_run.py            # full run (~1-2 min, compiles an 18 MB guest once)
     python benchmarks/bench_run.py --quick    # smaller N, smaller cache guest (~20 s)
 
-Prints one table: start-up, cost per host call, stream throughput and the compiled
-cache, each with the target from the issue where there is one. Everything is local:
-no network; every loop is bounded by N.
+Prints one table: start-up in-process, whole processes (rr run / record / replay of a small C
+guest and 10 MiB of stdout, this tree beside the baseline commit in whole_process.py, against
+`wasmtime run`), cost per host call, stream throughput and the compiled cache, each with the
+target from the issue where there is one. Everything is local: no network; every loop is
+bounded by N.
 """
 
 from __future__ import annotations

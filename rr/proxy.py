@@ -164,6 +164,29 @@ class _LoopLocalCtx(types.ModuleType):
     log = _ctx_property("log")
 
 
+def _skip_ca_key_check() -> None:
+    """mitmproxy loads its CA's RSA key at every start, and cryptography checks such a key's
+    primes as it loads it: ~40-120 ms, most of what starting the proxy costs. The key is the
+    one mitmproxy generated in rr's own confdir, and rr's host never speaks TLS to the proxy
+    (it only signs leaf certificates for clients that do): load it without the check."""
+    from cryptography.hazmat.primitives import serialization
+    from mitmproxy import certs
+
+    if getattr(certs.load_pem_private_key, "rr_unchecked", False):
+        return
+
+    def load_pem_private_key(data: bytes, password: bytes | None) -> Any:
+        try:
+            return serialization.load_pem_private_key(data, password, unsafe_skip_rsa_key_validation=True)
+        except TypeError:   # as mitmproxy's own: an unencrypted key given a password
+            if password is not None:
+                return load_pem_private_key(data, None)
+            raise
+
+    load_pem_private_key.rr_unchecked = True  # type: ignore[attr-defined]
+    certs.load_pem_private_key = load_pem_private_key  # type: ignore[assignment]
+
+
 class WebUIError(RuntimeError):
     """The web UI cannot listen where it was asked to (port in use, address not local)."""
 
@@ -396,6 +419,7 @@ class EmbeddedProxy:
 
     async def _run_master(self, ready: threading.Event) -> None:
         _addons_package_deferred()
+        _skip_ca_key_check()
         from mitmproxy import options
         from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
         from mitmproxy.master import Master
