@@ -43,8 +43,12 @@ RECORD_MBS_TARGET = 50.0
 SERVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from httpservers import TestServer
-server = TestServer().start()
+import httpservers
+# socketserver listens with a backlog of 5: the proxy's burst of upstream connects for 50
+# requests in flight overflows it and the kernel drops SYNs (a 1 s retransmit, ~20-40 ms
+# per request in the figures). Servers people run listen with 128 or more.
+httpservers._Server.request_queue_size = 128
+server = httpservers.TestServer().start()
 print(server.port, flush=True)
 sys.stdin.read()  # until the benchmark closes our stdin
 """

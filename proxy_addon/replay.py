@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mitmproxy import http
@@ -28,7 +28,10 @@ class ReplayAddon:
     Run it with connection_strategy=lazy: then the `server_connect` hook below is the only way
     a connection could still be opened, and it refuses."""
 
-    def __init__(self, records: Iterable[FlowRecord], redaction: Rules | None = None) -> None:
+    def __init__(self, records: Iterable[FlowRecord] = (), redaction: Rules | None = None,
+                 fetch: Callable[[str | None], Iterable[FlowRecord]] | None = None) -> None:
+        """`records` up front, and/or `fetch(flow_id)`: the records known once the one for
+        `flow_id` has been read (None: all of them), for records read as they are needed."""
         # The recording's redaction rules: the live request loses the same secrets before it
         # is compared with the (redacted) recorded one.
         self._redactor = Redactor(redaction) if redaction else None
@@ -37,6 +40,8 @@ class ReplayAddon:
             if rec["id"] in self._records:
                 raise ValueError(f"duplicate flow id in records: {rec['id']!r}")
             self._records[rec["id"]] = rec
+        self._fetch = fetch
+        self._fetched_all = fetch is None
         self._used: set[str] = set()
         self._lock = threading.Lock()  # the proxy thread writes, the host's thread reads
         self._mismatches: list[dict[str, Any]] = []
@@ -50,6 +55,7 @@ class ReplayAddon:
     def unused(self) -> list[FlowRecord]:
         """Records no request was answered from, in recorded order."""
         with self._lock:
+            self._known(None)
             return [rec for flow_id, rec in self._records.items() if flow_id not in self._used]
 
     def format_diff(self) -> str:
@@ -81,7 +87,19 @@ class ReplayAddon:
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         data.server.error = NO_UPSTREAM
 
+    def _known(self, flow_id: str | None) -> None:
+        """Take in the records fetched up to `flow_id`'s (None: all)."""
+        if self._fetch is None or self._fetched_all or (flow_id is not None and flow_id in self._records):
+            return
+        for rec in self._fetch(flow_id):
+            self._records.setdefault(rec["id"], rec)
+        if flow_id is None or flow_id not in self._records:
+            self._fetched_all = True   # the fetch went to the end
+
     def _match(self, flow_id: str | None, live: dict[str, Any]) -> tuple[FlowRecord | None, dict[str, Any]]:
+        self._known(flow_id)
+        if flow_id is None or flow_id not in self._records:
+            self._known(None)   # no such id: the closest record may be anywhere
         if flow_id is not None and flow_id in self._records:
             closest = self._records[flow_id]
         elif flow_id is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import wasmtime
@@ -31,6 +30,7 @@ def load_component(engine: wasmtime.Engine, wasm: bytes, sha256: str, engine_key
             path.unlink(missing_ok=True)  # stale or damaged: recompile below
     component = Component(engine, wasm)
     if use_cache:
+        import tempfile
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -154,6 +155,75 @@ def iter_flow_records(reader: TraceReader) -> Iterator[dict[str, Any]]:
             raise BadFlowRecord(f"{reader.path}: event {index} ({FLOW_CALL}): {problem}")
         seen.add(event.result["id"])
         yield event.result
+
+
+class FlowIndex:
+    """One pass over a trace for a replay: iterating it yields every event, as the reader does,
+    for the replayer (guest thread); `find(flow_id)` gives the replay proxy (its own thread) a
+    flow record, reading ahead as far as that record and keeping the events it passed for the
+    replayer. So each record is read and decoded once, and a pipe needs no copy.
+
+    A bad flow record (see `record_problem`) is raised to whoever reads it; one met by `find`
+    is kept in `error` (the proxy answers what it has) for the session to report."""
+
+    def __init__(self, reader: TraceReader):
+        self._reader = reader
+        self._it = iter(reader)
+        self._index = 0                    # trace index of the next event read
+        self._lock = threading.Lock()
+        self._pending: deque[Event] = deque()   # read by find(), not yet handed to the replayer
+        self._records: dict[str, dict[str, Any]] = {}
+        self._done = False
+        self._held: TraceError | None = None   # a read error find() met, for the replayer to meet too
+        self.error: TraceError | None = None   # the first bad flow record or read error find() met
+
+    def __iter__(self) -> "FlowIndex":
+        return self
+
+    def __next__(self) -> Event:
+        with self._lock:
+            if self._pending:
+                return self._pending.popleft()
+            if self._held is not None:
+                held, self._held = self._held, None
+                raise held
+            if self._done:
+                raise StopIteration
+            return self._read()
+
+    def _read(self) -> Event:
+        try:
+            event = next(self._it)
+        except StopIteration:
+            self._done = True
+            raise
+        except TraceError:
+            self._done = True
+            raise
+        index, self._index = self._index, self._index + 1
+        if is_flow(event):
+            problem = record_problem(event.result)
+            if problem is None and event.result["id"] in self._records:
+                problem = f"flow id {event.result['id']!r} was recorded before"
+            if problem is not None:
+                self._done = True
+                raise BadFlowRecord(f"{self._reader.path}: event {index} ({FLOW_CALL}): {problem}")
+            self._records[event.result["id"]] = event.result
+        return event
+
+    def find(self, flow_id: str | None) -> list[dict[str, Any]]:
+        """Every flow record read so far, after reading ahead until `flow_id`'s is among them
+        (None: to the end of the trace)."""
+        with self._lock:
+            while (flow_id is None or flow_id not in self._records) and not self._done and self._held is None:
+                try:
+                    self._pending.append(self._read())
+                except StopIteration:
+                    break
+                except TraceError as e:
+                    self._held = e
+                    self.error = self.error or e
+            return list(self._records.values())
 
 
 def flow_records(trace_path: str | os.PathLike[str], name: str | None = None) -> list[dict[str, Any]]:

@@ -164,6 +164,29 @@ class _LoopLocalCtx(types.ModuleType):
     log = _ctx_property("log")
 
 
+def _skip_ca_key_check() -> None:
+    """mitmproxy loads its CA's RSA key at every start, and cryptography checks such a key's
+    primes as it loads it: ~40-120 ms, most of what starting the proxy costs. The key is the
+    one mitmproxy generated in rr's own confdir, and rr's host never speaks TLS to the proxy
+    (it only signs leaf certificates for clients that do): load it without the check."""
+    from cryptography.hazmat.primitives import serialization
+    from mitmproxy import certs
+
+    if getattr(certs.load_pem_private_key, "rr_unchecked", False):
+        return
+
+    def load_pem_private_key(data: bytes, password: bytes | None) -> Any:
+        try:
+            return serialization.load_pem_private_key(data, password, unsafe_skip_rsa_key_validation=True)
+        except TypeError:   # as mitmproxy's own: an unencrypted key given a password
+            if password is not None:
+                return load_pem_private_key(data, None)
+            raise
+
+    load_pem_private_key.rr_unchecked = True  # type: ignore[attr-defined]
+    certs.load_pem_private_key = load_pem_private_key  # type: ignore[assignment]
+
+
 class WebUIError(RuntimeError):
     """The web UI cannot listen where it was asked to (port in use, address not local)."""
 
@@ -264,7 +287,8 @@ class EmbeddedProxy:
     """mitmproxy on 127.0.0.1:<ephemeral port> with rr's record or replay addon.
 
     record: `on_flow(record)` is called from the proxy's thread for every finished flow.
-    replay: `flows` (records) answer every request; see `addon.mismatches` / `addon.unused()`.
+    replay: `flows` (records), and those `fetch_flows(flow_id)` reads on demand, answer every
+    request; see `addon.mismatches` / `addon.unused()`.
     web: also serve mitmweb on a free loopback port (`web_url` holds the access token).
     dump: one line per flow on stderr. verbose: mitmproxy's log on stderr."""
 
@@ -274,6 +298,7 @@ class EmbeddedProxy:
         *,
         on_flow: Callable[["FlowRecord"], None] | None = None,
         flows: Sequence["FlowRecord"] = (),
+        fetch_flows: Callable[[str | None], Sequence["FlowRecord"]] | None = None,
         extra_ca: Path | None = None,
         confdir: Path | None = None,
         web: bool = False,
@@ -293,6 +318,7 @@ class EmbeddedProxy:
         self.mode = mode
         self._on_flow = on_flow
         self._flows = list(flows)
+        self._fetch_flows = fetch_flows
         self._extra_ca = extra_ca
         self.confdir = confdir or default_confdir()
         self._web = web
@@ -335,7 +361,7 @@ class EmbeddedProxy:
                 assert self._on_flow is not None
                 self.addon = RecordAddon(self._on_flow, self._redaction)
             else:
-                self.addon = ReplayAddon(self._flows, self._redaction)
+                self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows)
             self.credentials = new_credentials()
             self.gate = GuestGate(self.credentials)
             from anyio.from_thread import start_blocking_portal
@@ -393,6 +419,7 @@ class EmbeddedProxy:
 
     async def _run_master(self, ready: threading.Event) -> None:
         _addons_package_deferred()
+        _skip_ca_key_check()
         from mitmproxy import options
         from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
         from mitmproxy.master import Master

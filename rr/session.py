@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
-import stat
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -26,7 +23,7 @@ from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
 from .host.http.grant import ALL, BadPattern, HttpGrant
-from .merge import BadFlowRecord, SharedWriter, flow_records, is_flow
+from .merge import BadFlowRecord, FlowIndex, SharedWriter, is_flow
 from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, format_event
 from .trace import (ComponentInfo, Header, TraceError, TraceExistsError, TraceNameError, TraceOutputError,
                     TraceWriter, open_trace)
@@ -280,19 +277,19 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
            until: int | None = None, other_build: bool = False, check_output: bool = True) -> Replayed:
     """Replay `trace_path` (a file, or a pipe such as `<(cat t.cbor)`) under the limits the trace
     records: the same --max-memory, and a recorded stop (timeout, SIGINT, SIGTERM) at the same host
-    call; there is no wall-clock limit. An HTTP guest's trace is read twice, its flow records
-    first; a pipe is then copied once to a temporary file. `other_build`: `program` may be
-    another build than the recorded one (a regression replay, rr/regression.py). `check_output`:
-    the guest's stdout and stderr must be the recorded ones (when the trace records them)."""
+    call; there is no wall-clock limit. The trace is read once: an HTTP guest's flow records
+    are taken by the replay proxy as its requests come (merge.FlowIndex). `other_build`: `program`
+    may be another build than the recorded one (a regression replay, rr/regression.py).
+    `check_output`: the guest's stdout and stderr must be the recorded ones (when the trace
+    records them)."""
     http = program.imports_interface("wasi:http/")
     with contextlib.ExitStack() as stack:
         if program.imports_interface("wasi:sockets/"):
             # Sockets are served from the trace: nothing but loopback (the proxy) may connect.
             netlock.engage()
             stack.callback(netlock.release)
-        source = _rereadable(trace_path, stack) if http else trace_path
         try:
-            reader = stack.enter_context(open_trace(source, name=trace_path))
+            reader = stack.enter_context(open_trace(trace_path))
         except TraceError as e:
             raise BadTrace(str(e)) from None
         if not other_build:
@@ -307,20 +304,13 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 return True
             return is_flow(event)
 
-        tap = Replayer(iter(ReadAhead(reader, side_data, lambda: _arm(stop, reader))), until, side_data=side_data)
+        index = FlowIndex(reader)
+        tap = Replayer(iter(ReadAhead(index, side_data, lambda: _arm(stop, reader))), until, side_data=side_data)
         sandbox = replay_sandbox(reader.header, outputs.stdout, outputs.stderr, trace_path)
         limits = runner.Limits(max_memory=reader.header.limits.get("max_memory"))
         services: dict[str, Any] = {}
         proxy = None
-        recorded_flows: set[str] = set()
         if http:
-            try:
-                flows = flow_records(source, name=trace_path)
-            except BadFlowRecord as e:
-                raise BadTrace(str(e)) from None
-            except TraceError:
-                flows = []  # the corruption is reported when the replay reaches it
-            recorded_flows = {f["id"] for f in flows}
             # Nothing but loopback from here on: the proxy answers from the trace.
             netlock.engage()
             stack.callback(netlock.release)
@@ -328,21 +318,24 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 rules = redact.recorded_rules(reader.header)
             except redact.BadRedaction as e:
                 raise BadTrace(f"{trace_path}: {e}") from None
-            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows, redaction=rules))
+            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", fetch_flows=index.find,
+                                                     redaction=rules))
             services.update(_proxy_transport(proxy, stack))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services, replay_stop=stop)
         except ReplayStopped as s:
             return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=s.index)
         except TraceCorrupt as e:
+            _bad_flow_record(index)
             raise BadTrace(str(e)) from None
         except Divergence as d:
+            _bad_flow_record(index)
             if stop.kind is not None and not _leftover(tap):
                 # The guest asked for the event the recording was stopped waiting for.
                 outcome = runner.Outcome(stop.kind, runner.STOP_STATUS[stop.kind], stop.message,
                                          calls=stop.calls, replayed_stop=True)
             else:
-                if _cut_short(tap, reader):
+                if _cut_short(tap, reader, index):
                     # The recording itself was cut short (killed): replay ends where it ended. An
                     # HTTP request the proxy has no record of is then the one it was making.
                     return _ended_with_the_recording(tap, reader)
@@ -350,17 +343,18 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 raise Diverged(d.message, d) from None
         if outcome.kind in STOP_KINDS and not outcome.replayed_stop:
             return Replayed(outcome, tap.consumed)  # the replay itself was interrupted (Ctrl-C)
-        if proxy is not None and proxy.addon.mismatches and not outcome.replayed_stop and _cut_short(tap, reader):
+        if proxy is not None and proxy.addon.mismatches and not outcome.replayed_stop and _cut_short(tap, reader, index):
             return _ended_with_the_recording(tap, reader)
+        _bad_flow_record(index)
         # A recorded stop may have cut HTTP exchanges short: those were never recorded.
-        in_flight = recorded_flows if outcome.replayed_stop else None
+        in_flight = {f["id"] for f in _all_flows(index)} if outcome.replayed_stop else None
         _raise_http_mismatch(proxy, in_flight)
         leftover = _leftover(tap)
         if leftover:
             shown = "\n".join(f"   >> {i:>6}  {format_event(e)}" for i, e in leftover)
             raise Diverged(f"replay diverged: the guest finished ({describe_outcome(outcome)}) but the trace "
                            f"has more events from event {tap.index}:\n{shown}")
-        _drain(reader)  # to learn the recorded outcome, and that nothing follows it
+        _drain(index)  # to learn the recorded outcome, and that nothing follows it
         if proxy is not None and proxy.addon.unused() and not outcome.replayed_stop:
             ids = ", ".join(f"{r['id']} {r['request']['method']} {r['request']['url']}" for r in proxy.addon.unused())
             raise Diverged(f"replay diverged: recorded HTTP exchanges were never requested: {ids}")
@@ -383,23 +377,17 @@ def _ended_with_the_recording(tap: Replayer, reader) -> Replayed:  # type: ignor
     return Replayed(runner.Outcome("stopped", 0), tap.index, stopped_at=tap.index, incomplete=reader.problem)
 
 
-def _rereadable(trace_path: str, stack: contextlib.ExitStack) -> str:
-    """`trace_path` if it can be read twice, else a temporary copy of it (a pipe, a FIFO),
-    removed when the stack closes. The copy streams: memory stays bounded."""
-    try:
-        if stat.S_ISREG(os.stat(trace_path).st_mode):
-            return trace_path
-        src = open(trace_path, "rb")  # noqa: SIM115 - closed below
-    except OSError:
-        return trace_path   # open_trace says what is wrong with it
-    fd, copy = tempfile.mkstemp(prefix="rr-replay-", suffix=".trace")
-    stack.callback(os.unlink, copy)
-    with src, os.fdopen(fd, "wb") as dst:
-        try:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        except OSError as e:
-            raise BadTrace(f"{trace_path}: cannot read: {e.strerror}") from None
-    return copy
+def _bad_flow_record(index: FlowIndex) -> None:
+    """A bad flow record the replay proxy met while reading ahead is the trace's fault, whatever
+    the guest made of the answer it got instead."""
+    if isinstance(index.error, BadFlowRecord):
+        raise BadTrace(str(index.error))
+
+
+def _all_flows(index: FlowIndex) -> list[dict[str, Any]]:
+    records = index.find(None)
+    _bad_flow_record(index)
+    return records
 
 
 def _same_end(replayed: TraceOutcome, recorded: TraceOutcome) -> bool:
@@ -494,12 +482,12 @@ def _drain(reader) -> None:  # type: ignore[no-untyped-def]
         raise BadTrace(str(e)) from None
 
 
-def _cut_short(tap: Replayer, reader) -> bool:  # type: ignore[no-untyped-def]
-    """Whether the guest used up every event of a trace that ends without an outcome. A corrupt
-    rest of the trace is a BadTrace."""
+def _cut_short(tap: Replayer, reader, rest: FlowIndex) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the guest used up every event (`rest`) of a trace that ends without an outcome.
+    A corrupt rest of the trace is a BadTrace."""
     if _leftover(tap):
         return False
-    _drain(reader)
+    _drain(rest)
     return not reader.complete
 
 

@@ -18,8 +18,9 @@ Impl = Callable[..., Any]
 INTERFACES: dict[str, "Interface"] = {}
 
 # Interface groups imported only when a component imports them: wasi:http's module pulls
-# in http.client & co, start-up time that a guest without HTTP should not pay.
-LAZY: dict[str, str] = {"wasi:http/": "rr.host.http.register"}
+# in http.client & co, wasi:sockets' socket and ipaddress, start-up time that a guest
+# without them should not pay.
+LAZY: dict[str, str] = {"wasi:http/": "rr.host.http.register", "wasi:sockets/": "rr.host.sockets.register"}
 
 
 def lookup(base: str) -> "Interface | None":

@@ -11,16 +11,29 @@ import contextlib
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Any
+
 from .. import runner
-from ..host.context import Sandbox
-from .handler import check_handler
-from .server import ServeOptions, Server, TraceSink
+
+if TYPE_CHECKING:
+    from ..host.context import Sandbox
+    from .server import ServeOptions
 
 __all__ = ["ServeOptions", "load", "serve"]
 
 
+def __getattr__(name: str) -> Any:
+    # Not at import: `rr replay` imports rr.serve.cli to tell a server trace from a command's,
+    # and a command's replay should not load the server (http.server, the incoming side).
+    if name == "ServeOptions":
+        from .server import ServeOptions
+        return ServeOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load(path: str | os.PathLike[str], use_cache: bool = True) -> runner.Program:
     """A handler component, compiled (the fast byte path is for commands' stdio: not used)."""
+    from .handler import check_handler
     return runner.load(path, use_cache=use_cache, fast_path=False, check=check_handler)
 
 
@@ -30,6 +43,7 @@ def serve(program: runner.Program, sandbox: Sandbox, options: ServeOptions,
     """Serve until SIGINT/SIGTERM. Returns (requests served, requests recorded)."""
     from .. import session
     from ..trace import Outcome, TraceWriter
+    from .server import Server, TraceSink
     from ..trace.served import HEADER_SERVE
 
     limits = limits or runner.Limits()

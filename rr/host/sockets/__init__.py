@@ -9,6 +9,7 @@
 Every answer a guest gets goes through the tap (rr/tap.py): a replay opens no socket and
 serves everything from the trace. Sockets, streams and lookups are named in the trace by
 labels given in creation order (tcp-1, tcp-1-in, udp-2-out, lookup-1), the same on every run.
-"""
 
-from . import ip_name_lookup, network, tcp, tcp_create_socket, udp, udp_create_socket  # noqa: F401  (registration)
+Importing the package registers nothing (the CLI needs only grant.py); `register` does, when
+a component imports wasi:sockets (see wit.LAZY): a guest without sockets does not pay for them.
+"""
