@@ -192,3 +192,9 @@ def test_w{i}(rr_component):
     rewritten.assert_outcomes(passed=2)
     rewritten.stdout.fnmatch_lines(["rr: --rr-record-mode=rewrite removed 1 traces no test used: traces/unused.jsonl"])
     assert sorted(p.name for p in corpus.iterdir()) == ["random-0.cbor", "random-1.cbor"]
+
+
+def test_the_readme_shows_the_example_it_runs() -> None:
+    readme = (guests.REPO / "README.md").read_text()
+    example = (guests.REPO / "examples" / "pytest" / "test_app.py").read_text()
+    assert f"```python\n{example}```\n" in readme
