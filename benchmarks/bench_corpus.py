@@ -4,9 +4,10 @@
     python benchmarks/bench_corpus.py            # 200 traces, 3 rounds
     python benchmarks/bench_corpus.py --quick    # 40 traces, 1 round
 
-The corpus is made first through the Python API in a temporary directory: traces of four C
-guests (random, clock, args_env, fs_ops on a granted directory) in turn, each component beside
-its traces. Each round runs both modes back to back as whole `python -m pytest` processes, on
+The corpus is made first through the Python API in a temporary directory: traces of five C
+guests in turn (random, clock, args_env, fs_ops on a granted directory, http_get from a loopback
+server that is gone by the time they replay, so each of those replays starts a proxy), each
+component beside its traces. Each round runs both modes back to back as whole `python -m pytest` processes, on
 the corpus and on a corpus of one trace (what starting the session and its workers costs), and
 keeps the wall times; the table shows the medians and what each further trace costs. Every run
 must pass every trace, or the benchmark stops.
@@ -27,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import guests  # noqa: E402
+from httpservers import TestServer  # noqa: E402
 
 import rr  # noqa: E402
 
@@ -35,25 +37,32 @@ def make_corpus(where: Path, n: int) -> None:
     data = where / "data"
     data.mkdir()
     (data / "in.txt").write_text("hello\n")
-    kinds = ["random", "clock", "args_env", "fs_ops"]
+    kinds = ["random", "clock", "args_env", "fs_ops", "http_get"]
     for name in kinds:
         shutil.copy(guests.c_guest(name), where / f"{name}.wasm")
-    for i in range(n):
-        name = kinds[i % len(kinds)]
-        wasm, trace = where / f"{name}.wasm", where / f"{i:03d}-{name}.cbor"
-        if name == "clock":
-            got = rr.record(wasm, trace, ["0"])
-        elif name == "args_env":
-            got = rr.record(wasm, trace, [f"case-{i}"], env={"CASE": str(i)})
-        elif name == "fs_ops":
-            work = where / f"work-{i}"
-            shutil.copytree(data, work)
-            got = rr.record(wasm, trace, ["/data"], dirs_rw={work: "/data"})
-            shutil.rmtree(work)
-        else:
-            got = rr.record(wasm, trace)
-        if got.exit_status != 0:
-            raise SystemExit(f"recording {trace.name} failed: {got}")
+    with TestServer() as server:
+        for i in range(n):
+            record_one(where, kinds[i % len(kinds)], i, data, server)
+
+
+def record_one(where: Path, name: str, i: int, data: Path, server: TestServer) -> None:
+    wasm, trace = where / f"{name}.wasm", where / f"{i:03d}-{name}.cbor"
+    if name == "http_get":
+        url = server.url(f"/plain?case={i}")
+        got = rr.record(wasm, trace, [url], allow_http=[url.split("/")[2]])
+    elif name == "clock":
+        got = rr.record(wasm, trace, ["0"])
+    elif name == "args_env":
+        got = rr.record(wasm, trace, [f"case-{i}"], env={"CASE": str(i)})
+    elif name == "fs_ops":
+        work = where / f"work-{i}"
+        shutil.copytree(data, work)
+        got = rr.record(wasm, trace, ["/data"], dirs_rw={work: "/data"})
+        shutil.rmtree(work)
+    else:
+        got = rr.record(wasm, trace)
+    if got.exit_status != 0:
+        raise SystemExit(f"recording {trace.name} failed: {got}")
 
 
 def replay_corpus(where: Path, workers: int, n: int) -> float:
@@ -73,11 +82,12 @@ def main() -> None:
     opts = p.parse_args()
     n, rounds = (40, 1) if opts.quick else (200, 3)
     with tempfile.TemporaryDirectory(prefix="rr-corpus-") as tmp:
-        where = Path(tmp)
+        where = Path(tmp) / "corpus"
+        where.mkdir()
         start = time.perf_counter()
         make_corpus(where, n)
-        print(f"corpus: {n} traces of 4 guests recorded in {time.perf_counter() - start:.1f} s")
-        one = where / "one"
+        print(f"corpus: {n} traces of 5 guests recorded in {time.perf_counter() - start:.1f} s")
+        one = Path(tmp) / "one"
         one.mkdir()
         for name in ("000-random.cbor", "random.wasm"):
             shutil.copy(where / name, one / name)
