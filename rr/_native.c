@@ -142,8 +142,10 @@ static PyObject *s_codes_get, *s_crc, *s_events_written, *s_events, *s_count, *s
 
 /* ---- live sources */
 
-static uint64_t xs[4];   /* xoshiro256** for the insecure interfaces (Python's is a Mersenne Twister) */
-static int xs_seeded;
+/* Per thread, as the pool below: live calls run without the GIL, and guests may run at once on
+   several threads of one process (rr.api): shared, two guests could be handed the same bytes. */
+static _Thread_local uint64_t xs[4];   /* xoshiro256** for the insecure interfaces (Python's is a Mersenne Twister) */
+static _Thread_local int xs_seeded;
 
 static int fill_random(uint8_t *buf, size_t n) {
     while (n) {
@@ -158,8 +160,8 @@ static int fill_random(uint8_t *buf, size_t n) {
     return 0;
 }
 
-static uint8_t pool[512];
-static size_t pool_left;
+static _Thread_local uint8_t pool[512];
+static _Thread_local size_t pool_left;
 
 static int secure_bytes(uint8_t *out, size_t n) {
     if (n > sizeof pool / 2) return fill_random(out, n);

@@ -54,7 +54,7 @@ class Result:
 def run(component: PathLike, args: Sequence[str] = (), *, stdin: bytes | BinaryIO | None = None,
         env: Mapping[str, str] | None = None, dirs: Mapping[PathLike, str] | Iterable[PathLike] | None = None,
         dirs_rw: Mapping[PathLike, str] | Iterable[PathLike] | None = None, allow_http: Sequence[str] = (),
-        sockets: Sequence[str] = (), allow_net: Sequence[str] = (),
+        allow_net: Sequence[str] = (), s_options: Sequence[str] = (),
         max_memory: int | None = None, timeout: float | None = None,
         stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
         fast_path: bool | None = None, use_cache: bool = True) -> Result:
@@ -62,14 +62,15 @@ def run(component: PathLike, args: Sequence[str] = (), *, stdin: bytes | BinaryI
 
     `dirs` / `dirs_rw` grant host directories read-only / read-write, as {host: guest path} or
     a list of host paths (seen at the same path); `env` is the guest's whole environment;
-    `allow_http` takes `--allow-http` patterns; `sockets` the socket grants of `-S` (e.g.
-    ["inherit-network", "allow-ip-name-lookup"]) and `allow_net` `--allow-net` patterns. stdout/stderr are captured unless files are given."""
+    `allow_http` / `allow_net` take `--allow-http` / `--allow-net` patterns, `s_options` the socket
+    options of `-S` ("inherit-network", "allow-ip-name-lookup", "tcp=n", ...). stdout/stderr are
+    captured unless files are given."""
     from . import runner
 
     program = load(component, fast_path=fast_path, use_cache=use_cache)
     out, err = _Output(stdout), _Output(stderr)
     sandbox = make_sandbox(program, args, stdin=stdin, env=env, dirs=dirs, dirs_rw=dirs_rw,
-                           allow_http=allow_http, sockets=sockets, allow_net=allow_net,
+                           allow_http=allow_http, allow_net=allow_net, s_options=s_options,
                            stdout=out.sink, stderr=err.sink)
     outcome = runner.run(program, sandbox, limits=runner.Limits(max_memory, timeout))
     _reraise_interrupt(outcome)
@@ -80,7 +81,7 @@ def record(component: PathLike, trace: PathLike, args: Sequence[str] = (), *,
            stdin: bytes | BinaryIO | None = None, env: Mapping[str, str] | None = None,
            dirs: Mapping[PathLike, str] | Iterable[PathLike] | None = None,
            dirs_rw: Mapping[PathLike, str] | Iterable[PathLike] | None = None, allow_http: Sequence[str] = (),
-           sockets: Sequence[str] = (), allow_net: Sequence[str] = (),
+           allow_net: Sequence[str] = (), s_options: Sequence[str] = (),
            max_memory: int | None = None, timeout: float | None = None, overwrite: bool = False,
            fmt: str | None = None, ca_cert: PathLike | None = None,
            stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
@@ -95,7 +96,7 @@ def record(component: PathLike, trace: PathLike, args: Sequence[str] = (), *,
         raise RRError(f"{trace}: that is the component itself (overwrite would replace it)")
     out, err = _Output(stdout), _Output(stderr)
     sandbox = make_sandbox(program, args, stdin=stdin, env=env, dirs=dirs, dirs_rw=dirs_rw,
-                           allow_http=allow_http, sockets=sockets, allow_net=allow_net,
+                           allow_http=allow_http, allow_net=allow_net, s_options=s_options,
                            stdout=out.sink, stderr=err.sink)
     http = session.HttpOptions(extra_ca=Path(ca_cert) if ca_cert is not None else None)
     rec = session.record(program, sandbox, trace, {"json": "jsonl"}.get(fmt or "", fmt),
@@ -188,7 +189,7 @@ def make_sandbox(program: Any, args: Sequence[str] = (), *, stdin: bytes | Binar
                  env: Mapping[str, str] | None = None,
                  dirs: Mapping[PathLike, str] | Iterable[PathLike] | None = None,
                  dirs_rw: Mapping[PathLike, str] | Iterable[PathLike] | None = None,
-                 allow_http: Sequence[str] = (), sockets: Sequence[str] = (), allow_net: Sequence[str] = (),
+                 allow_http: Sequence[str] = (), allow_net: Sequence[str] = (), s_options: Sequence[str] = (),
                  stdout: BinaryIO | None = None,
                  stderr: BinaryIO | None = None) -> Any:
     """The Sandbox `rr run` would build from the equivalent flags (same checks, same errors)."""
@@ -198,8 +199,8 @@ def make_sandbox(program: Any, args: Sequence[str] = (), *, stdin: bytes | Binar
         raise TypeError("args is a list of strings, not one string")
     flags = types.SimpleNamespace(
         env=[f"{k}={v}" for k, v in (env or {}).items()], inherit_env=False,
-        dir=_dir_specs(dirs), dir_rw=_dir_specs(dirs_rw), allow_http=list(allow_http),
-        wasmtime_s=list(sockets), allow_net=list(allow_net))
+        dir=_dir_specs(dirs), dir_rw=_dir_specs(dirs_rw), allow_http=list(allow_http), allow_net=list(allow_net),
+        wasmtime_s=list(s_options))
     sandbox = sandbox_from_args(flags, program.path.name, [str(a) for a in args])  # type: ignore[arg-type]
     sandbox.stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
     sandbox.stdout, sandbox.stderr = stdout, stderr

@@ -83,12 +83,13 @@ def _mode(request: pytest.FixtureRequest, marker_kwargs: Mapping[str, Any]) -> s
 @pytest.fixture
 def rr_component(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """`rr_component(component, args=(), *, trace=None, stdin=None, dirs=None, dirs_rw=None, env=None,
-    allow_http=(), timeout=None, max_memory=None, record_mode=None, **record_options)` -> rr.Result.
+    allow_http=(), allow_net=(), s_options=(), timeout=None, max_memory=None, record_mode=None,
+    **record_options)` -> rr.Result (the sandbox options are rr.run's).
 
     Replays `trace` if it exists (mode none/once), else records it (once/all/rewrite). A replay
     that diverges, a trace recorded with other arguments or another build of the component,
     or a missing trace in mode none fails the test, saying what to do. `record_options` go to
-    rr.record unchanged (used only when recording)."""
+    rr.record unchanged (used only when recording), e.g. `redaction=rr.Redaction(...)`."""
     marker = request.node.get_closest_marker("rr")
     marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
     base = request.path.parent
@@ -99,19 +100,21 @@ def rr_component(request: pytest.FixtureRequest) -> Callable[..., Any]:
     def call(component: str | os.PathLike[str], args: Sequence[str] = (), *,
              trace: str | os.PathLike[str] | None = None, stdin: bytes | None = None,
              dirs: Any = None, dirs_rw: Any = None, env: Mapping[str, str] | None = None,
-             allow_http: Sequence[str] = (), timeout: float | None = None, max_memory: int | None = None,
+             allow_http: Sequence[str] = (), allow_net: Sequence[str] = (), s_options: Sequence[str] = (),
+             timeout: float | None = None, max_memory: int | None = None,
              record_mode: str | None = None, **record_options: Any) -> Any:
         from .errors import RRError
 
+        grants = {"env": env, "allow_http": allow_http, "allow_net": allow_net, "s_options": s_options}
         try:
-            return _run(component, args, trace, stdin, dirs, dirs_rw, env, allow_http, timeout, max_memory,
+            return _run(component, args, trace, stdin, dirs, dirs_rw, grants, timeout, max_memory,
                         record_mode, record_options)
         except RRError as e:   # a missing component, a grant of no directory, ...: the test's mistake
             pytest.fail(f"rr: {e}", pytrace=False)
 
     def _run(component: Any, args: Sequence[str], trace: Any, stdin: bytes | None, dirs: Any, dirs_rw: Any,
-             env: Mapping[str, str] | None, allow_http: Sequence[str], timeout: float | None,
-             max_memory: int | None, record_mode: str | None, record_options: dict[str, Any]) -> Any:
+             grants: dict[str, Any], timeout: float | None, max_memory: int | None, record_mode: str | None,
+             record_options: dict[str, Any]) -> Any:
         from . import api
 
         mode = record_mode or _mode(request, marker_kwargs)
@@ -127,8 +130,7 @@ def rr_component(request: pytest.FixtureRequest) -> Callable[..., Any]:
             pytest.fail(f"rr: {shown}: no such trace (record mode none replays only); record it with "
                         f"`pytest --rr-record-mode=once {request.node.nodeid}`", pytrace=False)
         if exists and mode in ("none", "once"):
-            program = api.load(wasm)
-            _check_invocation(path, shown, program, args, env, dirs, dirs_rw, allow_http, timeout, max_memory)
+            _check_invocation(path, shown, api.load(wasm), args, grants, dirs, dirs_rw, timeout, max_memory)
             result = api.replay(wasm, path)
             if result.outcome in ("diverged", "bad-trace"):
                 pytest.fail(f"rr: replay of {shown} failed (status {result.exit_status}): {result.message}\n"
@@ -136,9 +138,8 @@ def rr_component(request: pytest.FixtureRequest) -> Callable[..., Any]:
                             pytrace=False)
             return result
         path.parent.mkdir(parents=True, exist_ok=True)
-        return api.record(wasm, path, args, stdin=stdin, env=env, dirs=_based(dirs, base),
-                          dirs_rw=_based(dirs_rw, base), allow_http=allow_http, timeout=timeout,
-                          max_memory=max_memory, overwrite=True, **record_options)
+        return api.record(wasm, path, args, stdin=stdin, dirs=_based(dirs, base), dirs_rw=_based(dirs_rw, base),
+                          timeout=timeout, max_memory=max_memory, overwrite=True, **grants, **record_options)
 
     return call
 
@@ -171,40 +172,35 @@ def _based(dirs: Any, base: Path) -> Any:
     return {base / host: os.fspath(host) for host in dirs}
 
 
-def _check_invocation(path: Path, shown: str, program: Any, args: Sequence[str], env: Mapping[str, str] | None,
-                      dirs: Any, dirs_rw: Any, allow_http: Sequence[str], timeout: float | None,
-                      max_memory: int | None) -> None:
+def _check_invocation(path: Path, shown: str, program: Any, args: Sequence[str], grants: dict[str, Any],
+                      dirs: Any, dirs_rw: Any, timeout: float | None, max_memory: int | None) -> None:
     """A replay runs what the trace recorded: a test asking for other arguments, environment,
-    grants or limits would pass on a stale recording, so that fails instead."""
+    grants or limits would pass on a stale recording, so that fails instead. What the test asks
+    for is the header a recording would write now (session.make_header, under the rules the
+    trace was redacted with); the host side of directories is not compared (nor looked at)."""
+    from . import api, redact, runner, session
     from .trace import TraceError, open_trace
 
     try:
         with open_trace(path) as reader:
             header = reader.header
-    except (TraceError, OSError) as e:
+        rules = redact.recorded_rules(header)
+    except (TraceError, OSError, redact.BadRedaction) as e:
         pytest.fail(f"rr: {shown}: {e}", pytrace=False)
-    want = {
-        "arguments": [str(a) for a in args],
-        "environment": [[k, v] for k, v in (env or {}).items()],
-        "directories": sorted([guest, "ro"] for guest in _guest_dirs(dirs))
-        + sorted([guest, "rw"] for guest in _guest_dirs(dirs_rw)),
-        "allow_http": list(dict.fromkeys(p.strip() for p in allow_http)),
-        "limits": {k: v for k, v in (("max_memory", max_memory),
-                                     ("timeout", None if timeout is None else float(timeout))) if v is not None},
-    }
-    ro = sorted([d["guest"], "ro"] for d in header.dirs if d.get("mode") != "rw")
-    rw = sorted([d["guest"], "rw"] for d in header.dirs if d.get("mode") == "rw")
-    got = {
-        "arguments": list(header.argv[1:]),
-        "environment": [list(kv) for kv in header.env],
-        "directories": ro + rw,
-        "allow_http": list(header.extra.get("http_allow", [])),
-        "limits": dict(header.limits),
-    }
-    for what in want:
-        if want[what] != got[what]:
-            pytest.fail(f"rr: {shown} was recorded with other {what} ({got[what]!r}, the test asks for "
-                        f"{want[what]!r}): record it again with --rr-record-mode=all", pytrace=False)
+    sandbox = api.make_sandbox(program, args, **grants)
+    want = session.make_header(program, sandbox, runner.Limits(max_memory, timeout), rules)
+
+    def shape(h: Any, dirs: list[list[str]]) -> dict[str, Any]:
+        return {"arguments": list(h.argv[1:]), "environment": [list(kv) for kv in h.env],
+                "directories": sorted(dirs), "allow_http": h.extra.get(session.HTTP_ALLOW, []),
+                "sockets": h.extra.get(session.SOCKETS), "limits": dict(h.limits)}
+
+    asked = shape(want, [[g, "ro"] for g in _guest_dirs(dirs)] + [[g, "rw"] for g in _guest_dirs(dirs_rw)])
+    recorded = shape(header, [[d["guest"], "rw" if d.get("mode") == "rw" else "ro"] for d in header.dirs])
+    for what, value in asked.items():
+        if value != recorded[what]:
+            pytest.fail(f"rr: {shown} was recorded with other {what} ({recorded[what]!r}, the test asks for "
+                        f"{value!r}): record it again with --rr-record-mode=all", pytrace=False)
 
 
 def _guest_dirs(dirs: Any) -> list[str]:

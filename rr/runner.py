@@ -358,7 +358,11 @@ def run(program: Program, sandbox: Sandbox, tap: Tap | None = None,
         while not done.is_set():
             left = WAKE_S if deadline is None else min(WAKE_S, deadline - time.monotonic())
             if left <= 0:
-                signals.stopped()  # decided: a signal arriving now must not start a second stop
+                if threading.current_thread() is threading.main_thread():
+                    # decided: a signal arriving now must not start a second stop. Only for the
+                    # main thread's run (the CLI's): signals stop that one, and a run on another
+                    # thread (the API's, a server's) must leave later signals to the process.
+                    signals.stopped()
                 reason = "timeout"
                 break
             done.wait(left)

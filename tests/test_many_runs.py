@@ -66,6 +66,8 @@ def test_runs_at_once_from_threads_each_get_their_own_output_status_and_limits(
         jobs |= {f"http{i}": (lambda i=i: rr.record(http_get, tmp_path / f"http{i}.cbor", [server.url(f"/plain?{i}")],
                                                     allow_http=grant)) for i in range(3)}
         jobs |= {"random": lambda: rr.record(random, tmp_path / "random.cbor")}
+        # live random numbers come from a pool per thread (rr/_native.c): never the same bytes twice
+        jobs |= {f"random{i}": (lambda: rr.run(random)) for i in range(4)}
         # one guest's --timeout must stop that guest only: the other one spinning goes on to its own
         jobs |= {"spin_short": lambda: rr.run(spin, timeout=0.5), "spin_long": lambda: rr.run(spin, timeout=1.5)}
         got = _in_threads(jobs)
@@ -77,6 +79,9 @@ def test_runs_at_once_from_threads_each_get_their_own_output_status_and_limits(
             assert (got[f"exit{i}"].exit_status, got[f"exit{i}"].stderr) == (min(i, 1), f"exiting with {i}\n".encode())
             rec = got[f"http{i}"]
             assert rec.exit_status == 0 and rec.stdout.endswith(PLAIN_BODY), rec
+        lines = [ln for i in range(4) for ln in got[f"random{i}"].stdout.splitlines()] + \
+            got["random"].stdout.splitlines()
+        assert len(lines) == 10 and len(set(lines)) == 10, lines
         for name in ("spin_short", "spin_long"):
             assert (got[name].exit_status, got[name].outcome, got[name].stdout) == (124, "timeout", b"spinning\n")
         assert {path for _, path, _, _ in server.requests} == {f"/plain?{i}" for i in range(3)}

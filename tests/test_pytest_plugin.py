@@ -87,7 +87,7 @@ def test_record_modes_none_once_all_and_a_missing_trace(suite: pytest.Pytester) 
                                   "different component*", "*record it again with --rr-record-mode=all*"])
 
 
-def test_marker_defaults_rewrite_and_http_replayed_offline(suite: pytest.Pytester,
+def test_marker_defaults_rewrite_redaction_and_http_replayed_offline(suite: pytest.Pytester,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     suite.makepyfile(test_marked="""
 import os
@@ -106,6 +106,11 @@ def test_http(rr_component):
     result = rr_component("http_get.wasm", args=[url], allow_http=[url.split("/")[2]], trace="get.cbor")
     assert result.exit_status == 0
     assert result.stdout.endswith(os.environ["RR_TEST_BODY"].encode())
+
+def test_secret(rr_component):   # the trace holds the marker: its replay still matches the test
+    import rr
+    result = rr_component("random.wasm", env={"TOKEN": "s3cret"}, redaction=rr.Redaction(env=("TOKEN",)))
+    assert result.exit_status == 0 and b"s3cret" not in result.trace.read_bytes()
 """)
     recorded = suite.path / "recorded"
     recorded.mkdir()
@@ -113,19 +118,19 @@ def test_http(rr_component):
     with TestServer() as server:
         monkeypatch.setenv("RR_TEST_URL", server.url("/plain"))
         monkeypatch.setenv("RR_TEST_BODY", PLAIN_BODY.decode())
-        suite.runpytest().assert_outcomes(passed=2)   # the marker's mode: once
+        suite.runpytest().assert_outcomes(passed=3)   # the marker's mode: once
         assert len(server.requests) == 1
     assert sorted(p.name for p in recorded.iterdir()) == ["get.cbor", "stale.cbor", "test_random-2.cbor",
-                                                          "test_random.cbor"]
+                                                          "test_random.cbor", "test_secret.cbor"]
     traces = {p.name: p.read_bytes() for p in recorded.iterdir()}
     # The server is gone: the replay is served from the trace. The command line wins over the marker.
-    suite.runpytest("--rr-record-mode=none").assert_outcomes(passed=2)
+    suite.runpytest("--rr-record-mode=none").assert_outcomes(passed=3)
     assert {p.name: p.read_bytes() for p in recorded.iterdir()} == traces
 
     # rewrite: every trace recorded again (the HTTP test is deselected: a session that did not run
     # every test does not know which traces are unused, so nothing is removed)...
     kept = suite.runpytest("--rr-record-mode=rewrite", "-k", "random")
-    kept.assert_outcomes(passed=1, deselected=1)
+    kept.assert_outcomes(passed=1, deselected=2)
     assert (recorded / "stale.cbor").exists() and (recorded / "get.cbor").exists()
     assert (recorded / "test_random.cbor").read_bytes() != traces["test_random.cbor"]
     # ...and a whole session removes the traces no test used
@@ -134,9 +139,10 @@ def test_http(rr_component):
         suite.makepyfile(test_marked=(suite.path / "test_marked.py").read_text().replace(
             'os.environ["RR_TEST_URL"]', repr(server.url("/plain"))))
         whole = suite.runpytest("--rr-record-mode=rewrite")
-    whole.assert_outcomes(passed=2)
+    whole.assert_outcomes(passed=3)
     whole.stdout.fnmatch_lines(["rr: --rr-record-mode=rewrite removed 1 traces no test used: recorded/stale.cbor"])
-    assert sorted(p.name for p in recorded.iterdir()) == ["get.cbor", "test_random-2.cbor", "test_random.cbor"]
+    assert sorted(p.name for p in recorded.iterdir()) == ["get.cbor", "test_random-2.cbor", "test_random.cbor",
+                                                          "test_secret.cbor"]
 
 
 @pytest.fixture
@@ -192,3 +198,9 @@ def test_w{i}(rr_component):
     rewritten.assert_outcomes(passed=2)
     rewritten.stdout.fnmatch_lines(["rr: --rr-record-mode=rewrite removed 1 traces no test used: traces/unused.jsonl"])
     assert sorted(p.name for p in corpus.iterdir()) == ["random-0.cbor", "random-1.cbor"]
+
+
+def test_the_readme_shows_the_example_it_runs() -> None:
+    readme = (guests.REPO / "README.md").read_text()
+    example = (guests.REPO / "examples" / "pytest" / "test_app.py").read_text()
+    assert f"```python\n{example}```\n" in readme
