@@ -86,9 +86,12 @@ class TcpSocket:
             self.streams[0].close()
         if self.sock is not None:
             try:
-                self.sock.close()
+                if self.state == CONNECTED:
+                    # wakes the stream's pump thread out of recv(); close() alone would not
+                    self.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            self.sock.close()
         for item in self._pending:
             if isinstance(item, tuple):
                 item[0].close()
