@@ -51,6 +51,7 @@ class TcpSocket:
         self.sock = sock                # None on replay
         self.state = state
         self.backlog = DEFAULT_BACKLOG
+        self.options: list[tuple[int, int, int]] = []   # setsockopt calls the guest made (live)
         self.network: Network | None = None
         self.streams: tuple[TcpInput, TcpOutput] | None = None
         self.remote: SocketAddress | None = None
@@ -219,6 +220,11 @@ def finish_connect(host: HostContext, s: TcpSocket) -> tuple[TcpInput, TcpOutput
         assert isinstance(result, socket.socket)
         if result is not s.sock and s.sock is not None:
             s.sock.close()
+            for level, option, value in s.options:
+                try:
+                    result.setsockopt(level, option, value)
+                except OSError:
+                    pass  # the guest was told it worked; what the OS keeps is read back recorded
         s.sock, s.state = result, CONNECTED
 
     tap(host, s, "finish-connect", [], live, nothing)
@@ -398,11 +404,25 @@ def _get(name: str, read: Callable[[socket.socket], Any], check: Callable[[list[
     tcp_if.method(R, name)(impl)
 
 
-def _set(name: str, write: Callable[[socket.socket, Any, TcpSocket], None]) -> None:
+class _Remembered:
+    """A socket whose setsockopt calls are kept: connect.py connects a socket of its own, and
+    what the guest set before connecting must hold for it too (finish-connect sets them again)."""
+
+    def __init__(self, s: TcpSocket):
+        self._s = s
+        self._sock = s.fd_or_invalid()
+        self.family = self._sock.family
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self._sock.setsockopt(level, option, value)
+        self._s.options.append((level, option, value))
+
+
+def _set(name: str, write: Callable[[Any, Any, TcpSocket], None]) -> None:
     def impl(host: HostContext, s: TcpSocket, value: Any) -> None:
         def live() -> None:
             try:
-                write(s.fd_or_invalid(), value, s)
+                write(_Remembered(s), value, s)
             except OSError as e:
                 raise _os_error(e) from None
         tap(host, s, name, [value], live, nothing)
