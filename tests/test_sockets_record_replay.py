@@ -220,3 +220,11 @@ def test_a_lookup_replays_without_resolving(wat_dir: Path, tmp_path: Path) -> No
     replay_twice(lookup, trace, recorded)
     listing = rr("inspect", str(trace), "--call", "wasi:sockets/*").out
     assert "resolve-next-address('lookup-1') -> '127.0.0.1'" in listing
+
+
+def test_a_taken_port_is_address_in_use_as_under_wasmtime(wat_dir: Path, wasmtime_bin: Path) -> None:
+    server = Path(guest(wat_dir, "tcp_server"))
+    with TcpEchoServer() as taken:
+        ours = guests.rr_run(server, "4", str(taken.port), flags=("-S", "inherit-network"))
+        theirs = guests.wasmtime_run(server, "4", str(taken.port), flags=("-S", "inherit-network"))
+    assert (ours.status, ours.out) == (theirs.status, theirs.out) == (0, "bind err 12\n"), (ours.err, theirs.err)
