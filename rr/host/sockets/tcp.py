@@ -16,6 +16,7 @@ which makes the socket's pollable ready.
 from __future__ import annotations
 
 import collections
+import errno
 import socket
 import threading
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from ..context import HostContext
 from ..poll import Pollable
 from ..wit import Interface
 from . import connect as connect_module
-from .network import (FAMILIES, Network, SocketAddress, error_code, fail, grant_of, next_label, valid_family,
+from .network import (FAMILIES, Network, SocketAddress, error_code, fail, next_label, valid_family,
                       valid_remote, valid_unicast, nothing)
 from .streams import TcpInput, TcpOutput
 
@@ -35,7 +36,9 @@ tcp_if = Interface("wasi:sockets/tcp")
 R = "tcp-socket"
 
 DEFAULT_BACKLOG = 128
-_ACCEPT_ABORTED = {"connection-reset", "remote-unreachable", "not-supported"}  # Linux: wasmtime says aborted
+# Linux's accept() passes on a pending error of the new connection: wasmtime calls them all aborted.
+_ACCEPT_ABORTED = {errno.ECONNRESET, errno.ENETRESET, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN,
+                   errno.ENETUNREACH, errno.EPROTO, errno.ENOPROTOOPT, errno.ENONET, errno.EOPNOTSUPP}
 
 # The states of wasmtime's TcpState that a p2 guest can reach.
 DEFAULT, BIND_STARTED, BOUND, LISTEN_STARTED, LISTENING, CONNECTING, CONNECTED, CLOSED = (
@@ -145,7 +148,7 @@ def start_bind(host: HostContext, s: TcpSocket, network: Network, local: Any) ->
         try:
             s.sock.bind(address.to_os())
         except OSError as e:
-            raise fail("invalid-argument" if e.errno == 97 else error_code(e)) from None  # EAFNOSUPPORT
+            raise fail("invalid-argument" if e.errno == errno.EAFNOSUPPORT else error_code(e)) from None
         s.state = BIND_STARTED
         s.network = network
 
@@ -293,8 +296,7 @@ def accept(host: HostContext, s: TcpSocket) -> tuple[TcpSocket, TcpInput, TcpOut
             raise fail("would-block")
         item = s._pending.popleft()
         if isinstance(item, OSError):
-            code = error_code(item)
-            raise fail("connection-aborted" if code in _ACCEPT_ABORTED else code)
+            raise fail("connection-aborted" if item.errno in _ACCEPT_ABORTED else error_code(item))
         conn, _ = item
         conn.settimeout(None)
         accepted.append(conn)
@@ -475,7 +477,7 @@ def _set_buffer(option: int) -> Callable[[socket.socket, int, TcpSocket], None]:
         try:
             sock.setsockopt(socket.SOL_SOCKET, option, max(1, min(value, _I32_MAX)))
         except OSError as e:
-            if e.errno != 105:  # ENOBUFS: a hint, as wasmtime treats it
+            if e.errno != errno.ENOBUFS:  # a hint, as wasmtime treats it
                 raise
     return write
 

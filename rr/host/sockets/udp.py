@@ -23,7 +23,7 @@ from ...typecheck import BadValue, show
 from ..context import HostContext
 from ..poll import Pollable
 from ..wit import Interface
-from .network import (Network, SocketAddress, error_code, fail, next_label, nothing, valid_family, valid_remote,
+from .network import (Network, SocketAddress, error_code, fail, nothing, valid_family, valid_remote,
                       valid_unicast)
 
 udp_if = Interface("wasi:sockets/udp")
@@ -146,7 +146,7 @@ def start_bind(host: HostContext, s: UdpSocket, network: Network, local: Any) ->
         try:
             s.sock.bind(address.to_os())
         except OSError as e:
-            raise fail("invalid-argument" if e.errno == 97 else error_code(e)) from None
+            raise fail("invalid-argument" if e.errno == errno.EAFNOSUPPORT else error_code(e)) from None
         s.state = BIND_STARTED
 
     _tap(host, s.label, "start-bind", [address.to_trace()], live)
@@ -259,7 +259,7 @@ def _set_option(name: str, write) -> None:  # type: ignore[no-untyped-def]
             try:
                 write(s, value)
             except OSError as e:
-                if e.errno != 105:  # ENOBUFS on a buffer size: a hint, as wasmtime treats it
+                if e.errno != errno.ENOBUFS:  # on a buffer size: a hint, as wasmtime treats it
                     raise fail(error_code(e)) from None
         _tap(host, s.label, name, [value], live)
     udp_if.method("udp-socket", name)(impl)
