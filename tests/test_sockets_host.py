@@ -233,3 +233,14 @@ def test_options_set_before_connecting_hold_on_the_connected_socket() -> None:
             funcs["[method]tcp-socket.set-keep-alive-count"](host, s, 0)
         assert bad.value.payload == "invalid-argument"
         s.close()
+
+
+def test_a_header_grant_that_is_no_grant_is_a_bad_trace(wat_dir: Path, tmp_path: Path) -> None:
+    client, trace = str(wat_dir / "tcp_client.wasm"), tmp_path / "t.jsonl"
+    rr("record", "-S", "tcp", client, "-t", str(trace), "--", "4", "1", "x")
+    lines = trace.read_text().splitlines()
+    assert '"sockets": {' in lines[0]
+    lines[0] = lines[0].replace('"allow-net": []', '"allow-net": ["no port:x"]')
+    trace.write_text("\n".join(lines) + "\n")
+    replayed = rr("replay", client, str(trace))
+    assert replayed.status == 122 and replayed.err.startswith(f"rr: {trace}: header field 'sockets': "), replayed.err
