@@ -150,7 +150,7 @@ def _socket_grant(args: argparse.Namespace) -> SocketGrant:
                 grant.s_option(option)
             except BadGrant as e:
                 raise UsageError(str(e)) from None
-    for pattern in args.allow_net:
+    for pattern in getattr(args, "allow_net", ()):  # the Python API builds args without it
         try:
             grant.allow(pattern)
         except BadGrant as e:

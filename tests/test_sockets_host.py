@@ -203,3 +203,44 @@ def test_a_recorded_address_that_is_no_address_is_a_corrupt_trace(wat_dir: Path,
     replayed = rr("replay", client, str(trace))
     assert replayed.status == 122, replayed.err
     assert "wasi:sockets/tcp.start-connect recorded result 'banana'" in replayed.err
+
+
+# ---------------------------------------------------------------- the host functions themselves
+
+
+def test_options_set_before_connecting_hold_on_the_connected_socket() -> None:
+    """connect.py connects a socket of its own: what the guest set before must be set on it."""
+    from rr.abi import WasiError
+    from rr.host.context import HostContext, Sandbox
+    from rr.host.sockets import network, tcp, tcp_create_socket
+    from rr.tap import Tap
+
+    host = HostContext(Sandbox(argv=["t"], sockets=grant("inherit-network")), Tap())
+    s = tcp_create_socket.create_tcp_socket(host, "ipv4")
+    funcs = tcp.tcp_if.funcs
+    funcs["[method]tcp-socket.set-keep-alive-enabled"](host, s, True)
+    funcs["[method]tcp-socket.set-keep-alive-count"](host, s, 3)
+    with TcpEchoServer() as server:
+        tcp.start_connect(host, s, network.instance_network(host), ("ipv4", (server.port, (127, 0, 0, 1))))
+        host.wait_for(s.readiness)
+        try:
+            inp, out = tcp.finish_connect(host, s)
+        except WasiError as e:  # would-block cannot happen once the pollable is ready
+            pytest.fail(f"finish-connect: {e.payload}")
+        assert funcs["[method]tcp-socket.keep-alive-enabled"](host, s) is True
+        assert funcs["[method]tcp-socket.keep-alive-count"](host, s) == 3
+        with pytest.raises(WasiError) as bad:
+            funcs["[method]tcp-socket.set-keep-alive-count"](host, s, 0)
+        assert bad.value.payload == "invalid-argument"
+        s.close()
+
+
+def test_a_header_grant_that_is_no_grant_is_a_bad_trace(wat_dir: Path, tmp_path: Path) -> None:
+    client, trace = str(wat_dir / "tcp_client.wasm"), tmp_path / "t.jsonl"
+    rr("record", "-S", "tcp", client, "-t", str(trace), "--", "4", "1", "x")
+    lines = trace.read_text().splitlines()
+    assert '"sockets": {' in lines[0]
+    lines[0] = lines[0].replace('"allow-net": []', '"allow-net": ["no port:x"]')
+    trace.write_text("\n".join(lines) + "\n")
+    replayed = rr("replay", client, str(trace))
+    assert replayed.status == 122 and replayed.err.startswith(f"rr: {trace}: header field 'sockets': "), replayed.err

@@ -220,3 +220,25 @@ def test_a_lookup_replays_without_resolving(wat_dir: Path, tmp_path: Path) -> No
     replay_twice(lookup, trace, recorded)
     listing = rr("inspect", str(trace), "--call", "wasi:sockets/*").out
     assert "resolve-next-address('lookup-1') -> '127.0.0.1'" in listing
+
+
+def test_a_taken_port_is_address_in_use_as_under_wasmtime(wat_dir: Path, wasmtime_bin: Path) -> None:
+    server = Path(guest(wat_dir, "tcp_server"))
+    with TcpEchoServer() as taken:
+        ours = guests.rr_run(server, "4", str(taken.port), flags=("-S", "inherit-network"))
+        theirs = guests.wasmtime_run(server, "4", str(taken.port), flags=("-S", "inherit-network"))
+    assert (ours.status, ours.out) == (theirs.status, theirs.out) == (0, "bind err 12\n"), (ours.err, theirs.err)
+
+
+def test_a_granted_name_lets_a_python_guest_look_it_up_and_connect(tmp_path: Path) -> None:
+    """--allow-net NAME:PORT: getaddrinfo(NAME) is answered, and what it answered may be used on
+    PORT only (sock_py: componentize-py, Python's socket module)."""
+    sock_py, trace = str(guests.c_guest("sock_py")), tmp_path / "t.cbor"
+    with TcpEchoServer() as server:
+        recorded = rr("record", "--allow-net", f"localhost:{server.port}", sock_py, "-t", str(trace), "--",
+                      "tcp", "localhost", str(server.port), "hi")
+        other_port = rr("run", "--allow-net", "localhost:1", sock_py, "--", "tcp", "localhost", str(server.port), "x")
+        assert server.connections == 1
+    assert recorded.status == 0 and "reply hi\n" in recorded.out, recorded.err
+    assert (other_port.status, other_port.out) == (1, "connect error EACCES\n"), other_port.err
+    replay_twice(sock_py, trace, recorded)

@@ -167,3 +167,18 @@ def test_sockets(tmp_path: Path) -> None:
     # wasmtime refuses a socket without -S inherit-network: access-denied is case 1.
     _, done = run(tmp_path, "sockets")
     assert (done.status, done.stdout) == (0, b"tcp err 01\n")
+
+
+@pytest.mark.parametrize("name,args,options,stdout", [
+    ("tcp_client", (), (), b"usage: tcp_client 4|6 PORT MESSAGE\n"),
+    ("tcp_client", ("4", "1", "x"), (), b"create err 01\n"),
+    ("tcp_server", ("4", "0"), ("-S", "tcp"), b"bind err 01\n"),
+    ("udp_client", ("4", "1", "x"), (), b"create err 01\n"),
+    ("lookup_name", ("127.0.0.1",), (), b"resolve err 20\n"),
+    ("lookup_name", ("127.0.0.1",), ("-S", "allow-ip-name-lookup"), b"ipv4 127.0.0.1\ndone\n"),
+])
+def test_socket_guests_without_a_network(tmp_path: Path, name: str, args: tuple[str, ...],
+                                         options: tuple[str, ...], stdout: bytes) -> None:
+    # Their runs against real servers, beside rr's: tests/test_sockets_record_replay.py.
+    _, done = run(tmp_path, name, *args, options=options)
+    assert (done.status, done.stdout, done.stderr) == (0, stdout, b"")

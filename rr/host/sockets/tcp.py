@@ -16,6 +16,7 @@ which makes the socket's pollable ready.
 from __future__ import annotations
 
 import collections
+import errno
 import socket
 import threading
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from ..context import HostContext
 from ..poll import Pollable
 from ..wit import Interface
 from . import connect as connect_module
-from .network import (FAMILIES, Network, SocketAddress, error_code, fail, grant_of, next_label, valid_family,
+from .network import (FAMILIES, Network, SocketAddress, error_code, fail, next_label, valid_family,
                       valid_remote, valid_unicast, nothing)
 from .streams import TcpInput, TcpOutput
 
@@ -35,7 +36,9 @@ tcp_if = Interface("wasi:sockets/tcp")
 R = "tcp-socket"
 
 DEFAULT_BACKLOG = 128
-_ACCEPT_ABORTED = {"connection-reset", "remote-unreachable", "not-supported"}  # Linux: wasmtime says aborted
+# Linux's accept() passes on a pending error of the new connection: wasmtime calls them all aborted.
+_ACCEPT_ABORTED = {errno.ECONNRESET, errno.ENETRESET, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN,
+                   errno.ENETUNREACH, errno.EPROTO, errno.ENOPROTOOPT, errno.ENONET, errno.EOPNOTSUPP}
 
 # The states of wasmtime's TcpState that a p2 guest can reach.
 DEFAULT, BIND_STARTED, BOUND, LISTEN_STARTED, LISTENING, CONNECTING, CONNECTED, CLOSED = (
@@ -51,6 +54,7 @@ class TcpSocket:
         self.sock = sock                # None on replay
         self.state = state
         self.backlog = DEFAULT_BACKLOG
+        self.options: list[tuple[int, int, int]] = []   # setsockopt calls the guest made (live)
         self.network: Network | None = None
         self.streams: tuple[TcpInput, TcpOutput] | None = None
         self.remote: SocketAddress | None = None
@@ -86,9 +90,12 @@ class TcpSocket:
             self.streams[0].close()
         if self.sock is not None:
             try:
-                self.sock.close()
+                if self.state == CONNECTED:
+                    # wakes the stream's pump thread out of recv(); close() alone would not
+                    self.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            self.sock.close()
         for item in self._pending:
             if isinstance(item, tuple):
                 item[0].close()
@@ -141,7 +148,7 @@ def start_bind(host: HostContext, s: TcpSocket, network: Network, local: Any) ->
         try:
             s.sock.bind(address.to_os())
         except OSError as e:
-            raise fail("invalid-argument" if e.errno == 97 else error_code(e)) from None  # EAFNOSUPPORT
+            raise fail("invalid-argument" if e.errno == errno.EAFNOSUPPORT else error_code(e)) from None
         s.state = BIND_STARTED
         s.network = network
 
@@ -216,6 +223,11 @@ def finish_connect(host: HostContext, s: TcpSocket) -> tuple[TcpInput, TcpOutput
         assert isinstance(result, socket.socket)
         if result is not s.sock and s.sock is not None:
             s.sock.close()
+            for level, option, value in s.options:
+                try:
+                    result.setsockopt(level, option, value)
+                except OSError:
+                    pass  # the guest was told it worked; what the OS keeps is read back recorded
         s.sock, s.state = result, CONNECTED
 
     tap(host, s, "finish-connect", [], live, nothing)
@@ -284,8 +296,7 @@ def accept(host: HostContext, s: TcpSocket) -> tuple[TcpSocket, TcpInput, TcpOut
             raise fail("would-block")
         item = s._pending.popleft()
         if isinstance(item, OSError):
-            code = error_code(item)
-            raise fail("connection-aborted" if code in _ACCEPT_ABORTED else code)
+            raise fail("connection-aborted" if item.errno in _ACCEPT_ABORTED else error_code(item))
         conn, _ = item
         conn.settimeout(None)
         accepted.append(conn)
@@ -395,11 +406,25 @@ def _get(name: str, read: Callable[[socket.socket], Any], check: Callable[[list[
     tcp_if.method(R, name)(impl)
 
 
-def _set(name: str, write: Callable[[socket.socket, Any, TcpSocket], None]) -> None:
+class _Remembered:
+    """A socket whose setsockopt calls are kept: connect.py connects a socket of its own, and
+    what the guest set before connecting must hold for it too (finish-connect sets them again)."""
+
+    def __init__(self, s: TcpSocket):
+        self._s = s
+        self._sock = s.fd_or_invalid()
+        self.family = self._sock.family
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self._sock.setsockopt(level, option, value)
+        self._s.options.append((level, option, value))
+
+
+def _set(name: str, write: Callable[[Any, Any, TcpSocket], None]) -> None:
     def impl(host: HostContext, s: TcpSocket, value: Any) -> None:
         def live() -> None:
             try:
-                write(s.fd_or_invalid(), value, s)
+                write(_Remembered(s), value, s)
             except OSError as e:
                 raise _os_error(e) from None
         tap(host, s, name, [value], live, nothing)
@@ -452,7 +477,7 @@ def _set_buffer(option: int) -> Callable[[socket.socket, int, TcpSocket], None]:
         try:
             sock.setsockopt(socket.SOL_SOCKET, option, max(1, min(value, _I32_MAX)))
         except OSError as e:
-            if e.errno != 105:  # ENOBUFS: a hint, as wasmtime treats it
+            if e.errno != errno.ENOBUFS:  # a hint, as wasmtime treats it
                 raise
     return write
 

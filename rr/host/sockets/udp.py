@@ -13,6 +13,7 @@ queue holds something. A replay opens no socket.
 from __future__ import annotations
 
 import collections
+import errno
 import select
 import socket
 import threading
@@ -22,7 +23,7 @@ from ...typecheck import BadValue, show
 from ..context import HostContext
 from ..poll import Pollable
 from ..wit import Interface
-from .network import (Network, SocketAddress, error_code, fail, next_label, nothing, valid_family, valid_remote,
+from .network import (Network, SocketAddress, error_code, fail, nothing, valid_family, valid_remote,
                       valid_unicast)
 
 udp_if = Interface("wasi:sockets/udp")
@@ -145,7 +146,7 @@ def start_bind(host: HostContext, s: UdpSocket, network: Network, local: Any) ->
         try:
             s.sock.bind(address.to_os())
         except OSError as e:
-            raise fail("invalid-argument" if e.errno == 97 else error_code(e)) from None
+            raise fail("invalid-argument" if e.errno == errno.EAFNOSUPPORT else error_code(e)) from None
         s.state = BIND_STARTED
 
     _tap(host, s.label, "start-bind", [address.to_trace()], live)
@@ -163,6 +164,18 @@ def finish_bind(host: HostContext, s: UdpSocket) -> None:
     s.state = BOUND
 
 
+def _disconnect(sock: socket.socket) -> None:
+    """connect(AF_UNSPEC): how POSIX dissolves a UDP socket's association (wasmtime's
+    connect_unspec); Python's socket.connect cannot express it."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    unspec = (ctypes.c_ubyte * 16)()   # a sockaddr whose sa_family is 0, AF_UNSPEC
+    if libc.connect(sock.fileno(), unspec, ctypes.sizeof(unspec)) != 0:
+        code = ctypes.get_errno()
+        if code != errno.EAFNOSUPPORT:  # Linux answers this after dissolving it anyway
+            raise fail(error_code(OSError(code, "disconnect")))
+
+
 @udp_if.method("udp-socket", "stream")
 def stream(host: HostContext, s: UdpSocket, remote: Any) -> tuple[IncomingDatagramStream, OutgoingDatagramStream]:
     address = None if remote is None else SocketAddress.from_wit(remote)
@@ -172,10 +185,7 @@ def stream(host: HostContext, s: UdpSocket, remote: Any) -> tuple[IncomingDatagr
             raise fail("invalid-state")
         assert s.sock is not None
         if s.connected is not None:
-            try:
-                s.sock.connect(("0.0.0.0", 0) if s.family == "ipv4" else ("::", 0))
-            except OSError:
-                pass  # Linux dissolves the association with AF_UNSPEC; Python has no way but this
+            _disconnect(s.sock)
             s.connected = None
         if address is not None:
             if s.network is None or not s.network.grant.address_allowed(address.ip, address.port):
@@ -249,7 +259,7 @@ def _set_option(name: str, write) -> None:  # type: ignore[no-untyped-def]
             try:
                 write(s, value)
             except OSError as e:
-                if e.errno != 105:  # ENOBUFS on a buffer size: a hint, as wasmtime treats it
+                if e.errno != errno.ENOBUFS:  # on a buffer size: a hint, as wasmtime treats it
                     raise fail(error_code(e)) from None
         _tap(host, s.label, name, [value], live)
     udp_if.method("udp-socket", name)(impl)
