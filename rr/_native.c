@@ -26,6 +26,8 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
@@ -99,6 +101,127 @@ static PyTypeObject CounterType = {
     .tp_init = (initproc)counter_init,
     .tp_members = counter_members,
     .tp_doc = "The host-call counter shared by the Python and the native path.",
+};
+
+
+/* ------------------------------------------------------------------ the mapped trace sink */
+
+/* A trace file written through a shared mapping: appending a record is a memcpy, no system
+ * call, and the pages belong to the file, so they survive a kill -9 of the process. The file
+ * is extended ahead in chunks with posix_fallocate (blocks reserved: a full disk is an error
+ * here, never a SIGBUS later); a killed recording therefore leaves zero bytes after its last
+ * record, which the reader takes for the unwritten end (rr/trace/cbor.py). Each record is
+ * copied from its second byte on and its first byte stored last: until then the record's
+ * place still starts with 0x00, so a record cut short by the kill is never half-visible
+ * behind a valid frame head. close() truncates the file to the records written. */
+
+#define MAP_CHUNK ((size_t)1 << 20)
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    uint8_t *base;     /* the mapping: file offsets [map_start, map_end) */
+    off_t map_start, map_end;
+    off_t used;        /* end of the records written */
+    int closed;
+} MapSink;
+
+static long page_size;
+
+static int mapsink_reserve(MapSink *m, size_t n) {
+    if (m->used + (off_t)n <= m->map_end) return 0;
+    off_t start = m->used & ~(off_t)(page_size - 1);
+    off_t want = m->used + (off_t)n + (off_t)MAP_CHUNK;
+    want = (want + page_size - 1) & ~(off_t)(page_size - 1);
+    int err = posix_fallocate(m->fd, m->used, want - m->used);
+    if (err == ENOSPC) {   /* a nearly full disk: reserve no more than this record's pages */
+        want = (m->used + (off_t)n + page_size - 1) & ~(off_t)(page_size - 1);
+        err = posix_fallocate(m->fd, m->used, want - m->used);
+    }
+    if (err != 0) { errno = err; return -1; }
+    void *p = mmap(NULL, (size_t)(want - start), PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, start);
+    if (p == MAP_FAILED) return -1;
+    if (m->base != NULL) munmap(m->base, (size_t)(m->map_end - m->map_start));
+    m->base = p;
+    m->map_start = start;
+    m->map_end = want;
+    return 0;
+}
+
+/* 0, or -1 with errno set (nothing written). */
+static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
+    if (m->closed) { errno = EBADF; return -1; }
+    if (n == 0) return 0;
+    if (mapsink_reserve(m, n) < 0) return -1;
+    uint8_t *at = m->base + (m->used - m->map_start);
+    memcpy(at + 1, data + 1, n - 1);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
+    __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
+    m->used += (off_t)n;
+    return 0;
+}
+
+static int mapsink_init(MapSink *self, PyObject *args, PyObject *kw) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd)) return -1;
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (end < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
+    self->fd = fd;
+    self->used = self->map_end = self->map_start = end;
+    self->base = NULL;
+    self->closed = 0;
+    return 0;
+}
+
+static PyObject *mapsink_write(MapSink *self, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    int r = mapsink_append(self, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    if (r < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static int mapsink_finish(MapSink *self) {
+    if (self->closed) return 0;
+    self->closed = 1;
+    if (self->base != NULL) munmap(self->base, (size_t)(self->map_end - self->map_start));
+    self->base = NULL;
+    return ftruncate(self->fd, self->used);
+}
+
+static PyObject *mapsink_close(MapSink *self, PyObject *unused) {
+    if (mapsink_finish(self) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static void mapsink_dealloc(MapSink *self) {
+    mapsink_finish(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef mapsink_methods[] = {
+    {"write", (PyCFunction)mapsink_write, METH_O, "append one record (no system call)"},
+    {"close", (PyCFunction)mapsink_close, METH_NOARGS, "unmap and truncate the file to the records written"},
+    {NULL},
+};
+
+static PyMemberDef mapsink_members[] = {
+    {"used", T_LONGLONG, offsetof(MapSink, used), READONLY, "end of the records written"},
+    {NULL},
+};
+
+static PyTypeObject MapSinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.MapSink",
+    .tp_basicsize = sizeof(MapSink),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)mapsink_init,
+    .tp_dealloc = (destructor)mapsink_dealloc,
+    .tp_methods = mapsink_methods,
+    .tp_members = mapsink_members,
+    .tp_doc = "MapSink(fd): appends records to the end of an open file through a shared mapping.",
 };
 
 /* ------------------------------------------------------------------ the calls */
@@ -392,9 +515,10 @@ static void *fail_with_exception(func *f) {
     return err;
 }
 
-/* ---- record: state = (recorder, shared, writer, encoder, codes, lock, fd) */
+/* ---- record: state = (recorder, shared, writer, encoder, codes, lock, sink) */
 
-enum { R_RECORDER, R_SHARED, R_WRITER, R_ENCODER, R_CODES, R_LOCK, R_FD, R_SIZE };
+/* R_SINK: a MapSink, or the file descriptor (int) a plain Sink writes to */
+enum { R_RECORDER, R_SHARED, R_WRITER, R_ENCODER, R_CODES, R_LOCK, R_SINK, R_SIZE };
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {
@@ -462,8 +586,21 @@ static int record_event(func *f, uint64_t n, const value *v) {
     for (int i = 0; i < 4; i++) frame[len + i] = (uint8_t)(crc >> (24 - 8 * i));
     len += 4;
 
-    int fd = (int)PyLong_AsLong(st[R_FD]);
-    if (write_all(fd, frame, len) < 0) goto out;   /* Python writes again, fails the same way, reports it */
+    PyObject *sink = st[R_SINK];
+    int wrote = Py_IS_TYPE(sink, &MapSinkType) ? mapsink_append((MapSink *)sink, frame, len)
+                                               : write_all((int)PyLong_AsLong(sink), frame, len);
+    if (wrote < 0) {   /* as TraceWriter._write: the writer keeps the error and fails from now on */
+        int e = errno;
+        PyObject *oserr = PyObject_CallFunction(PyExc_OSError, "is", e, strerror(e));
+        if (oserr == NULL || PyObject_SetAttr(writer, s_error, oserr) < 0) { Py_XDECREF(oserr); goto fail; }
+        Py_DECREF(oserr);
+        PyObject *failure = PyObject_CallMethod(writer, "_failure", NULL);
+        if (failure != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
+            Py_DECREF(failure);
+        }
+        goto fail;
+    }
 
     PyObject *nc = PyLong_FromUnsignedLong(crc);
     if (nc == NULL) goto fail;
@@ -739,10 +876,12 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_mono_last, "clocks.monotonic-last"); INTERN(s_acquire, "acquire"); INTERN(s_release, "release");
     INTERN(s_codes_get, "get");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
-    if (PyType_Ready(&CounterType) < 0) return NULL;
+    page_size = sysconf(_SC_PAGESIZE);
+    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0) { Py_DECREF(m); return NULL; }
+    if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0
+        || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0) { Py_DECREF(m); return NULL; }
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

@@ -155,7 +155,7 @@ def record_target(recorder: Any) -> tuple[Any, ...] | None:
     from .merge import SharedWriter
     from .trace.cbor import CborEncoder
     from .trace.streams import Sink
-    from .trace.writer import TraceWriter
+    from .trace.writer import TraceWriter, _MappedSink
     shared = recorder.writer
     if type(shared) is not SharedWriter:
         return None
@@ -163,6 +163,7 @@ def record_target(recorder: Any) -> tuple[Any, ...] | None:
     if type(writer) is not TraceWriter or writer.fmt != "cbor":
         return None
     encoder, sink = writer._encoder, writer._sink
-    if type(encoder) is not CborEncoder or type(sink) is not Sink:
+    if type(encoder) is not CborEncoder or type(sink) not in (Sink, _MappedSink):
         return None
-    return (recorder, shared, writer, encoder, encoder._codes, shared._lock, sink._f.fileno())
+    target = sink.map if type(sink) is _MappedSink else sink._f.fileno()
+    return (recorder, shared, writer, encoder, encoder._codes, shared._lock, target)
