@@ -775,6 +775,115 @@ static void native_release(void *env) {
     PyMem_RawFree(f);
 }
 
+
+/* ------------------------------------------------------------------ reading event records */
+
+/* event_record(buf, start, end, names) -> {"call", "args", "result", "failed"} or None.
+ * The event record [code, args, result(, true)] that fills buf[start:end] exactly, decoded as
+ * rr/trace/cbor.py's CborDecoder._record decodes it (cbor2 + normalize), for records made of
+ * ints of at most 64 bits, bytes, UTF-8 text, definite arrays (up to 16 deep), true, false and
+ * null. Anything else -- and every record that is wrong -- gives None: the Python decoder then
+ * decodes it, or says what is wrong with it. */
+
+#define MAX_FAST_DEPTH 16
+
+typedef struct { const uint8_t *p, *end; } cursor;
+
+static int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
+    if (c->p >= c->end) return -1;
+    uint8_t b = *c->p++;
+    *major = b >> 5;
+    uint8_t info = b & 31;
+    if (info < 24) { *arg = info; return 0; }
+    if (info > 27) return -1;
+    size_t k = (size_t)1 << (info - 24);
+    if ((size_t)(c->end - c->p) < k) return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < k; i++) v = (v << 8) | c->p[i];
+    c->p += k;
+    *arg = v;
+    return 0;
+}
+
+static PyObject *decode_item(cursor *c, int depth) {
+    uint8_t major;
+    uint64_t arg;
+    if (read_head(c, &major, &arg) < 0) return NULL;
+    switch (major) {
+    case 0: return PyLong_FromUnsignedLongLong(arg);
+    case 1: {   /* -1 - arg */
+        PyObject *a = PyLong_FromUnsignedLongLong(arg);
+        if (a == NULL) return NULL;
+        PyObject *neg = PyNumber_Invert(a);
+        Py_DECREF(a);
+        return neg;
+    }
+    case 2:
+        if ((uint64_t)(c->end - c->p) < arg) return NULL;
+        c->p += arg;
+        return PyBytes_FromStringAndSize((const char *)c->p - arg, (Py_ssize_t)arg);
+    case 3: {
+        if ((uint64_t)(c->end - c->p) < arg) return NULL;
+        c->p += arg;
+        PyObject *t = PyUnicode_DecodeUTF8((const char *)c->p - arg, (Py_ssize_t)arg, "strict");
+        if (t == NULL) PyErr_Clear();
+        return t;
+    }
+    case 4: {
+        if (depth >= MAX_FAST_DEPTH || arg > (uint64_t)(c->end - c->p)) return NULL;
+        PyObject *list = PyList_New((Py_ssize_t)arg);
+        if (list == NULL) { PyErr_Clear(); return NULL; }
+        for (uint64_t i = 0; i < arg; i++) {
+            PyObject *item = decode_item(c, depth + 1);
+            if (item == NULL) { Py_DECREF(list); return NULL; }
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+        }
+        return list;
+    }
+    case 7:
+        if (c->p[-1] == 0xf4) return Py_NewRef(Py_False);
+        if (c->p[-1] == 0xf5) return Py_NewRef(Py_True);
+        if (c->p[-1] == 0xf6) return Py_NewRef(Py_None);
+        return NULL;
+    }
+    return NULL;   /* maps, tags: the Python decoder's */
+}
+
+static PyObject *s_k_call, *s_k_args, *s_k_result, *s_k_failed;
+
+static PyObject *py_event_record(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    Py_ssize_t start, end;
+    PyObject *names;
+    if (!PyArg_ParseTuple(args, "y*nnO!", &b, &start, &end, &PyList_Type, &names)) return NULL;
+    PyObject *out = NULL, *a = NULL, *r = NULL;
+    if (start < 0 || end > b.len || start >= end) goto none;
+    cursor c = {(const uint8_t *)b.buf + start, (const uint8_t *)b.buf + end};
+    uint8_t first = *c.p++;
+    if (first != 0x83 && first != 0x84) goto none;
+    uint8_t major;
+    uint64_t code;
+    if (read_head(&c, &major, &code) < 0 || major != 0 || code >= (uint64_t)PyList_GET_SIZE(names)) goto none;
+    if (c.p >= c.end || (*c.p >> 5) != 4) goto none;   /* args must be an array */
+    if ((a = decode_item(&c, 1)) == NULL || (r = decode_item(&c, 1)) == NULL) goto none;
+    if (first == 0x84 && (c.p >= c.end || *c.p++ != 0xf5)) goto none;
+    if (c.p != c.end) goto none;   /* the record must fill its frame */
+    out = PyDict_New();
+    if (out == NULL || PyDict_SetItem(out, s_k_call, PyList_GET_ITEM(names, (Py_ssize_t)code)) < 0
+        || PyDict_SetItem(out, s_k_args, a) < 0 || PyDict_SetItem(out, s_k_result, r) < 0
+        || PyDict_SetItem(out, s_k_failed, first == 0x84 ? Py_True : Py_False) < 0) {
+        Py_CLEAR(out);
+    }
+    Py_XDECREF(a); Py_XDECREF(r);
+    PyBuffer_Release(&b);
+    return out;
+none:
+    if (PyErr_Occurred()) PyErr_Clear();
+    Py_XDECREF(a); Py_XDECREF(r);
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------ module functions */
 
 static PyObject *py_setup(PyObject *self, PyObject *args) {
@@ -857,6 +966,7 @@ static PyMethodDef methods[] = {
     {"make", py_make, METH_VARARGS, "make(op, mode, counter, call, env_counted, env_plain, release, name, state, fail)"},
     {"addresses", py_addresses, METH_NOARGS, "(callback, finalizer) addresses"},
     {"encode", py_encode, METH_VARARGS, "encode(op, code, n, a, b, data, crc) -> (frame, crc)"},
+    {"event_record", py_event_record, METH_VARARGS, "event_record(buf, start, end, names) -> raw event dict or None"},
     {NULL},
 };
 
@@ -875,6 +985,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_consumed, "consumed"); INTERN(s_until, "until"); INTERN(s_peek, "_peek");
     INTERN(s_mono_last, "clocks.monotonic-last"); INTERN(s_acquire, "acquire"); INTERN(s_release, "release");
     INTERN(s_codes_get, "get");
+    INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     page_size = sysconf(_SC_PAGESIZE);
     if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0) return NULL;

@@ -29,6 +29,7 @@ Version 1 (no frames, bare records after the magic) is still read: see _V1Record
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from collections.abc import Generator
 from typing import Any
@@ -165,6 +166,18 @@ class CborEncoder:
         return bytes(self._seal(self._unsealed(cbor2.dumps(raw))))
 
 
+def _fast_event_record() -> Any:
+    """rr's C decoder of plain event records (rr/_native.c: same values, None for anything it
+    does not decode itself), unless RR_NATIVE=0 or it is not built."""
+    if os.environ.get("RR_NATIVE", "1") == "0":
+        return None
+    try:
+        from .. import _native
+    except ImportError:
+        return None
+    return _native.event_record
+
+
 _RESYNC_SPAN = 1 << 16
 _ZERO_TAIL = 2 << 20   # read at most this far to see that a mapped recording's zero tail ends the file
 
@@ -281,6 +294,7 @@ class CborDecoder:
         base = src.pos             # file offset of window[0]
         view, mv = io.BytesIO(), memoryview(b"")
         crc = self._crc
+        fast = _fast_event_record()
         while True:
             if len(window) - start < 9:   # the longest frame head
                 more = src.read_some()
@@ -327,6 +341,12 @@ class CborDecoder:
             if crc != int.from_bytes(mv[tail:end], "big"):
                 raise RecordError("checksum mismatch: the record is damaged, or records before it "
                                   "were dropped, duplicated, reordered or inserted", pos)
+            if fast is not None and window[body] in _EVENT_HEADS:
+                raw = fast(window, body, tail, self._names)
+                if raw is not None:   # else the Python decoder decodes it, or says what is wrong
+                    start = end
+                    yield "event", raw, pos
+                    continue
             view.seek(body)
             try:
                 kind, raw = self._record(window[body])
