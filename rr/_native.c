@@ -182,6 +182,13 @@ static PyObject *mapsink_write(MapSink *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *mapsink_reserve_py(MapSink *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0) return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "negative size");
+    if (mapsink_reserve(self, (size_t)n) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static int mapsink_finish(MapSink *self) {
     if (self->closed) return 0;
     self->closed = 1;
@@ -202,6 +209,7 @@ static void mapsink_dealloc(MapSink *self) {
 
 static PyMethodDef mapsink_methods[] = {
     {"write", (PyCFunction)mapsink_write, METH_O, "append one record (no system call)"},
+    {"reserve", (PyCFunction)mapsink_reserve_py, METH_O, "extend and map the file for n more bytes"},
     {"close", (PyCFunction)mapsink_close, METH_NOARGS, "unmap and truncate the file to the records written"},
     {NULL},
 };
@@ -993,6 +1001,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0
         || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0) { Py_DECREF(m); return NULL; }
+    PyModule_AddIntConstant(m, "ABI_VERSION", 1);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

@@ -29,7 +29,6 @@ Version 1 (no frames, bare records after the magic) is still read: see _V1Record
 from __future__ import annotations
 
 import io
-import os
 import zlib
 from collections.abc import Generator
 from typing import Any
@@ -169,13 +168,9 @@ class CborEncoder:
 def _fast_event_record() -> Any:
     """rr's C decoder of plain event records (rr/_native.c: same values, None for anything it
     does not decode itself), unless RR_NATIVE=0 or it is not built."""
-    if os.environ.get("RR_NATIVE", "1") == "0":
-        return None
-    try:
-        from .. import _native
-    except ImportError:
-        return None
-    return _native.event_record
+    from ..nativelib import lib
+    native = lib()
+    return native.event_record if native is not None else None
 
 
 _RESYNC_SPAN = 1 << 16

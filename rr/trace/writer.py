@@ -21,6 +21,7 @@ killed); otherwise, and with RR_NATIVE=0, with one write(2) per record. The byte
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from types import TracebackType
@@ -32,10 +33,7 @@ from .model import Event, Header, Outcome
 from .records import header_to_raw, outcome_to_raw
 from .streams import GzipSink, Sink
 
-try:
-    from .. import _native   # the C extension: no wasmtime in it, so the codec stays free of it
-except ImportError:
-    _native = None  # type: ignore[assignment]
+from ..nativelib import lib as _native_lib   # the C extension: no wasmtime in it or in that module
 
 FORMATS = ("cbor", "jsonl")
 _EXTENSIONS = {".cbor": "cbor", ".json": "jsonl", ".jsonl": "jsonl"}
@@ -84,7 +82,7 @@ class TraceWriter:
             raise TraceNameError(f"{self.path}: cannot create the trace: no such directory") from None
         except OSError as e:
             raise TraceOutputError(f"{self.path}: cannot create the trace: {e.strerror}") from None
-        self._sink: Sink = GzipSink(f) if gz else _MappedSink(f) if self.fmt == "cbor" and _mapped() else Sink(f)
+        self._sink: Sink = GzipSink(f) if gz else _MappedSink.or_plain(f) if self.fmt == "cbor" and _mapped() else Sink(f)
         self._encoder = CborEncoder() if self.fmt == "cbor" else JsonlEncoder()
         self._state = "header"   # -> "events" -> "ended" -> "closed"
         self.events_written = 0
@@ -216,7 +214,7 @@ class TraceWriter:
 
 
 def _mapped() -> bool:
-    return _native is not None and os.environ.get("RR_NATIVE", "1") != "0"
+    return _native_lib() is not None
 
 
 class _MappedSink(Sink):
@@ -227,7 +225,21 @@ class _MappedSink(Sink):
 
     def __init__(self, f: object):
         super().__init__(f)  # type: ignore[arg-type]
-        self.map = _native.MapSink(f.fileno())  # type: ignore[attr-defined]
+        self.map = _native_lib().MapSink(f.fileno())  # type: ignore[union-attr]
+
+    @classmethod
+    def or_plain(cls, f: object) -> Sink:
+        """A mapped sink, or a plain one where the file cannot be mapped (a filesystem without
+        shared writable mappings); a full disk is not that: it fails the first write."""
+        sink = cls(f)
+        try:
+            sink.map.reserve(1)
+        except OSError as e:
+            if e.errno not in (errno.ENODEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM):
+                return sink
+            sink.map.close()
+            return Sink(f)  # type: ignore[arg-type]
+        return sink
 
     def write(self, data: bytes) -> None:
         self.map.write(data)
