@@ -273,8 +273,8 @@ static PyObject *s_codes_get, *s_crc, *s_events_written, *s_events, *s_count, *s
 
 /* ---- live sources */
 
-static uint64_t xs[4];   /* xoshiro256** for the insecure interfaces (Python's is a Mersenne Twister) */
-static int xs_seeded;
+static __thread uint64_t xs[4];   /* xoshiro256** for the insecure interfaces (per thread: guests run at once) */
+static __thread int xs_seeded;
 
 static int fill_random(uint8_t *buf, size_t n) {
     while (n) {
@@ -289,8 +289,8 @@ static int fill_random(uint8_t *buf, size_t n) {
     return 0;
 }
 
-static uint8_t pool[512];
-static size_t pool_left;
+static __thread uint8_t pool[512];   /* per thread: several guests may run at once, without the GIL */
+static __thread size_t pool_left;
 
 static int secure_bytes(uint8_t *out, size_t n) {
     if (n > sizeof pool / 2) return fill_random(out, n);
