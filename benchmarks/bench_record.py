@@ -1,6 +1,9 @@
 """What recording and replaying cost: `rr run` vs `rr record` vs `rr replay`, side by side.
 
-    python benchmarks/bench_record.py [--quick] [--repeat K] [--events N]
+    python benchmarks/bench_record.py [--quick] [--repeat K] [--events N] [--path both|native|python]
+
+Everything is measured on rr's native host-call path and on its Python path (RR_NATIVE=0), in
+that order, and printed side by side (one table per path).
 
 1. Wall time of run / record / replay for four guests, measured twice: in-process through the
    library (rr.runner.run, rr.session.record/replay; the component is loaded once, stdout goes
@@ -44,6 +47,7 @@ from rr.trace import convert, open_trace
 ROOT = Path(__file__).resolve().parent.parent
 C_GUESTS = ROOT / "tests" / "guests" / "bin"
 MODES = ("run", "record", "replay")
+PATHS = {"native": "1", "python": "0"}   # RR_NATIVE for each of rr's host-call paths
 RECORD_OVERHEAD_TARGET = 1.20
 CBOR_SIZE_TARGET = 0.60
 
@@ -234,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, 3 rounds (a smoke run)")
     p.add_argument("--repeat", type=int, help="rounds per measurement (default 5, --quick 3)")
+    p.add_argument("--path", choices=["both", "native", "python"], default="both",
+                   help="rr's host-call path(s) to time (default both: native, then RR_NATIVE=0)")
     p.add_argument("--events", type=int,
                    help="random_heavy host calls (default 200000, --quick 10000)")
     args = p.parse_args(argv)
@@ -243,21 +249,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rr bench_record: python {sys.version.split()[0]}, wasmtime {wasmtime_version()}, "
           f"{os.cpu_count()} CPUs, {repeat} rounds")
 
+    paths = {"native": "1", "python": "0"} if args.path == "both" else {args.path: PATHS[args.path]}
+    old = os.environ.get("RR_NATIVE")
     with tempfile.TemporaryDirectory(prefix="rr-bench-") as tmp:
         work = Path(tmp)
-        results = []
-        for case in make_cases(work, events, mib):
-            trace = work / f"{case.wasm.stem}.cbor"
-            print(f"  timing {case.name} ...", file=sys.stderr, flush=True)
-            in_proc, recorded = time_in_process(case, trace, repeat)
-            results.append((case, recorded, in_proc, time_cli(case, trace, repeat)))
-        print_overhead(results, repeat)
-        heavy_case, heavy_events, heavy_in, heavy_cli = results[0]
+        cases = make_cases(work, events, mib)
+        per_path = {}
+        try:
+            for path, flag in paths.items():
+                os.environ["RR_NATIVE"] = flag   # read by each run in this process and by each subprocess
+                results = []
+                for case in cases:
+                    trace = work / f"{case.wasm.stem}.cbor"
+                    print(f"  timing {case.name} ({path} host calls) ...", file=sys.stderr, flush=True)
+                    in_proc, recorded = time_in_process(case, trace, repeat)
+                    results.append((case, recorded, in_proc, time_cli(case, trace, repeat)))
+                per_path[path] = results
+        finally:
+            if old is None:
+                os.environ.pop("RR_NATIVE", None)
+            else:
+                os.environ["RR_NATIVE"] = old
+        for path, results in per_path.items():
+            print(f"\n=== {path} host-call path (RR_NATIVE={PATHS[path]}) ===")
+            print_overhead(results, repeat)
+        heavy_case = cases[0]
         heavy_trace = work / "trace.cbor"
         with open(os.devnull, "wb") as devnull:
             run_in_process(runner.load(heavy_case.wasm), heavy_case, "record", heavy_trace, devnull)
         print_sizes(heavy_trace, work)
-        print_per_event(heavy_events, heavy_in, heavy_cli)
+        for path, results in per_path.items():
+            _, heavy_events, heavy_in, heavy_cli = results[0]
+            print(f"\n({path} host-call path)", end="")
+            print_per_event(heavy_events, heavy_in, heavy_cli)
     for note in crashes:
         print(f"\nCRASH (retried): {note}")
     return 0

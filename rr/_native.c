@@ -26,6 +26,8 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
@@ -101,6 +103,135 @@ static PyTypeObject CounterType = {
     .tp_doc = "The host-call counter shared by the Python and the native path.",
 };
 
+
+/* ------------------------------------------------------------------ the mapped trace sink */
+
+/* A trace file written through a shared mapping: appending a record is a memcpy, no system
+ * call, and the pages belong to the file, so they survive a kill -9 of the process. The file
+ * is extended ahead in chunks with posix_fallocate (blocks reserved: a full disk is an error
+ * here, never a SIGBUS later); a killed recording therefore leaves zero bytes after its last
+ * record, which the reader takes for the unwritten end (rr/trace/cbor.py). Each record is
+ * copied from its second byte on and its first byte stored last: until then the record's
+ * place still starts with 0x00, so a record cut short by the kill is never half-visible
+ * behind a valid frame head. close() truncates the file to the records written. */
+
+#define MAP_CHUNK ((size_t)1 << 20)
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    uint8_t *base;     /* the mapping: file offsets [map_start, map_end) */
+    off_t map_start, map_end;
+    off_t used;        /* end of the records written */
+    int closed;
+} MapSink;
+
+static long page_size;
+
+static int mapsink_reserve(MapSink *m, size_t n) {
+    if (m->used + (off_t)n <= m->map_end) return 0;
+    off_t start = m->used & ~(off_t)(page_size - 1);
+    off_t want = m->used + (off_t)n + (off_t)MAP_CHUNK;
+    want = (want + page_size - 1) & ~(off_t)(page_size - 1);
+    int err = posix_fallocate(m->fd, m->used, want - m->used);
+    if (err == ENOSPC) {   /* a nearly full disk: reserve no more than this record's pages */
+        want = (m->used + (off_t)n + page_size - 1) & ~(off_t)(page_size - 1);
+        err = posix_fallocate(m->fd, m->used, want - m->used);
+    }
+    if (err != 0) { errno = err; return -1; }
+    void *p = mmap(NULL, (size_t)(want - start), PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, start);
+    if (p == MAP_FAILED) return -1;
+    if (m->base != NULL) munmap(m->base, (size_t)(m->map_end - m->map_start));
+    m->base = p;
+    m->map_start = start;
+    m->map_end = want;
+    return 0;
+}
+
+/* 0, or -1 with errno set (nothing written). */
+static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
+    if (m->closed) { errno = EBADF; return -1; }
+    if (n == 0) return 0;
+    if (mapsink_reserve(m, n) < 0) return -1;
+    uint8_t *at = m->base + (m->used - m->map_start);
+    memcpy(at + 1, data + 1, n - 1);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
+    __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
+    m->used += (off_t)n;
+    return 0;
+}
+
+static int mapsink_init(MapSink *self, PyObject *args, PyObject *kw) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd)) return -1;
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (end < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
+    self->fd = fd;
+    self->used = self->map_end = self->map_start = end;
+    self->base = NULL;
+    self->closed = 0;
+    return 0;
+}
+
+static PyObject *mapsink_write(MapSink *self, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    int r = mapsink_append(self, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    if (r < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mapsink_reserve_py(MapSink *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0) return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "negative size");
+    if (mapsink_reserve(self, (size_t)n) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static int mapsink_finish(MapSink *self) {
+    if (self->closed) return 0;
+    self->closed = 1;
+    if (self->base != NULL) munmap(self->base, (size_t)(self->map_end - self->map_start));
+    self->base = NULL;
+    return ftruncate(self->fd, self->used);
+}
+
+static PyObject *mapsink_close(MapSink *self, PyObject *unused) {
+    if (mapsink_finish(self) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static void mapsink_dealloc(MapSink *self) {
+    mapsink_finish(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef mapsink_methods[] = {
+    {"write", (PyCFunction)mapsink_write, METH_O, "append one record (no system call)"},
+    {"reserve", (PyCFunction)mapsink_reserve_py, METH_O, "extend and map the file for n more bytes"},
+    {"close", (PyCFunction)mapsink_close, METH_NOARGS, "unmap and truncate the file to the records written"},
+    {NULL},
+};
+
+static PyMemberDef mapsink_members[] = {
+    {"used", T_LONGLONG, offsetof(MapSink, used), READONLY, "end of the records written"},
+    {NULL},
+};
+
+static PyTypeObject MapSinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.MapSink",
+    .tp_basicsize = sizeof(MapSink),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)mapsink_init,
+    .tp_dealloc = (destructor)mapsink_dealloc,
+    .tp_methods = mapsink_methods,
+    .tp_members = mapsink_members,
+    .tp_doc = "MapSink(fd): appends records to the end of an open file through a shared mapping.",
+};
+
 /* ------------------------------------------------------------------ the calls */
 
 enum {
@@ -142,10 +273,8 @@ static PyObject *s_codes_get, *s_crc, *s_events_written, *s_events, *s_count, *s
 
 /* ---- live sources */
 
-/* Per thread, as the pool below: live calls run without the GIL, and guests may run at once on
-   several threads of one process (rr.api): shared, two guests could be handed the same bytes. */
-static _Thread_local uint64_t xs[4];   /* xoshiro256** for the insecure interfaces (Python's is a Mersenne Twister) */
-static _Thread_local int xs_seeded;
+static __thread uint64_t xs[4];   /* xoshiro256** for the insecure interfaces (per thread: guests run at once) */
+static __thread int xs_seeded;
 
 static int fill_random(uint8_t *buf, size_t n) {
     while (n) {
@@ -160,8 +289,8 @@ static int fill_random(uint8_t *buf, size_t n) {
     return 0;
 }
 
-static _Thread_local uint8_t pool[512];
-static _Thread_local size_t pool_left;
+static __thread uint8_t pool[512];   /* per thread: several guests may run at once, without the GIL */
+static __thread size_t pool_left;
 
 static int secure_bytes(uint8_t *out, size_t n) {
     if (n > sizeof pool / 2) return fill_random(out, n);
@@ -394,9 +523,10 @@ static void *fail_with_exception(func *f) {
     return err;
 }
 
-/* ---- record: state = (recorder, shared, writer, encoder, codes, lock, fd) */
+/* ---- record: state = (recorder, shared, writer, encoder, codes, lock, sink) */
 
-enum { R_RECORDER, R_SHARED, R_WRITER, R_ENCODER, R_CODES, R_LOCK, R_FD, R_SIZE };
+/* R_SINK: a MapSink, or the file descriptor (int) a plain Sink writes to */
+enum { R_RECORDER, R_SHARED, R_WRITER, R_ENCODER, R_CODES, R_LOCK, R_SINK, R_SIZE };
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {
@@ -464,8 +594,21 @@ static int record_event(func *f, uint64_t n, const value *v) {
     for (int i = 0; i < 4; i++) frame[len + i] = (uint8_t)(crc >> (24 - 8 * i));
     len += 4;
 
-    int fd = (int)PyLong_AsLong(st[R_FD]);
-    if (write_all(fd, frame, len) < 0) goto out;   /* Python writes again, fails the same way, reports it */
+    PyObject *sink = st[R_SINK];
+    int wrote = Py_IS_TYPE(sink, &MapSinkType) ? mapsink_append((MapSink *)sink, frame, len)
+                                               : write_all((int)PyLong_AsLong(sink), frame, len);
+    if (wrote < 0) {   /* as TraceWriter._write: the writer keeps the error and fails from now on */
+        int e = errno;
+        PyObject *oserr = PyObject_CallFunction(PyExc_OSError, "is", e, strerror(e));
+        if (oserr == NULL || PyObject_SetAttr(writer, s_error, oserr) < 0) { Py_XDECREF(oserr); goto fail; }
+        Py_DECREF(oserr);
+        PyObject *failure = PyObject_CallMethod(writer, "_failure", NULL);
+        if (failure != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
+            Py_DECREF(failure);
+        }
+        goto fail;
+    }
 
     PyObject *nc = PyLong_FromUnsignedLong(crc);
     if (nc == NULL) goto fail;
@@ -640,6 +783,115 @@ static void native_release(void *env) {
     PyMem_RawFree(f);
 }
 
+
+/* ------------------------------------------------------------------ reading event records */
+
+/* event_record(buf, start, end, names) -> {"call", "args", "result", "failed"} or None.
+ * The event record [code, args, result(, true)] that fills buf[start:end] exactly, decoded as
+ * rr/trace/cbor.py's CborDecoder._record decodes it (cbor2 + normalize), for records made of
+ * ints of at most 64 bits, bytes, UTF-8 text, definite arrays (up to 16 deep), true, false and
+ * null. Anything else -- and every record that is wrong -- gives None: the Python decoder then
+ * decodes it, or says what is wrong with it. */
+
+#define MAX_FAST_DEPTH 16
+
+typedef struct { const uint8_t *p, *end; } cursor;
+
+static int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
+    if (c->p >= c->end) return -1;
+    uint8_t b = *c->p++;
+    *major = b >> 5;
+    uint8_t info = b & 31;
+    if (info < 24) { *arg = info; return 0; }
+    if (info > 27) return -1;
+    size_t k = (size_t)1 << (info - 24);
+    if ((size_t)(c->end - c->p) < k) return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < k; i++) v = (v << 8) | c->p[i];
+    c->p += k;
+    *arg = v;
+    return 0;
+}
+
+static PyObject *decode_item(cursor *c, int depth) {
+    uint8_t major;
+    uint64_t arg;
+    if (read_head(c, &major, &arg) < 0) return NULL;
+    switch (major) {
+    case 0: return PyLong_FromUnsignedLongLong(arg);
+    case 1: {   /* -1 - arg */
+        PyObject *a = PyLong_FromUnsignedLongLong(arg);
+        if (a == NULL) return NULL;
+        PyObject *neg = PyNumber_Invert(a);
+        Py_DECREF(a);
+        return neg;
+    }
+    case 2:
+        if ((uint64_t)(c->end - c->p) < arg) return NULL;
+        c->p += arg;
+        return PyBytes_FromStringAndSize((const char *)c->p - arg, (Py_ssize_t)arg);
+    case 3: {
+        if ((uint64_t)(c->end - c->p) < arg) return NULL;
+        c->p += arg;
+        PyObject *t = PyUnicode_DecodeUTF8((const char *)c->p - arg, (Py_ssize_t)arg, "strict");
+        if (t == NULL) PyErr_Clear();
+        return t;
+    }
+    case 4: {
+        if (depth >= MAX_FAST_DEPTH || arg > (uint64_t)(c->end - c->p)) return NULL;
+        PyObject *list = PyList_New((Py_ssize_t)arg);
+        if (list == NULL) { PyErr_Clear(); return NULL; }
+        for (uint64_t i = 0; i < arg; i++) {
+            PyObject *item = decode_item(c, depth + 1);
+            if (item == NULL) { Py_DECREF(list); return NULL; }
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+        }
+        return list;
+    }
+    case 7:
+        if (c->p[-1] == 0xf4) return Py_NewRef(Py_False);
+        if (c->p[-1] == 0xf5) return Py_NewRef(Py_True);
+        if (c->p[-1] == 0xf6) return Py_NewRef(Py_None);
+        return NULL;
+    }
+    return NULL;   /* maps, tags: the Python decoder's */
+}
+
+static PyObject *s_k_call, *s_k_args, *s_k_result, *s_k_failed;
+
+static PyObject *py_event_record(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    Py_ssize_t start, end;
+    PyObject *names;
+    if (!PyArg_ParseTuple(args, "y*nnO!", &b, &start, &end, &PyList_Type, &names)) return NULL;
+    PyObject *out = NULL, *a = NULL, *r = NULL;
+    if (start < 0 || end > b.len || start >= end) goto none;
+    cursor c = {(const uint8_t *)b.buf + start, (const uint8_t *)b.buf + end};
+    uint8_t first = *c.p++;
+    if (first != 0x83 && first != 0x84) goto none;
+    uint8_t major;
+    uint64_t code;
+    if (read_head(&c, &major, &code) < 0 || major != 0 || code >= (uint64_t)PyList_GET_SIZE(names)) goto none;
+    if (c.p >= c.end || (*c.p >> 5) != 4) goto none;   /* args must be an array */
+    if ((a = decode_item(&c, 1)) == NULL || (r = decode_item(&c, 1)) == NULL) goto none;
+    if (first == 0x84 && (c.p >= c.end || *c.p++ != 0xf5)) goto none;
+    if (c.p != c.end) goto none;   /* the record must fill its frame */
+    out = PyDict_New();
+    if (out == NULL || PyDict_SetItem(out, s_k_call, PyList_GET_ITEM(names, (Py_ssize_t)code)) < 0
+        || PyDict_SetItem(out, s_k_args, a) < 0 || PyDict_SetItem(out, s_k_result, r) < 0
+        || PyDict_SetItem(out, s_k_failed, first == 0x84 ? Py_True : Py_False) < 0) {
+        Py_CLEAR(out);
+    }
+    Py_XDECREF(a); Py_XDECREF(r);
+    PyBuffer_Release(&b);
+    return out;
+none:
+    if (PyErr_Occurred()) PyErr_Clear();
+    Py_XDECREF(a); Py_XDECREF(r);
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------ module functions */
 
 static PyObject *py_setup(PyObject *self, PyObject *args) {
@@ -722,6 +974,7 @@ static PyMethodDef methods[] = {
     {"make", py_make, METH_VARARGS, "make(op, mode, counter, call, env_counted, env_plain, release, name, state, fail)"},
     {"addresses", py_addresses, METH_NOARGS, "(callback, finalizer) addresses"},
     {"encode", py_encode, METH_VARARGS, "encode(op, code, n, a, b, data, crc) -> (frame, crc)"},
+    {"event_record", py_event_record, METH_VARARGS, "event_record(buf, start, end, names) -> raw event dict or None"},
     {NULL},
 };
 
@@ -740,11 +993,15 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_consumed, "consumed"); INTERN(s_until, "until"); INTERN(s_peek, "_peek");
     INTERN(s_mono_last, "clocks.monotonic-last"); INTERN(s_acquire, "acquire"); INTERN(s_release, "release");
     INTERN(s_codes_get, "get");
+    INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
-    if (PyType_Ready(&CounterType) < 0) return NULL;
+    page_size = sysconf(_SC_PAGESIZE);
+    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0) { Py_DECREF(m); return NULL; }
+    if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0
+        || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0) { Py_DECREF(m); return NULL; }
+    PyModule_AddIntConstant(m, "ABI_VERSION", 1);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

@@ -480,6 +480,8 @@ class Converters:
         return lift_fields
 
     def _lower_fields(self, ty: wc.RecordType | wc.TupleType) -> Lower:
+        if isinstance(ty, wc.RecordType) and ty.fields and all(type(t) in _SCALARS for _, t in ty.fields):
+            return _lower_scalar_record(ty)
         if isinstance(ty, wc.RecordType):
             names = [name for name, _ in ty.fields]
             encoded = [_name(name) for name in names]
@@ -527,6 +529,59 @@ class Converters:
         return lower_tuple
 
 
+class _Template:
+    """A record value built once (field names and kinds in place), copied for every lowering."""
+
+    def __init__(self, ty: wc.RecordType):
+        self.raw = ffi.wasmtime_component_valrecord_t()
+        ffi.wasmtime_component_valrecord_new_uninit(self.raw, len(ty.fields))
+        for i, (name, t) in enumerate(ty.fields):
+            entry = self.raw.data[i]
+            _name(name).store(entry.name)
+            entry.val.kind = _SCALARS[type(t)][0]
+            entry.val.of.u64 = 0
+
+    def __del__(self) -> None:
+        ffi.wasmtime_component_valrecord_delete(byref(self.raw))
+
+
+_ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry)
+_ENTRY_PAYLOAD = ffi.wasmtime_component_valrecord_entry.val.offset + PAYLOAD_OFFSET
+_copy_record = _c("wasmtime_component_valrecord_copy", None, _vp, _vp)
+_RECORD_KIND = ffi.WASMTIME_COMPONENT_RECORD.value
+_RecordT = ffi.wasmtime_component_valrecord_t
+_DATA_OFFSET = _RecordT.data.offset
+
+
+def _lower_scalar_record(ty: wc.RecordType) -> Lower:
+    """A record of numbers and bools (datetime, most stat records' parts): one C call copies
+    the template, then each field's payload is stored at its offset (FIELD-NOTES: 7.3 -> 3.6 us
+    for wall-clock.now against lowering field by field)."""
+    template = _Template(ty)
+    source = ctypes.addressof(template.raw)
+    names = [name for name, _ in ty.fields]
+    slots = [(_SCALAR_CTYPES[type(t)], i * _ENTRY_SIZE + _ENTRY_PAYLOAD) for i, (_, t) in enumerate(ty.fields)]
+    n = len(names)
+
+    def lower_record(ctx: Any, v: Any, val: VAL, _template: _Template = template) -> None:
+        values = [v[name] for name in names] if isinstance(v, dict) else v
+        if len(values) != n:
+            raise ValueError(f"a record of {n} fields, given {len(values)} values")
+        raw = _RecordT()
+        _copy_record(ctypes.addressof(raw), source)
+        base = _vp.from_address(ctypes.addressof(raw) + _DATA_OFFSET).value or 0
+        try:
+            for (ctype, offset), item in zip(slots, values):
+                ctype.from_address(base + offset).value = item
+        except BaseException:
+            ffi.wasmtime_component_valrecord_delete(byref(raw))
+            raise
+        val.of.record = raw
+        val.kind = _RECORD_KIND
+
+    return lower_record
+
+
 _SCALARS: dict[type, tuple[int, str]] = {
     wc.Bool: (ffi.WASMTIME_COMPONENT_BOOL.value, "boolean"),
     wc.S8: (ffi.WASMTIME_COMPONENT_S8.value, "s8"),
@@ -539,6 +594,13 @@ _SCALARS: dict[type, tuple[int, str]] = {
     wc.U64: (ffi.WASMTIME_COMPONENT_U64.value, "u64"),
     wc.F32: (ffi.WASMTIME_COMPONENT_F32.value, "f32"),
     wc.F64: (ffi.WASMTIME_COMPONENT_F64.value, "f64"),
+}
+
+
+_SCALAR_CTYPES: dict[type, Any] = {
+    wc.Bool: ctypes.c_bool, wc.S8: ctypes.c_int8, wc.U8: ctypes.c_uint8, wc.S16: ctypes.c_int16,
+    wc.U16: ctypes.c_uint16, wc.S32: ctypes.c_int32, wc.U32: ctypes.c_uint32, wc.S64: ctypes.c_int64,
+    wc.U64: ctypes.c_uint64, wc.F32: ctypes.c_float, wc.F64: ctypes.c_double,
 }
 
 

@@ -15,7 +15,6 @@ The Python path (rr/host/clocks.py, rr/host/random.py) stays the readable refere
 from __future__ import annotations
 
 import ctypes
-import os
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -25,12 +24,9 @@ from wasmtime import component as wc
 
 from . import abi
 
-try:
-    from . import _native
-    _MISSING = ""
-except ImportError as e:   # built without a C compiler: the Python path serves every call
-    _native = None  # type: ignore[assignment]
-    _MISSING = str(e)
+from . import nativelib
+
+_native = nativelib.built()   # None: the Python path serves every call
 
 # The trace's call name -> (op code in _native.c, the WIT shape the C code lowers).
 _DATETIME, _U64, _BYTES, _PAIR = "datetime", "u64", "bytes", "pair"
@@ -48,13 +44,13 @@ OPS: dict[str, tuple[int, str]] = {
 
 
 def enabled() -> bool:
-    return _native is not None and os.environ.get("RR_NATIVE", "1") != "0"
+    return nativelib.lib() is not None
 
 
 def describe() -> str:
     """Which host-call path is in use, for `-v`."""
     if _native is None:
-        return f"host calls: Python path (the native extension is not built: {_MISSING})"
+        return f"host calls: Python path ({nativelib.why_not})"
     if not enabled():
         return "host calls: Python path (RR_NATIVE=0)"
     return "host calls: native path for clocks and random (rr/_native.c; RR_NATIVE=0 for the Python path)"
@@ -155,7 +151,7 @@ def record_target(recorder: Any) -> tuple[Any, ...] | None:
     from .merge import SharedWriter
     from .trace.cbor import CborEncoder
     from .trace.streams import Sink
-    from .trace.writer import TraceWriter
+    from .trace.writer import TraceWriter, _MappedSink
     shared = recorder.writer
     if type(shared) is not SharedWriter:
         return None
@@ -163,6 +159,7 @@ def record_target(recorder: Any) -> tuple[Any, ...] | None:
     if type(writer) is not TraceWriter or writer.fmt != "cbor":
         return None
     encoder, sink = writer._encoder, writer._sink
-    if type(encoder) is not CborEncoder or type(sink) is not Sink:
+    if type(encoder) is not CborEncoder or type(sink) not in (Sink, _MappedSink):
         return None
-    return (recorder, shared, writer, encoder, encoder._codes, shared._lock, sink._f.fileno())
+    target = sink.map if type(sink) is _MappedSink else sink._f.fileno()
+    return (recorder, shared, writer, encoder, encoder._codes, shared._lock, target)

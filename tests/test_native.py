@@ -223,3 +223,26 @@ def test_verbose_says_which_path(built: dict[str, Path]) -> None:
     for flag, says in (("1", "native path"), ("0", "Python path (RR_NATIVE=0)")):
         ran = guests.rr_run(built["random"], flags=["-v"], env={"RR_NATIVE": flag})
         assert ran.status == 0 and f"host calls: {says}" in ran.err, ran.err
+
+
+def test_the_native_event_reader_reads_what_the_python_reader_reads(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values the C decoder reads itself and values it leaves to cbor2, side by side."""
+    values = [0, 23, 24, 2**64 - 1, 2**64, -1, -2**64, -2**64 - 1, 2**200, b"", b"\0" * 300, "", "é€𝄞",
+              True, False, None, 1.5, [], [[[]]], [1, [b"x", ["y", None]]], {"io-error": "closed"},
+              [[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]
+    trace = tmp_path / "v.cbor"
+    from rr.trace import ComponentInfo, Header, Outcome
+    events = [Event(f"wasi:x/y.f{i % 3}", [v, i], v, failed=i % 4 == 3) for i, v in enumerate(values)]
+    with TraceWriter(trace) as w:
+        w.write_header(Header(rr_version="t", wasmtime_version="50", component=ComponentInfo("0" * 64, 1, "a"),
+                              argv=[], env=[], dirs=[], start_time=0.0))
+        for e in events:
+            w.write_event(e)
+        w.write_outcome(Outcome.exit(0))
+    read = {}
+    for path, flag in PATHS.items():
+        monkeypatch.setenv("RR_NATIVE", flag)
+        read[path] = read_trace(trace)
+    assert read["native"] == read["python"]
+    assert read["native"].events == events

@@ -43,13 +43,13 @@ def write(path: Path, events=EVENTS, outcome: Outcome | None = Outcome.exit(3), 
     sizes = []
     with TraceWriter(path) as w:
         w.write_header(header)
-        sizes.append(path.stat().st_size)
+        sizes.append(w.size)
         for e in events:
             w.write_event(e)
-            sizes.append(path.stat().st_size)
+            sizes.append(w.size)
         if outcome is not None:
             w.write_outcome(outcome)
-            sizes.append(path.stat().st_size)
+            sizes.append(w.size)
     return sizes
 
 

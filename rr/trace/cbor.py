@@ -19,7 +19,9 @@ writer emits a call definition and its first event with one write.
 Reading checks each frame before decoding its record: the byte string head must be there,
 its length at most MAX_RECORD (+4) -- refused before anything is allocated -- and the
 checksum must match. A frame the file ends inside is the torn last record of a killed
-recording (incomplete, not corrupt); a length over the maximum is corruption.
+recording (incomplete, not corrupt); a length over the maximum is corruption. So is a 0x00
+where a frame starts, unless no whole frame follows it: then it is the zero-filled, unwritten
+end of a recording killed while writing through a mapping (writer._MappedSink).
 
 Version 1 (no frames, bare records after the magic) is still read: see _V1Records.
 """
@@ -163,7 +165,16 @@ class CborEncoder:
         return bytes(self._seal(self._unsealed(cbor2.dumps(raw))))
 
 
+def _fast_event_record() -> Any:
+    """rr's C decoder of plain event records (rr/_native.c: same values, None for anything it
+    does not decode itself), unless RR_NATIVE=0 or it is not built."""
+    from ..nativelib import lib
+    native = lib()
+    return native.event_record if native is not None else None
+
+
 _RESYNC_SPAN = 1 << 16
+_ZERO_TAIL = 2 << 20   # read at most this far to see that a mapped recording's zero tail ends the file
 
 
 def _goes_on(data: bytes, start: int) -> bool:
@@ -278,6 +289,7 @@ class CborDecoder:
         base = src.pos             # file offset of window[0]
         view, mv = io.BytesIO(), memoryview(b"")
         crc = self._crc
+        fast = _fast_event_record()
         while True:
             if len(window) - start < 9:   # the longest frame head
                 more = src.read_some()
@@ -299,6 +311,10 @@ class CborDecoder:
                 try:
                     n, size = self._frame_size(window, start)
                 except RecordError as e:
+                    if head == 0:
+                        unwritten = self._unwritten(window[start:])
+                        if unwritten is not None:
+                            return pos if unwritten else None
                     raise RecordError(str(e), pos) from None
                 if n is None:
                     return pos
@@ -320,6 +336,12 @@ class CborDecoder:
             if crc != int.from_bytes(mv[tail:end], "big"):
                 raise RecordError("checksum mismatch: the record is damaged, or records before it "
                                   "were dropped, duplicated, reordered or inserted", pos)
+            if fast is not None and window[body] in _EVENT_HEADS:
+                raw = fast(window, body, tail, self._names)
+                if raw is not None:   # else the Python decoder decodes it, or says what is wrong
+                    start = end
+                    yield "event", raw, pos
+                    continue
             view.seek(body)
             try:
                 kind, raw = self._record(window[body])
@@ -331,6 +353,17 @@ class CborDecoder:
                 raise RecordError("the record does not fill its frame", pos)
             start = end
             yield kind, raw, pos
+
+    def _unwritten(self, rest: bytes) -> bool | None:
+        """Whether a 0x00 where a frame starts is the unwritten end of a recording killed while
+        it wrote through a mapping (writer._MappedSink: the file is extended ahead with zeros, at
+        most 1 MiB, and a record's first byte is stored last), not damage: False when only zeros
+        follow (killed between records), True when no whole frame follows (killed while writing
+        one: torn), None when whole frames follow (damage)."""
+        rest += self._read_at_least(_ZERO_TAIL)
+        if not rest.strip(b"\0") and not self._src.has(1):
+            return False
+        return None if _goes_on(rest, 0) else True
 
     def _v1_records(self) -> Generator[tuple[str, Any, int], None, int | None]:
         """Version 1: bare records, no checksums. cbor2 decodes from an in-memory window of the

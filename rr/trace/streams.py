@@ -131,11 +131,13 @@ class Sink:
 
     def __init__(self, f: BinaryIO):
         self._f = f
+        self.written = 0   # bytes handed to the file so far
 
     def write(self, data: bytes) -> None:
         written = self._f.write(data)
         while written < len(data):   # a raw write may be short (e.g. interrupted by a signal)
             written += self._f.write(memoryview(data)[written:])
+        self.written += written
 
     def close(self, finish: bool = True) -> None:
         """fsync and close; `finish=False` after a failed write: close only."""

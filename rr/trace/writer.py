@@ -1,4 +1,4 @@
-"""Writing traces: one write per record, and never at the cost of an existing file.
+"""Writing traces: records reach the file as they are written, never at the cost of an existing file.
 
 A new trace is started beside its path, `<path>.<pid>.partial`, and hard-linked into place as
 soon as its header is whole; from then on it is written straight to its path, so a recording
@@ -13,10 +13,15 @@ A failed write (disk full, I/O error) makes the writer fail every later write wi
 TraceOutputError; what was written before stays readable (an incomplete trace). A trace that
 ends up holding no event (failed before the first one) is removed, so it never blocks the next
 recording. Not thread-safe: one writer per thread (merge.SharedWriter serialises).
+
+A plain CBOR trace is written through a shared mapping of the file when rr's C extension is there
+(`_MappedSink`: a record is a memcpy, no system call, and still on the file when the process is
+killed); otherwise, and with RR_NATIVE=0, with one write(2) per record. The bytes are the same.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from types import TracebackType
@@ -27,6 +32,8 @@ from .jsonl import JsonlEncoder
 from .model import Event, Header, Outcome
 from .records import header_to_raw, outcome_to_raw
 from .streams import GzipSink, Sink
+
+from ..nativelib import lib as _native_lib   # the C extension: no wasmtime in it or in that module
 
 FORMATS = ("cbor", "jsonl")
 _EXTENSIONS = {".cbor": "cbor", ".json": "jsonl", ".jsonl": "jsonl"}
@@ -75,12 +82,17 @@ class TraceWriter:
             raise TraceNameError(f"{self.path}: cannot create the trace: no such directory") from None
         except OSError as e:
             raise TraceOutputError(f"{self.path}: cannot create the trace: {e.strerror}") from None
-        self._sink: Sink = GzipSink(f) if gz else Sink(f)
+        self._sink: Sink = GzipSink(f) if gz else _MappedSink.or_plain(f) if self.fmt == "cbor" and _mapped() else Sink(f)
         self._encoder = CborEncoder() if self.fmt == "cbor" else JsonlEncoder()
         self._state = "header"   # -> "events" -> "ended" -> "closed"
         self.events_written = 0
         self.error: OSError | None = None   # the write that failed, if one did
         self.kept: str | None = None        # after closing: the file that holds the records
+
+    @property
+    def size(self) -> int:
+        """Bytes of the trace file written so far (a mapped file is longer until it is closed)."""
+        return self._sink.written
 
     def _expect(self, state: str, what: str) -> None:
         if self.error is not None:
@@ -201,13 +213,54 @@ class TraceWriter:
             self.abort()
 
 
+def _mapped() -> bool:
+    return _native_lib() is not None
+
+
+class _MappedSink(Sink):
+    """Records appended through a shared mapping of the file (rr/_native.c, MapSink): no system
+    call per record, and every record written before a kill -9 is in the file. The file is
+    extended ahead in 1 MiB chunks; a killed recording leaves zeros after its last record, read
+    as its unwritten end (rr/trace/cbor.py); closing truncates it to the records."""
+
+    def __init__(self, f: object):
+        super().__init__(f)  # type: ignore[arg-type]
+        self.map = _native_lib().MapSink(f.fileno())  # type: ignore[union-attr]
+
+    @classmethod
+    def or_plain(cls, f: object) -> Sink:
+        """A mapped sink, or a plain one where the file cannot be mapped (a filesystem without
+        shared writable mappings); a full disk is not that: it fails the first write."""
+        sink = cls(f)
+        try:
+            sink.map.reserve(1)
+        except OSError as e:
+            if e.errno not in (errno.ENODEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM):
+                return sink
+            sink.map.close()
+            return Sink(f)  # type: ignore[arg-type]
+        return sink
+
+    def write(self, data: bytes) -> None:
+        self.map.write(data)
+        self.written += len(data)
+
+    def close(self, finish: bool = True) -> None:
+        try:
+            self.map.close()
+        except OSError:
+            super().close(False)
+            raise
+        super().close(finish)
+
+
 def _create_beside(path: str) -> tuple[str, object]:
     """A new file next to `path` (same directory, so the final rename is atomic): `PATH.<pid>.partial`,
     or, when that is taken (a kept partial of an earlier aborted write in this process), a unique
     `PATH.<random>.partial`."""
     temp = f"{path}.{os.getpid()}.partial"
     try:
-        return temp, open(temp, "xb", buffering=0)
+        return temp, open(temp, "xb+", buffering=0)   # read too: the mapping needs it
     except FileExistsError:
         fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                     prefix=os.path.basename(path) + ".", suffix=".partial")
