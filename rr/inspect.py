@@ -139,8 +139,9 @@ class _TextView:
             lines.append(f"limits     {_limits(h.limits)}")
         # Fields rr writes beside the fixed ones (the HTTP grant, ...), and a newer rr's; empty
         # ones (no grant) are left to --json.
-        lines += [f"{key:<10} {json.dumps(to_jsonable(value))}" for key, value in h.extra.items()
-                  if value not in (None, "", [], {})]
+        from . import redact
+        lines += [f"{key:<10} {redact.describe(value) if key == redact.HEADER_FIELD else json.dumps(to_jsonable(value))}"
+                  for key, value in h.extra.items() if value not in (None, "", [], {})]
         self.out.write("\n".join(lines) + "\n")
 
     def event(self, index: int, event: Event) -> None:

@@ -96,6 +96,16 @@ def recorded_rules(header: Header) -> dict[str, Any] | None:
     return rules
 
 
+def describe(rules: Any) -> str:
+    """The recorded rules in one line (`rr inspect`)."""
+    try:
+        parts = [f"{kind} {', '.join(rules[kind])}" for kind in ("headers", "query", "env", "body") if rules.get(kind)]
+        return f"{'; '.join(parts) or 'nothing'} (marker {rules['marker']})"
+    except (TypeError, KeyError, AttributeError):
+        import json
+        return json.dumps(str(rules))
+
+
 def env(pairs: list[tuple[str, str]], rules: dict[str, Any]) -> list[tuple[str, str]]:
     names = set(rules.get("env", ()))
     return [(k, rules["marker"] if k in names else v) for k, v in pairs]
