@@ -192,7 +192,7 @@ def make_sandbox(program: Any, args: Sequence[str] = (), *, stdin: bytes | Binar
         raise TypeError("args is a list of strings, not one string")
     flags = types.SimpleNamespace(
         env=[f"{k}={v}" for k, v in (env or {}).items()], inherit_env=False,
-        dir=_dir_specs(dirs), dir_rw=_dir_specs(dirs_rw), allow_http=list(allow_http), wasmtime_s=[])
+        dir=_dir_specs(dirs), dir_rw=_dir_specs(dirs_rw), allow_http=list(allow_http), wasmtime_s=[], allow_net=[])
     sandbox = sandbox_from_args(flags, program.path.name, [str(a) for a in args])  # type: ignore[arg-type]
     sandbox.stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
     sandbox.stdout, sandbox.stderr = stdout, stderr

@@ -182,3 +182,22 @@ def test_a_recording_whose_stdout_failed_replays_the_failure(tmp_path: Path) -> 
     replayed = rr("replay", str(BIGOUT), str(trace))   # stdout read to the end this time
     assert (replayed.status, replayed.err) == (1, rec_err.decode().split("rr: ")[0])
     assert 0 < len(replayed.stdout) < 4 << 20
+
+
+def test_the_python_api_takes_the_same_options(tmp_path: Path) -> None:
+    """rr.record(..., redaction=, record_output=) in-process, as the pytest fixture passes them."""
+    import rr as rr_api
+    from rr.redact import Redaction
+    from rr.trace import read_trace
+
+    rec = rr_api.record(RANDOM, tmp_path / "r.cbor", record_output=True)
+    assert rec.exit_status == 0
+    assert read_trace(tmp_path / "r.cbor").outcome.output["stdout"]["data"] == rec.stdout
+    assert rr_api.replay(RANDOM, tmp_path / "r.cbor").exit_status == 0
+
+    rec = rr_api.record(ARGS_ENV, tmp_path / "e.cbor", env={"TOKEN": "s3cret"}, redaction=Redaction(env=("TOKEN",)))
+    assert rec.exit_status == 0 and b"TOKEN=s3cret" in rec.stdout
+    assert b"s3cret" not in (tmp_path / "e.cbor").read_bytes()
+    replayed = rr_api.replay(ARGS_ENV, tmp_path / "e.cbor")
+    assert replayed.diverged and replayed.exit_status == EXIT_DIVERGED
+    assert "the guest's stdout differs from the recording" in (replayed.message or "")

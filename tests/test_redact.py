@@ -150,6 +150,6 @@ def test_defaults_are_the_ones_help_and_readme_show() -> None:
     shown = " ".join(rr("record", "--help").out.split())
     assert f"replaced by {MARKER}" in shown and f"the headers {', '.join(DEFAULT_HEADERS)}" in shown
     readme = (guests.REPO / "README.md").read_text()
-    section = readme[readme.index("#### Redaction"):readme.index("#### Output checks")]
+    section = readme[readme.index("### Redaction"):readme.index("### Output checks")]
     listed = ", ".join(f"`{h}`" for h in DEFAULT_HEADERS[:-1]) + f" and `{DEFAULT_HEADERS[-1]}`"
     assert listed in " ".join(section.split()) and f"`{MARKER}`" in section
