@@ -307,7 +307,8 @@ def _where(a: dict[str, Any], b: dict[str, Any]) -> str:
         return f"; first difference at byte {at}: a {da[at:at + 16]!r}, b {db[at:at + 16]!r}"
     chunk, ga, gb = a.get("chunk"), a.get("digests"), b.get("digests")
     if isinstance(chunk, int) and chunk == b.get("chunk") and isinstance(ga, bytes) and isinstance(gb, bytes):
-        step = 8   # bytes of digest per chunk (rr/output.py DIGEST_BYTES)
+        from .output import DIGEST_BYTES
+        step = DIGEST_BYTES   # bytes of digest per chunk
         at = next((i for i in range(0, min(len(ga), len(gb)), step) if ga[i:i + step] != gb[i:i + step]),
                   min(len(ga), len(gb)))
         first = at // step * chunk
