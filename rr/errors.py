@@ -10,7 +10,7 @@ from __future__ import annotations
 EXIT_DIFFER = 1          # rr diff: the traces differ (as diff(1) and cmp(1))
 EXIT_INTERNAL = 70       # a bug in rr (EX_SOFTWARE)
 EXIT_OUTPUT = 74         # rr could not write its own output (disk full, read-only, ...) (EX_IOERR)
-EXIT_DIVERGED = 121      # replay: the guest asked for something the trace does not hold
+EXIT_DIVERGED = 121      # replay: the guest asked for (or wrote) something the trace does not hold
 EXIT_BAD_TRACE = 122     # not a trace, corrupt, incomplete, newer format, or for another component
 EXIT_LIMIT = 123         # --max-memory exceeded
 EXIT_TIMEOUT = 124       # --timeout exceeded (as coreutils `timeout`)
@@ -27,7 +27,8 @@ EXIT_STATUSES: list[tuple[str, str]] = [
     (str(EXIT_DIFFER), "`rr diff`: the traces differ (0: they are equal)"),
     (str(EXIT_INTERNAL), "a bug in rr"),
     (str(EXIT_OUTPUT), "rr could not write its output (disk full, read-only); what was written is kept"),
-    (str(EXIT_DIVERGED), "replay diverged from the trace"),
+    (str(EXIT_DIVERGED), "replay diverged from the trace (what the guest asked for, sent or wrote); "
+                         "rr verify: a replay did"),
     (str(EXIT_BAD_TRACE), "not a trace, corrupt, incomplete, newer format, or recorded with another component"),
     (str(EXIT_LIMIT), "the guest's memory does not fit --max-memory (a replay applies the recorded limit)"),
     (str(EXIT_TIMEOUT), "--timeout exceeded, or the replay of a recording that was (stopped at the same point)"),

@@ -5,11 +5,11 @@ different run.
 A recording stores per stream (the trace outcome's `output`, see rr/trace/records.py):
 
     {"size": bytes written, "sha256": hex digest of them,
-     "chunk": C, "digests": 8 bytes per C-byte chunk (the first 8 of its sha256),
+     "chunk": C, "digests": 4 bytes per C-byte chunk (its CRC-32: they only locate a difference),
      "data": the bytes themselves}          # only with --record-output
 
 so a replay that wrote something else can still say where: the first chunk whose digest
-differs (C is 1 KiB, doubled as often as needed to keep at most MAX_CHUNKS digests), or, with
+differs (C is 4 KiB, doubled as often as needed to keep at most MAX_CHUNKS digests), or, with
 the bytes recorded, the exact offset and the bytes around it on both sides.
 
 The guest's writes are digested as the guest made them, whether or not the real stdout took
@@ -23,11 +23,13 @@ guest success, whatever its own stdout does (`rr replay ... | head` is no diverg
 from __future__ import annotations
 
 import hashlib
+import zlib
 from typing import Any, BinaryIO
 
-LEAF = 1024
+# 4 KiB: the preview1 adapter's write size, so a write is usually one chunk (one CRC call)
+LEAF = 4096
 MAX_CHUNKS = 4096
-DIGEST_BYTES = 8
+DIGEST_BYTES = 4
 STREAMS = ("stdout", "stderr")
 # A replay keeps this much of what it wrote, per stream, to show the bytes at a difference.
 REPLAY_KEEP = 16 << 20
@@ -62,6 +64,9 @@ class StreamDigest:
         self._sha.update(data)
         if len(self.kept) < self._keep:
             self.kept += data[:self._keep - len(self.kept)]
+        if not self._partial and len(data) == LEAF:   # the usual write: one chunk
+            self._leaves.append(_short(data))
+            return
         view = memoryview(data)
         if self._partial:
             take = LEAF - len(self._partial)
@@ -86,7 +91,7 @@ class StreamDigest:
     def summary(self, with_data: bool = False) -> dict[str, Any]:
         leaves = self.leaves()
         group = 1
-        while -(-len(leaves) // group) > MAX_CHUNKS:
+        while -(-len(leaves) // group) > MAX_CHUNKS:   # bounded: group doubles
             group *= 2
         out: dict[str, Any] = {"size": self.size, "sha256": self._sha.hexdigest(), "chunk": LEAF * group,
                                "digests": _group(leaves, group)}
@@ -96,7 +101,7 @@ class StreamDigest:
 
 
 def _short(data: bytes | bytearray | memoryview) -> bytes:
-    return hashlib.sha256(data).digest()[:DIGEST_BYTES]
+    return zlib.crc32(data).to_bytes(DIGEST_BYTES, "big")
 
 
 def _group(leaves: list[bytes], group: int) -> bytes:

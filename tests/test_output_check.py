@@ -10,13 +10,15 @@ import hashlib
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 
 import guests
 from rr.errors import EXIT_DIVERGED
-from rr.output import LEAF, MAX_CHUNKS, Outputs, StreamDigest, stream_difference
+import rr.output as rr_output
+from rr.output import DIGEST_BYTES, LEAF, Outputs, StreamDigest, stream_difference
 
 RANDOM = guests.C_BIN / "random.wasm"
 ARGS_ENV = guests.C_BIN / "args_env.wasm"
@@ -76,7 +78,7 @@ def test_edited_recorded_bytes_give_the_exact_offset_and_both_sides(tmp_path: Pa
 def test_edited_digest_names_the_stream_and_the_chunk(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
     rr("record", str(RANDOM), "-t", str(trace))
-    edit_outcome(trace, lambda s: s.update(sha256="0" * 64, digests={"$bytes": "AAAAAAAAAAA="}))
+    edit_outcome(trace, lambda s: s.update(sha256="0" * 64, digests={"$bytes": "AAAAAA=="}))
     message = one_divergence_line(rr("replay", str(RANDOM), str(trace)))
     assert "the guest's stdout differs from the recording within bytes 0-80 (recorded 81 bytes, replayed 81;" in message
     assert "--record-output" in message and "replayed bytes 0-: 'random " in message
@@ -128,31 +130,33 @@ def test_an_old_trace_without_output_replays(tmp_path: Path) -> None:
 # ------------------------------------------------------------------- the digests themselves
 
 def test_digests_do_not_depend_on_how_the_writes_were_cut() -> None:
-    data = bytes(i * 7 % 256 for i in range(10_000))
+    data = bytes(i * 7 % 256 for i in range(40_000))
     whole, pieces = StreamDigest(), StreamDigest()
     whole.update(data)
     for start in range(0, len(data), 333):
         pieces.update(data[start:start + 333])
     assert whole.summary() == pieces.summary()
     s = whole.summary()
-    assert s["size"] == 10_000 and s["chunk"] == LEAF and len(s["digests"]) == 8 * 10
-    assert s["digests"][:8] == hashlib.sha256(data[:LEAF]).digest()[:8]
+    assert s["size"] == 40_000 and s["chunk"] == LEAF and len(s["digests"]) == DIGEST_BYTES * 10
+    assert s["digests"][:DIGEST_BYTES] == zlib.crc32(data[:LEAF]).to_bytes(DIGEST_BYTES, "big")
+    assert s["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_long_outputs_keep_at_most_max_chunks_digests_and_still_locate_a_difference() -> None:
-    n = (MAX_CHUNKS * 3) * LEAF + 5          # 12289 leaves -> chunks of 4 leaves
+def test_long_outputs_keep_at_most_max_chunks_digests_and_still_locate_a_difference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rr_output, "MAX_CHUNKS", 16)   # as 4096 would, on 64 MiB
+    n = 48 * LEAF + 5                                   # 49 leaves -> chunks of 4 leaves
     data = bytearray(bytes(i % 251 for i in range(n)))
     recorded = StreamDigest()
     recorded.update(bytes(data))
     summary = recorded.summary()
-    assert summary["chunk"] == 4 * LEAF and len(summary["digests"]) == 8 * -(-12289 // 4)
-    data[9_000_000] ^= 1
-    replayed = Outputs(None, None, keep=1 << 20).stdout.digest   # keeps only the first MiB
+    assert summary["chunk"] == 4 * LEAF and len(summary["digests"]) == DIGEST_BYTES * 13
+    data[30 * LEAF + 7] ^= 1
+    replayed = Outputs(None, None, keep=LEAF).stdout.digest   # keeps only the first chunk's bytes
     replayed.update(bytes(data))
     message = stream_difference("stdout", summary, replayed)
-    chunk = 4 * LEAF
-    start = 9_000_000 // chunk * chunk
-    assert message is not None and f"within bytes {start}-{start + chunk - 1} " in message
+    start = 28 * LEAF   # the chunk of leaves 28..31
+    assert message is not None and f"within bytes {start}-{start + 4 * LEAF - 1} " in message
     assert stream_difference("stdout", summary, recorded) is None
 
 
@@ -182,3 +186,22 @@ def test_a_recording_whose_stdout_failed_replays_the_failure(tmp_path: Path) -> 
     replayed = rr("replay", str(BIGOUT), str(trace))   # stdout read to the end this time
     assert (replayed.status, replayed.err) == (1, rec_err.decode().split("rr: ")[0])
     assert 0 < len(replayed.stdout) < 4 << 20
+
+
+def test_the_python_api_takes_the_same_options(tmp_path: Path) -> None:
+    """rr.record(..., redaction=, record_output=) in-process, as the pytest fixture passes them."""
+    import rr as rr_api
+    from rr.redact import Redaction
+    from rr.trace import read_trace
+
+    rec = rr_api.record(RANDOM, tmp_path / "r.cbor", record_output=True)
+    assert rec.exit_status == 0
+    assert read_trace(tmp_path / "r.cbor").outcome.output["stdout"]["data"] == rec.stdout
+    assert rr_api.replay(RANDOM, tmp_path / "r.cbor").exit_status == 0
+
+    rec = rr_api.record(ARGS_ENV, tmp_path / "e.cbor", env={"TOKEN": "s3cret"}, redaction=Redaction(env=("TOKEN",)))
+    assert rec.exit_status == 0 and b"TOKEN=s3cret" in rec.stdout
+    assert b"s3cret" not in (tmp_path / "e.cbor").read_bytes()
+    replayed = rr_api.replay(ARGS_ENV, tmp_path / "e.cbor")
+    assert replayed.diverged and replayed.exit_status == EXIT_DIVERGED
+    assert "the guest's stdout differs from the recording" in (replayed.message or "")

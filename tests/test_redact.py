@@ -143,3 +143,13 @@ def test_redactor_rules() -> None:
     unchanged = [[b"content-length", b"3"]]
     assert r.body(b"abc", unchanged) == (b"abc", unchanged)
     assert Redaction(defaults=False).rules()["headers"] == []
+
+
+def test_defaults_are_the_ones_help_and_readme_show() -> None:
+    """rr/redact.py is the one place: `rr record --help` is rendered from it, README must agree."""
+    shown = " ".join(rr("record", "--help").out.split())
+    assert f"replaced by {MARKER}" in shown and f"the headers {', '.join(DEFAULT_HEADERS)}" in shown
+    readme = (guests.REPO / "README.md").read_text()
+    section = readme[readme.index("### Redaction"):readme.index("### Output checks")]
+    listed = ", ".join(f"`{h}`" for h in DEFAULT_HEADERS[:-1]) + f" and `{DEFAULT_HEADERS[-1]}`"
+    assert listed in " ".join(section.split()) and f"`{MARKER}`" in section

@@ -798,6 +798,13 @@ class Replay:
     hang: bool = False
 
 
+def _sealed_bytes(m: Mutant) -> bool:
+    """A byte-level mutant of a sealed (.cbor) trace: a corruption, which rr must refuse, by the
+    output check if nothing before. Any other mutant is an edit, replayed with --no-output-check
+    to the story it tells (as-edited), as a user replays a hand-edited trace."""
+    return m.level == "byte" and m.fmt.startswith("cbor")
+
+
 def classify(rec: Recording, m: Mutant, r: Replay, cli: bool) -> str:
     if r.hang:
         return "FAIL-hang"
@@ -905,7 +912,7 @@ class InProcess:
                 return "reader-122", Replay(EXIT_BAD_TRACE, b"", b"", message=refused)
             out, err = io.BytesIO(), io.BytesIO()
             try:
-                res = session.replay(self.programs[m.guest], str(path), out, err)
+                res = session.replay(self.programs[m.guest], str(path), out, err, check_output=_sealed_bytes(m))
             except RRError as e:
                 r = Replay(e.status, out.getvalue(), err.getvalue(), message=str(e))
             except Hang:
@@ -941,12 +948,13 @@ def _same_trace(a: Any, b: Any) -> bool:
 def replay_cli(rec: Recording, m: Mutant, path: Path, timeout: float = 90, pipe: bool = False) -> tuple[str, Replay]:
     """`python -m rr replay` of a mutant written to `path`, or with `pipe` read from a pipe."""
     path.write_bytes(m.data)
+    flags = [] if _sealed_bytes(m) else ["--no-output-check"]   # as the in-process replay does
     try:
         if pipe:
-            done = subprocess.run([*RR, "replay", str(rec.wasm), "/dev/stdin"], capture_output=True,
+            done = subprocess.run([*RR, "replay", *flags, str(rec.wasm), "/dev/stdin"], capture_output=True,
                                   cwd=REPO, env=_env(), timeout=timeout, input=m.data)
         else:
-            done = subprocess.run([*RR, "replay", str(rec.wasm), str(path)], capture_output=True,
+            done = subprocess.run([*RR, "replay", *flags, str(rec.wasm), str(path)], capture_output=True,
                                   cwd=REPO, env=_env(), timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         r = Replay(None, e.stdout or b"", e.stderr or b"", hang=True)

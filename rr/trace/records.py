@@ -109,7 +109,7 @@ def outcome_to_raw(o: Outcome) -> dict[str, Any]:
 
 # An outcome's optional `output`: per stream, what the guest wrote (rr/output.py makes it).
 _OUTPUT_FIELDS = {"size": int, "sha256": str, "chunk": int, "digests": bytes}
-_DIGEST_BYTES = 8
+_DIGEST_BYTES = 4   # a CRC-32 per chunk
 
 
 def _output_from_raw(output: Any) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def _output_from_raw(output: Any) -> dict[str, Any]:
             raise RecordError(f"outcome output.{name} must be {{size: int, sha256: str, chunk: int, "
                               f"digests: bytes, data?: bytes}}")
         chunk, size, digests = s["chunk"], s["size"], s["digests"]
-        if not (0 <= size < _MAX_SIZE and chunk >= 1024 and chunk & (chunk - 1) == 0 and len(s["sha256"]) == 64
+        if not (0 <= size < _MAX_SIZE and chunk >= 4096 and chunk & (chunk - 1) == 0 and len(s["sha256"]) == 64
                 and len(digests) == -(-size // chunk) * _DIGEST_BYTES
                 and ("data" not in s or type(s["data"]) is bytes and len(s["data"]) == size)):
             raise RecordError(f"outcome output.{name}: size {size}, chunk {chunk}, {len(digests)} digest bytes "
