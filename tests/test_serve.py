@@ -279,9 +279,13 @@ def test_inspect_groups_events_by_request(recording):
     assert re.search(r"== response \d+: 500, the handler trapped: ", done.stdout)
 
 
-def test_dump_shows_incoming_and_outgoing_exchanges_live():
+def test_dump_shows_incoming_and_outgoing_exchanges_live(tmp_path):
+    from rr.trace import open_trace
+    from rr.trace.served import SERVE_REQUEST
+
+    trace = tmp_path / "dump.cbor"
     with TestServer() as upstream:
-        server = guests.Served(C_APP, "--dump", "--allow-http", "127.0.0.1")
+        server = guests.Served(C_APP, "--dump", "--allow-http", "127.0.0.1", "-t", str(trace))
         try:
             status, _, body = request(server.url(f"/fetch?url={upstream.url('/plain')}"))
         finally:
@@ -291,3 +295,7 @@ def test_dump_shows_incoming_and_outgoing_exchanges_live():
     assert f"rr-proxy [in] GET {server.url('/fetch')}?url={upstream.url('/plain')} -> 200" in err
     assert f"rr-proxy [1.1] GET {upstream.url('/plain')} -> 200" in err
     assert ("host", f"127.0.0.1:{upstream.port}") in host_seen   # the handler gave it no host header
+    # Through the proxy's reverse listener, the handler sees the Host the client sent.
+    with open_trace(trace) as reader:
+        recorded = next(e.result for e in reader if e.call == SERVE_REQUEST)
+    assert recorded["authority"] == f"127.0.0.1:{server.port}"
