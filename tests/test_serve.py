@@ -299,3 +299,14 @@ def test_dump_shows_incoming_and_outgoing_exchanges_live(tmp_path):
     with open_trace(trace) as reader:
         recorded = next(e.result for e in reader if e.call == SERVE_REQUEST)
     assert recorded["authority"] == f"127.0.0.1:{server.port}"
+
+
+def test_a_corrupt_server_trace_is_a_bad_trace(recording, tmp_path):
+    trace, _, _, _ = recording
+    data = bytearray(trace.read_bytes())
+    data[len(data) // 2] ^= 0x01    # inside some request's block: its frame's CRC fails
+    broken = tmp_path / "broken.cbor"
+    broken.write_bytes(bytes(data))
+    done = rr("replay", str(PY_APP), str(broken))
+    assert done.returncode == 122, done.stderr
+    assert done.stderr.startswith("rr: ") and len(done.stderr.splitlines()) == 1, done.stderr
