@@ -245,8 +245,11 @@ def _implementation(base: str, item_name: str) -> Any:
     return iface.funcs.get(item_name) if iface else None
 
 
-def link(program: Program, host: HostContext) -> wc.Linker:
-    """Define every import under the exact name the component uses."""
+def link(program: Program, host: HostContext,
+         current: Callable[[], HostContext] | None = None) -> wc.Linker:
+    """Define every import under the exact name the component uses. `current`: the linker is
+    shared by many runs (rr serve): each host function gets `current()`, the calling guest
+    thread's host context; `host` stands for it in the linker itself (rr/serve/handler.py)."""
     instances, foreign = _walk_imports(program)
     if foreign:
         raise UnsupportedError(f"{program.path.name}: unsupported import {foreign[0]!r} "
@@ -267,7 +270,9 @@ def link(program: Program, host: HostContext) -> wc.Linker:
     conv = Converters(host.table, resources)
     guard = getattr(host.tap, "guard", None)  # replay: what the guest gets is checked first
     from .native import Linking
-    native = Linking(host, conv, guard)   # clocks and random in C, unless RR_NATIVE=0
+    # Clocks and random in C, unless RR_NATIVE=0 or the linker is shared (the C calls are
+    # bound to one run's counter and tap).
+    native = Linking(host, conv, guard) if current is None else None
     with linker.root() as root:
         for name, base, items in instances:
             with root.add_instance(name) as inst:
@@ -280,11 +285,22 @@ def link(program: Program, host: HostContext) -> wc.Linker:
                         continue
                     impl = _implementation(base, item_name)
                     qualified = f"{name}.{item_name}"
-                    fn = _counted(host, partial(impl, host) if impl else _not_implemented(qualified))
+                    if impl is None:
+                        call = _not_implemented(qualified)
+                    elif current is None:
+                        call = partial(impl, host)
+                    else:
+                        call = partial(_with_current, impl, current)
+                    fn = _counted(host, call) if current is None else _counted_per_call(current, call)
                     bound = abi.bind(conv, qualified, item_ty, fn, guard if impl else None)
-                    if impl is None or not native.add(inst, f"{base}.{item_name}", item_name, item_ty, impl, bound):
+                    if impl is None or native is None or not native.add(inst, f"{base}.{item_name}", item_name,
+                                                                        item_ty, impl, bound):
                         abi.add_func(inst, item_name, bound)
     return linker
+
+
+def _with_current(impl: Callable[..., Any], current: Callable[[], HostContext], *args: Any) -> Any:
+    return impl(current(), *args)
 
 
 def _counted(host: HostContext, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -294,6 +310,20 @@ def _counted(host: HostContext, fn: Callable[..., Any]) -> Callable[..., Any]:
     counter = host.counter
 
     def call(*args: Any) -> Any:
+        if counter.calls >= counter.budget:
+            raise host.refusal()
+        counter.calls += 1
+        if counter.calls == counter.budget:
+            host.reached_budget()
+        return fn(*args)
+    return call
+
+
+def _counted_per_call(current: Callable[[], HostContext], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """_counted for a shared linker: the counter is the calling thread's run's."""
+    def call(*args: Any) -> Any:
+        host = current()
+        counter = host.counter
         if counter.calls >= counter.budget:
             raise host.refusal()
         counter.calls += 1

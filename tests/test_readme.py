@@ -13,8 +13,9 @@ Every fenced block in README.md is one test, in a fresh copy of the repository (
   throughout the block) and ISO timestamps.
 - In other blocks every line is a command; `#` lines are comments.
 - Every command must exit 0, or N when it ends with `# exits N`.
-- `CMD &` starts CMD in the background (a `python3 -m http.server PORT` is waited for until it
-  accepts connections, and PORT is replaced by a free one throughout the block); `kill %1`
+- `CMD &` starts CMD in the background (a `python3 -m http.server PORT` or an
+  `rr serve ... --addr 127.0.0.1:PORT` is waited for until it accepts connections, and PORT is
+  replaced by a free one throughout the block); `kill %1`
   stops the oldest one still running; the block's end stops the rest.
 """
 
@@ -138,18 +139,23 @@ def _free_port() -> int:
 def _localize_ports(block: Block) -> Block:
     """A demo server's fixed port, replaced throughout the block by a free one."""
     body = list(block.body)
-    for port in {m.group(1) for ln in body for m in [re.search(r"http\.server (\d+)", ln)] if m}:
+    for port in {m.group(1) or m.group(2) for ln in body for m in [re.search(_LISTENS, ln)] if m}:
         free = str(_free_port())
         body = [re.sub(rf"\b{port}\b", free, ln) for ln in body]
     return Block(block.line, block.lang, body, block.not_run)
 
 
+# A background server the block talks to: its port, and for http.server the --bind address.
+_LISTENS = r"http\.server (\d+)|rr serve .*--addr 127\.0\.0\.1:(\d+)"
+
+
 def _wait_until_listening(command: str, proc: subprocess.Popen[bytes]) -> None:
     m = re.search(r"http\.server (\d+)(?:.*--bind (\S+))?", command)
-    if not m:
+    served = re.search(r"rr serve .*--addr 127\.0\.0\.1:(\d+)", command)
+    if not m and not served:
         return
-    addr = (m.group(2) or "127.0.0.1", int(m.group(1)))
-    for _ in range(400):  # bounded: 20 s
+    addr = (m.group(2) or "127.0.0.1", int(m.group(1))) if m else ("127.0.0.1", int(served.group(1)))
+    for _ in range(2400):  # bounded: 120 s (rr serve compiles its component first)
         assert proc.poll() is None, f"{command!r} exited with {proc.returncode}"
         try:
             socket.create_connection(addr, timeout=1).close()

@@ -228,12 +228,14 @@ def _sigterm_in_flight(tmp_path, upstream):
     server = guests.Served(C_APP, "--allow-http", "127.0.0.1", "-t", str(trace))
     answer: list[tuple[int, dict[str, str], bytes]] = []
     client = threading.Thread(target=lambda: answer.append(request(server.url(f"/fetch?url={upstream.url('/slow?s=2')}"))))
-    client.start()
-    for _ in range(600):   # until the upstream has the handler's request (bounded: 60 s)
-        if any(path.startswith("/slow") for _, path, _, _ in upstream.requests):
-            break
-        threading.Event().wait(0.1)
-    status, err = server.stop(guests.signal_term())
+    try:
+        client.start()
+        for _ in range(600):   # until the upstream has the handler's request (bounded: 60 s)
+            if any(path.startswith("/slow") for _, path, _, _ in upstream.requests):
+                break
+            threading.Event().wait(0.1)
+    finally:
+        status, err = server.stop(guests.signal_term())
     client.join(60)
     assert status == 0, err
     assert answer and answer[0][0] == 200 and answer[0][2].endswith(b"slow"), answer
@@ -243,9 +245,11 @@ def _sigterm_in_flight(tmp_path, upstream):
 def test_kill_9_keeps_every_finished_request(tmp_path):
     trace = tmp_path / "killed.cbor"
     server = guests.Served(C_APP, "-t", str(trace))
-    request(server.url("/"))
-    request(server.url("/random"))
-    server.proc.kill()
+    try:
+        request(server.url("/"))
+        request(server.url("/random"))
+    finally:
+        server.proc.kill()
     server.proc.wait(60)
     done = rr("replay", str(C_APP), str(trace))
     assert done.returncode == 0, done.stderr
@@ -273,3 +277,36 @@ def test_inspect_groups_events_by_request(recording):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("== request ") == 11 and done.stdout.count("== response ") == 11
     assert re.search(r"== response \d+: 500, the handler trapped: ", done.stdout)
+
+
+def test_dump_shows_incoming_and_outgoing_exchanges_live(tmp_path):
+    from rr.trace import open_trace
+    from rr.trace.served import SERVE_REQUEST
+
+    trace = tmp_path / "dump.cbor"
+    with TestServer() as upstream:
+        server = guests.Served(C_APP, "--dump", "--allow-http", "127.0.0.1", "-t", str(trace))
+        try:
+            status, _, body = request(server.url(f"/fetch?url={upstream.url('/plain')}"))
+        finally:
+            code, err = server.stop()
+        host_seen = upstream.requests[0][2]
+    assert status == 200 and code == 0, err
+    assert f"rr-proxy [in] GET {server.url('/fetch')}?url={upstream.url('/plain')} -> 200" in err
+    assert f"rr-proxy [1.1] GET {upstream.url('/plain')} -> 200" in err
+    assert ("host", f"127.0.0.1:{upstream.port}") in host_seen   # the handler gave it no host header
+    # Through the proxy's reverse listener, the handler sees the Host the client sent.
+    with open_trace(trace) as reader:
+        recorded = next(e.result for e in reader if e.call == SERVE_REQUEST)
+    assert recorded["authority"] == f"127.0.0.1:{server.port}"
+
+
+def test_a_corrupt_server_trace_is_a_bad_trace(recording, tmp_path):
+    trace, _, _, _ = recording
+    data = bytearray(trace.read_bytes())
+    data[len(data) // 2] ^= 0x01    # inside some request's block: its frame's CRC fails
+    broken = tmp_path / "broken.cbor"
+    broken.write_bytes(bytes(data))
+    done = rr("replay", str(PY_APP), str(broken))
+    assert done.returncode == 122, done.stderr
+    assert done.stderr.startswith("rr: ") and len(done.stderr.splitlines()) == 1, done.stderr

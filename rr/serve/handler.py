@@ -114,16 +114,71 @@ def body_chunks(head: Head):  # type: ignore[no-untyped-def]
         yield data
 
 
+class _Current(threading.local):
+    host: HostContext | None = None
+
+
+_current = _Current()
+
+
+class _ThreadTable:
+    """The resource table of the request the calling thread handles (ThreadHost)."""
+
+    def __getattr__(self, name: str) -> Any:
+        host = _current.host
+        if host is None:
+            if name == "drop":   # a store freed after its request (on the connection thread)
+                return lambda rep: None
+            raise RuntimeError("a host resource used outside a request")
+        return getattr(host.table, name)
+
+
+class ThreadHost:
+    """Stands in for a HostContext in a linker shared by every request of a server (the host
+    functions themselves get the real one: runner.link's `current`): each attribute is the
+    one of the HostContext of the request the calling thread (the guest thread) is handling.
+    Linking once per component instead of once per request saves the converters'
+    compilation (several ms a request); a replay links per request (its tap guards every
+    host function)."""
+
+    _table = _ThreadTable()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "table":
+            return ThreadHost._table
+        host = _current.host
+        if host is None:
+            if name == "tap":
+                return Tap()   # at link time: no replay guard
+            raise RuntimeError(f"host.{name} used outside a request")
+        return getattr(host, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(_current.host, name, value)
+
+
+def shared_linker(program: runner.Program) -> Any:
+    """A linker for every request of a server (see ThreadHost)."""
+    return runner.link(program, ThreadHost(), current=_host_of_this_thread)  # type: ignore[arg-type]
+
+
+def _host_of_this_thread() -> HostContext:
+    host = _current.host
+    assert host is not None, "a host function called outside a request"
+    return host
+
+
 class Instance:
     """A store and an instance of the handler for one request (or, with reuse, several in
-    sequence); `host` is the run's host context, its tap is the request's."""
+    sequence); `host` is the run's host context, its tap is the request's. `linker`: a
+    shared_linker (else one is made for this instance's host alone)."""
 
     def __init__(self, program: runner.Program, export: str, sandbox: Sandbox, tap: Tap,
-                 services: dict[str, Any], limits: runner.Limits):
+                 services: dict[str, Any], limits: runner.Limits, linker: Any = None):
         self.program = program
         self.host = HostContext(sandbox, tap)
         self.host.services.update(services)
-        self.linker = runner.link(program, self.host)
+        self.linker = linker if linker is not None else runner.link(program, self.host)
         self.store = wasmtime.Store(program.engine)
         if limits.max_memory is not None:
             self.store.set_limits(memory_size=limits.max_memory)
@@ -143,11 +198,14 @@ class Instance:
 
     def handle(self, request: IncomingRequest, exchange: Exchange) -> None:
         """Call `handle` on this thread; the outcome goes to `exchange.finished`."""
+        _current.host = self.host
         try:
             trap = self._call(request, exchange)
         except BaseException as e:  # noqa: BLE001 - reported by whoever waits on the exchange
             exchange.finished(trap=None, fault=e)
             return
+        finally:
+            _current.host = None
         exchange.finished(trap=trap)
 
     def _call(self, request: IncomingRequest, exchange: Exchange) -> str | None:

@@ -37,7 +37,7 @@ from ..host.http.incoming import IncomingRequest
 from ..tap import Recorder, Tap
 from ..trace import Event, Outcome, TraceWriter
 from ..trace.served import HEADER_SERVE, request_event, response_event
-from .handler import Exchange, Head, Instance, body_chunks, handler_export
+from .handler import Exchange, Head, Instance, body_chunks, handler_export, shared_linker
 
 STOP_WAIT_S = 60.0   # how long a stop waits for in-flight requests
 READ_SIZE = 65536
@@ -159,26 +159,21 @@ class Server:
         self.served = 0
         self.transport: Any = None
         self._reuse: list[tuple[Instance, int]] = []   # idle instances and the requests each served
+        self._linker: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def serve(self) -> int:
         """Serve until SIGINT/SIGTERM; in-flight requests finish first. Returns requests served."""
+        watched = self.options.dump or self.options.inspect
         check_port(self.options.host, self.options.port)
-        backend = _Backend(self)
-        backend_thread = threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.2},
-                                          name="rr-serve-backend", daemon=True)
-        backend_thread.start()
         with contextlib.ExitStack() as stack:
-            stack.callback(backend.server_close)
-            stack.callback(backend.shutdown)
-            proxy = stack.enter_context(self._proxy(backend.server_address[1]))
-            from ..host.http.transport import ProxyTransport
-            self.transport = ProxyTransport(proxy.port, proxy.credentials)
-            stack.callback(self.transport.close)
-            url = f"http://{_shown_host(self.options.host)}:{proxy.reverse_port}/"
-            if self.options.on_listening:
-                self.options.on_listening(url)
+            # Start-up is not cut short by a signal (mitmproxy's start would hang): one that
+            # arrives meanwhile stops the server as soon as it is up.
+            with signals.held():
+                url = self._start(stack, watched)
             try:
+                if self.options.on_listening:
+                    self.options.on_listening(url)
                 while True:
                     time.sleep(runner.WAKE_S)
             except (signals.Signalled, KeyboardInterrupt):
@@ -186,6 +181,29 @@ class Server:
             with signals.held(drop=True):
                 self._drain()
         return self.served
+
+    def _start(self, stack: contextlib.ExitStack, watched: bool) -> str:
+        """Bind and start; returns the URL clients use. Watched (--dump, --inspect): the
+        proxy's reverse listener takes the clients and the backend sits behind it on loopback;
+        otherwise the backend takes them itself (the proxy hop costs ~5 ms of this process's
+        time a request, and nobody would see it). The handler's own HTTP always goes through
+        the proxy, which is up before the first request is accepted."""
+        backend = _Backend(self, ("127.0.0.1", 0)) if watched else None
+        port = backend.server_address[1] if backend is not None else self.options.port
+        if watched or self.program.imports_interface("wasi:http/outgoing-handler"):
+            proxy = stack.enter_context(self._proxy(port if watched else None))
+            from ..host.http.transport import ProxyTransport
+            self.transport = ProxyTransport(proxy.port, proxy.credentials)
+            stack.callback(self.transport.close)
+            if watched:
+                port = proxy.reverse_port
+        if backend is None:
+            backend = _Backend(self, (self.options.host, self.options.port))
+        stack.callback(backend.server_close)
+        threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.2},
+                         name="rr-serve-backend", daemon=True).start()
+        stack.callback(backend.shutdown)
+        return f"http://{_shown_host(self.options.host)}:{port}/"
 
     def _drain(self) -> None:
         with self._lock:
@@ -195,9 +213,12 @@ class Server:
                 self._idle.wait(0.2)
 
     @contextlib.contextmanager
-    def _proxy(self, backend_port: int) -> Iterator[Any]:
+    def _proxy(self, backend_port: int | None) -> Iterator[Any]:
+        """The embedded proxy for the handler's outgoing HTTP, and (backend_port given) with a
+        reverse-mode listener on --addr in front of the backend."""
         from ..proxy import EmbeddedProxy, WebUIError
-        reverse = f"reverse:http://127.0.0.1:{backend_port}@{self.options.host}:{self.options.port}"
+        reverse = (None if backend_port is None else
+                   f"reverse:http://127.0.0.1:{backend_port}@{self.options.host}:{self.options.port}")
         on_flow = self.sink.on_flow if self.sink is not None else (lambda record: None)
         proxy = EmbeddedProxy(mode="record", on_flow=on_flow, web=self.options.inspect,
                               web_host=self.options.inspect_host, web_port=self.options.inspect_port,
@@ -239,10 +260,13 @@ class Server:
                 inst.host.services["wasi:http/flow-ids"] = flow_ids(n)
                 return inst, uses
         from ..host.http.outgoing import TRANSPORT_SERVICE
-        instance_id = next(self._instances)
+        with self._lock:
+            if self._linker is None:
+                self._linker = shared_linker(self.program)
+            instance_id = next(self._instances)
         services = {TRANSPORT_SERVICE: self.transport, "wasi:http/flow-ids": flow_ids(n)}
         inst = Instance(self.program, self.export, instance_sandbox(self.sandbox, instance_id), tap,
-                        services, self.limits)
+                        services, self.limits, self._linker)
         inst.instance_id = instance_id
         return inst, 0
 
@@ -293,13 +317,20 @@ class _Backend(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, server: Server):
+    def __init__(self, server: Server, address: tuple[str, int]):
         self.rr = server
-        super().__init__(("127.0.0.1", 0), _Handler)
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        try:
+            super().__init__(address, _Handler)
+        except OSError as e:
+            raise PortInUse(f"--addr {_shown_host(address[0])}:{address[1]}: cannot listen: {e.strerror}") from None
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and each body chunk are separate writes: with Nagle's algorithm the client's
+    # delayed ACK holds every response back by 40 ms.
+    disable_nagle_algorithm = True
     server: _Backend
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
@@ -345,14 +376,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         request["body"] = self._feed(body)
         head = exchange.wait_head()
         sent = bytearray()
+        # The response's last bytes wait until its request is in the trace: a client that has
+        # its whole response knows that a kill -9 from then on keeps it.
         if head is None:
             exchange.wait_done()
             _say_why(n, exchange)
             status, headers, failed_body = failed_response(exchange)
-            sent += self._plain(status, failed_body)
+            sent += failed_body
+            tail = self._plain(status, failed_body, send=False)
         else:
             status, headers = head.status, head.headers
-            if not self._stream(head, sent):
+            tail = self._stream(head, sent)
+            if tail is None:
                 self.close_connection = True
             exchange.wait_done()
             if exchange.fault is not None:
@@ -361,6 +396,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if block is not None and rr.sink is not None:
             rr.sink.close(block, {"status": status, "headers": [[k.encode(), v] for k, v in headers],
                                   "body": bytes(sent), "trap": exchange.trap, "end": time.time()})
+        if tail:
+            with contextlib.suppress(OSError):
+                self.wfile.write(tail)
+                self.wfile.flush()
 
     def _feed(self, body: Any) -> bytes:
         """Read the request body off the connection into the guest's stream; returns it whole."""
@@ -392,9 +431,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         return bytes(received)
 
-    def _stream(self, head: Head, sent: bytearray) -> bool:
-        """Send the guest's response; False if its body failed part-way (the client sees a
-        truncated response, as from wasmtime)."""
+    def _stream(self, head: Head, sent: bytearray) -> bytes | None:
+        """Send the guest's response but its last bytes, which are returned; None if its body
+        failed part-way (the client sees a truncated response, as from wasmtime)."""
         length = next((int(v) for k, v in head.headers if k == "content-length" and v.strip().isdigit()), None)
         self.send_response_only(head.status)
         for name, value in head.headers:
@@ -403,33 +442,37 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         chunked = length is None and self.command != "HEAD"
         if chunked:
             self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
+        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]  # http.server's, as end_headers()
+        held = self._headers_buffer   # type: ignore[attr-defined]
+        self._headers_buffer = []
+        last = b"".join(held)
         try:
             for data in body_chunks(head):
                 sent += data
                 if self.command == "HEAD":
                     continue
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
-            if chunked:
-                self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except HttpFailure:
-            return False
-        except OSError:
-            return False
-        return True
+                if last:
+                    self.wfile.write(last)
+                last = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+            return last + (b"0\r\n\r\n" if chunked else b"")
+        except (HttpFailure, OSError):
+            return None
 
-    def _plain(self, status: int, body: bytes, close: bool = False) -> bytes:
+    def _plain(self, status: int, body: bytes, close: bool = False, send: bool = True) -> bytes:
+        """A plain-text response: sent, or (send=False) returned as bytes to send."""
         self.send_response_only(status)
         self.send_header("content-type", "text/plain; charset=utf-8")
         self.send_header("content-length", str(len(body)))
         if close:
             self.send_header("connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-        return body
+        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+        data = b"".join(self._headers_buffer) + body  # type: ignore[attr-defined]
+        self._headers_buffer = []
+        if send:
+            self.wfile.write(data)
+            self.wfile.flush()
+        return data
 
 
 def _report(message: str) -> None:
