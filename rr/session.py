@@ -203,7 +203,7 @@ def _write_failure(writer: TraceWriter) -> str:
 def _relays_tcp(program: runner.Program, sandbox: Sandbox) -> bool:
     """A recording sends the guest's TCP connections through the proxy (to show them where its
     HTTP shows) when it may make any."""
-    grant = getattr(sandbox, "sockets", None)
+    grant = sandbox.sockets
     return bool(grant and grant.protocol("tcp") and program.imports_interface("wasi:sockets/"))
 
 
