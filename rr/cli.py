@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     har.add_argument("--force", action="store_true", help="replace an existing output file")
     har.set_defaults(handler=_cmd_export, export="export_har")
 
-    flows = sub.add_parser("flows", help="export a trace's HTTP exchanges as a mitmproxy flow file")
+    flows = sub.add_parser("flows", help="export a trace's HTTP exchanges and socket traffic (TCP, UDP, "
+                                          "lookups) as a mitmproxy flow file")
     flows.add_argument("trace")
     flows.add_argument("-o", "--output", required=True, metavar="OUT.mitm",
                        help="open it with `mitmweb -r OUT.mitm` or `mitmdump -nr OUT.mitm`")

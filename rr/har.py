@@ -24,6 +24,7 @@ rr/outfile.py: the output appears complete or not at all.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -205,7 +206,7 @@ def records_to_mitm(records: Iterable["FlowRecord"], path: Path) -> None:
     write_atomically(Path(path), lambda f: _write_mitm(records, f), overwrite=True)
 
 
-def _write_mitm(records: Iterable["FlowRecord"], f: IO[bytes]) -> None:
+def _write_mitm(records: Iterable["FlowRecord"], f: IO[bytes]) -> Any:
     from mitmproxy import io
 
     from proxy_addon.flowrecord import record_to_flow
@@ -219,6 +220,19 @@ def _write_mitm(records: Iterable["FlowRecord"], f: IO[bytes]) -> None:
             flow.metadata[META_INCOMING] = True
             flow.comment = f"rr incoming request {rec['id'].partition('.')[2]}"
         writer.add(flow)
+    return writer
+
+
+def _write_socket_flows(trace_path: str | os.PathLike[str], writer: Any) -> int:
+    """The trace's TCP, UDP and lookup exchanges (rr/sockflows.py) after its HTTP ones."""
+    from .sockflows import socket_flows
+
+    n = 0
+    with open_trace(trace_path) as reader:
+        for flow in socket_flows(reader, reader.header.start_time):
+            writer.add(flow)
+            n += 1
+    return n
 
 
 # ---- from a trace -------------------------------------------------------------------------
@@ -230,12 +244,17 @@ class Exported:
     flows: int                # HTTP exchanges written
     failed: int               # of them, exchanges that got no response (record `error` set)
     incomplete: str | None    # the trace's own problem when the recording was cut short
+    sockets: int = 0          # flow file only: TCP connections, UDP sockets and name lookups written
 
     def summary(self) -> str:
         """One line for the CLI."""
+        socks = f"{self.sockets} socket exchange{'s' * (self.sockets != 1)} (TCP, UDP, lookups)"
         if self.flows:
             failed = f" ({self.failed} failed)" if self.failed else ""
-            line = f"wrote {self.flows} HTTP exchange{'s' * (self.flows != 1)}{failed} to {self.path}"
+            also = f" and {socks}" if self.sockets else ""
+            line = f"wrote {self.flows} HTTP exchange{'s' * (self.flows != 1)}{failed}{also} to {self.path}"
+        elif self.sockets:
+            line = f"wrote {socks} to {self.path}"
         else:
             line = f"the trace holds no HTTP exchanges: wrote an empty {self.kind} to {self.path}"
         if self.incomplete:
@@ -330,8 +349,13 @@ def export_har(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[s
 
 def export_mitm(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
                 overwrite: bool = False) -> Exported:
-    """Write the trace's HTTP exchanges as a mitmproxy flow file."""
-    return _export(trace_path, Path(out_path), overwrite, "flow file", _write_mitm)
+    """Write the trace's HTTP exchanges, then its socket exchanges, as a mitmproxy flow file."""
+    sockets = [0]
+
+    def write(flows: _FlowsInRequestOrder, f: IO[bytes]) -> None:
+        sockets[0] = _write_socket_flows(trace_path, _write_mitm(flows, f))
+
+    return dataclasses.replace(_export(trace_path, Path(out_path), overwrite, "flow file", write), sockets=sockets[0])
 
 
 def _export(trace_path: str | os.PathLike[str], out: Path, overwrite: bool, kind: str,

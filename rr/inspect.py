@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from .errors import UsageError
 from .exchange import Body, body_of, error_text, header_text
 from .merge import is_flow, record_problem
+from .sockview import SocketNotes
 from .tap import format_event
 from .trace import Event, Header, Outcome, Summary, TraceReader, open_trace, summarize, to_jsonable
 
@@ -124,6 +125,7 @@ class _TextView:
         self.path = path
         self.body_limit = body_limit
         self.first_event = True
+        self.sockets = SocketNotes(body_limit)
 
     def header(self, h: Header, file_version: int) -> None:
         started = datetime.datetime.fromtimestamp(h.start_time, datetime.UTC).isoformat(timespec="seconds")
@@ -154,6 +156,7 @@ class _TextView:
             text = f"{index:>7}  {lines[0]}\n" + "".join(f"{_INDENT}{line}\n" for line in lines[1:])
         else:
             text = f"{index:>7}  {format_event(event)}\n"
+            text += "".join(f"{_INDENT}{line}\n" for line in self.sockets.lines(event))
         self.out.write(lead + text)
 
     def end(self, reader: TraceReader, summary: Summary, shown: _Shown, selection: Selection) -> None:

@@ -60,10 +60,16 @@ def upstream_trust(extra_ca: Path | None, confdir: Path) -> dict[str, str | None
     return {"ssl_verify_upstream_trusted_confdir": None, "ssl_verify_upstream_trusted_ca": str(bundle)}
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_loopback_port(host: str = "127.0.0.1") -> int:
+    """A free port on `host`; 0 when the host has no such address (no IPv6 loopback)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    except OSError:
+        if host == "127.0.0.1":
+            raise
+        return 0
 
 
 def _route_mitmproxy_logs(verbose: bool) -> None:
@@ -246,6 +252,21 @@ class _DumpLines:
         from proxy_addon.redaction import Redactor
         self._redactor = Redactor(redaction) if redaction else None
 
+    def tcp_end(self, flow: Any) -> None:
+        self._tcp_line(flow)
+
+    def tcp_error(self, flow: Any) -> None:
+        self._tcp_line(flow)
+
+    def _tcp_line(self, flow: Any) -> None:
+        sent = sum(len(m.content) for m in flow.messages if m.from_client)
+        received = sum(len(m.content) for m in flow.messages if not m.from_client)
+        host, port = flow.server_conn.address[:2]
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        outcome = f"error: {flow.error.msg}" if flow.error is not None else f"sent {sent}B received {received}B"
+        sys.stderr.write(f"rr-proxy tcp {where} -> {outcome}\n")
+        sys.stderr.flush()
+
     def response(self, flow: Any) -> None:
         self._line(flow)
 
@@ -290,7 +311,9 @@ class EmbeddedProxy:
     replay: `flows` (records), and those `fetch_flows(flow_id)` reads on demand, answer every
     request; see `addon.mismatches` / `addon.unused()`.
     web: also serve mitmweb on a free loopback port (`web_url` holds the access token).
-    dump: one line per flow on stderr. verbose: mitmproxy's log on stderr."""
+    dump: one line per flow on stderr. verbose: mitmproxy's log on stderr.
+    relay (record only): also SOCKS5 listeners on 127.0.0.1 and ::1 (`socks_listeners`) that pass
+    raw TCP through untouched and visible; `relay_addon` admits the connections rr announces."""
 
     def __init__(
         self,
@@ -308,6 +331,7 @@ class EmbeddedProxy:
         verbose: bool = False,
         redaction: dict[str, Any] | None = None,
         reverse: str | None = None,
+        relay: bool = False,
     ) -> None:
         if mode not in ("record", "replay"):
             raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
@@ -331,7 +355,11 @@ class EmbeddedProxy:
         # "reverse:http://BACKEND@HOST:PORT"), beside the regular one the guest's HTTP uses.
         self._reverse = reverse
         self.reverse_port: int | None = None
+        # Not beside `rr serve`'s reverse listener: ignore_hosts would turn its HTTP into raw TCP.
+        self._relay = relay and mode == "record" and reverse is None
         self.port: int | None = None
+        self.socks_listeners: dict[int, tuple[str, int]] = {}  # socket family -> SOCKS5 listener
+        self.relay_addon: Any = None
         self.credentials: str | None = None   # the Proxy-Authorization value the host must send
         self.gate: Any = None                  # proxy_addon.gate.GuestGate once started
         self.web_url: str | None = None
@@ -389,6 +417,10 @@ class EmbeddedProxy:
                     error = server.last_exception
                     raise OSError(getattr(error, "errno", None), getattr(error, "strerror", None) or str(error))
                 self.reverse_port = server.listen_addrs[0][1]
+            for instance in servers:
+                if instance.mode.type_name == "socks5" and instance.listen_addrs:
+                    host, port = instance.listen_addrs[0][:2]
+                    self.socks_listeners[socket.AF_INET6 if ":" in host else socket.AF_INET] = (host, port)
             if self._web:
                 self.web_url = self._master.web_url  # type: ignore[attr-defined]
         except BaseException:
@@ -437,6 +469,11 @@ class EmbeddedProxy:
         master.addons.add(self.gate)
         master.addons.chain.insert(0, master.addons.chain.pop())
         master.addons.add(self.addon)
+        if self._relay:
+            from proxy_addon.relay import RawRelay
+
+            self.relay_addon = RawRelay()
+            master.addons.add(self.relay_addon)
         if self._dump:
             master.addons.add(_DumpLines(self._redaction))
         master.addons.add(_Ready(ready))
@@ -463,6 +500,20 @@ class EmbeddedProxy:
             settings |= {"web_host": self._web_host, "web_port": self._web_port or _free_loopback_port(),
                          "web_open_browser": False, "listen_port": port,
                          "mode": [f"regular@127.0.0.1:{port}", *([self._reverse] if self._reverse else [])]}
+        if self._relay:
+            # Every SOCKS5 connection (destination known up front) is relayed as raw TCP and still
+            # shown; the HTTP listener's absolute-form requests are decided before a destination
+            # is known, so they stay HTTP.
+            # Ports are picked here: mitmproxy refuses two listeners on the same "127.0.0.1:0".
+            regular = settings.get("mode", [f"regular@127.0.0.1:{_free_loopback_port()}"])
+            v6 = _free_loopback_port("::1")
+            settings |= {"mode": [*regular, f"socks5@127.0.0.1:{_free_loopback_port()}", *([f"socks5@::1:{v6}"] if v6 else [])],
+                         "ignore_hosts": [".*"], "show_ignored_hosts": True,
+                         # SOCKS5 answers the guest's connect only after its own connect upstream:
+                         # a refused port is refused, a server that speaks first is heard. (For
+                         # HTTP this only changes CONNECT, which the gate refuses to strangers
+                         # before any connection and rr's host never sends.)
+                         "connection_strategy": "eager"}
         opts.update(**settings)
         self._master = master
         await master.run()

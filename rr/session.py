@@ -149,10 +149,14 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
             tap = Recorder(redact.EnvRedactingWriter(shared, rules) if rules["env"] else shared)  # type: ignore[arg-type]
             services: dict[str, Any] = {}
             try:
-                if program.imports_interface("wasi:http/"):
+                relay = _relays_tcp(program, sandbox)
+                if program.imports_interface("wasi:http/") or relay:
                     proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow,
-                                                                redaction=rules))
+                                                             redaction=rules, relay=relay))
                     services.update(_proxy_transport(proxy, stack))
+                    if relay:
+                        from .host.sockets.connect import routed_through
+                        stack.enter_context(routed_through(proxy))
                 outcome = runner.run(program, sandbox, tap, limits, services, on_stop=shared.seal)
             except (signals.Signalled, KeyboardInterrupt) as e:
                 # Stopped before the guest ran: it had completed no host call, and its replay
@@ -191,6 +195,13 @@ def _write_failure(writer: TraceWriter) -> str:
         return f"{why}; {writer.path} is unchanged, the {n} events recorded before are in {writer.kept}"
     return f"{why}; no event was recorded" + (" (the old trace is unchanged)" if os.path.exists(writer.path) else
                                              ", nothing was kept")
+
+
+def _relays_tcp(program: runner.Program, sandbox: Sandbox) -> bool:
+    """A recording sends the guest's TCP connections through the proxy (to show them where its
+    HTTP shows) when it may make any."""
+    grant = sandbox.sockets
+    return bool(grant and grant.protocol("tcp") and program.imports_interface("wasi:sockets/"))
 
 
 def _proxy_transport(proxy: Any, stack: contextlib.ExitStack) -> dict[str, Any]:
