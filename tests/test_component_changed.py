@@ -198,3 +198,12 @@ def test_a_server_trace_is_refused(tmp_path: Path) -> None:
     assert ran.status == EXIT_USAGE, ran.err
     assert ran.err == f"rr: --component-changed: {trace} is a server trace (rr serve -t): a regression " \
                       "replay takes a command's trace\n"
+
+
+def test_a_cut_short_trace_is_said_to_be(recorded: Recorded, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.cbor"
+    cut.write_bytes(recorded.trace.read_bytes()[:-3])     # the outcome record torn
+    ran = rr("replay", recorded.builds["unchanged"], cut, "--component-changed")
+    assert ran.status == EXIT_BAD_TRACE, ran.err
+    assert verdict(ran).startswith("the build asked for the same 5 events as recorded, but the trace is "
+                                   "incomplete (truncated after 5 events")
