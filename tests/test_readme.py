@@ -21,6 +21,7 @@ Every fenced block in README.md is one test, in a fresh copy of the repository (
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -269,8 +270,10 @@ def test_readme_block(block: Block, repo_copy: Path) -> None:
 
 def _readme_exit_table() -> list[tuple[str, str]]:
     text = README.read_text()
-    section = text[text.index("### Exit statuses"):]
-    rows = [ln for ln in section.splitlines() if ln.startswith("|")]
+    lines = text[text.index("### Exit statuses"):].splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    # the first table after the heading, up to its last row (other tables follow in the file)
+    rows = list(itertools.takewhile(lambda ln: ln.startswith("|"), lines[start:]))
     assert rows[:2] == ["| status | meaning |", "| --- | --- |"]
     table = []
     for row in rows[2:]:
