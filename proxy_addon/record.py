@@ -42,6 +42,11 @@ class RecordAddon:
         self._from_guest: dict[str, dict[str, Any]] = {}
         self._upstream: dict[str, dict[str, Any]] = {}
 
+    @property
+    def redacted_values(self) -> set[bytes]:
+        """The secrets taken out of the records so far."""
+        return set(self._redactor.replaced) if self._redactor else set()
+
     def request(self, flow: http.HTTPFlow) -> None:
         self._from_guest[flow.id] = request_to_record(flow.request)
 

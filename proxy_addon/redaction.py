@@ -32,10 +32,18 @@ class Redactor:
         self._headers = frozenset(h.lower().encode("latin-1") for h in rules.get("headers", ()))
         self._query = frozenset(rules.get("query", ()))
         self._body = [re.compile(p.encode("utf-8")) for p in rules.get("body", ())]
+        # The values taken out, so that what else the recording keeps (the guest's output with
+        # --record-output) can be checked for them. Bounded by the exchanges of one run.
+        self.replaced: set[bytes] = set()
 
     def headers(self, fields: Iterable[list[bytes]]) -> list[list[bytes]]:
-        return [[bytes(name), self._marker if bytes(name).lower() in self._headers else bytes(value)]
-                for name, value in fields]
+        out = []
+        for name, value in fields:
+            if bytes(name).lower() in self._headers:
+                self.replaced.add(bytes(value))
+                value = self._marker
+            out.append([bytes(name), bytes(value)])
+        return out
 
     def url(self, url: str) -> str:
         if not self._query:
@@ -45,8 +53,11 @@ class Redactor:
             return url
         pairs = []
         for pair in parts.query.split("&"):
-            name, eq, _ = pair.partition("=")
-            pairs.append(f"{name}={self.marker}" if unquote_plus(name) in self._query else pair)
+            name, eq, value = pair.partition("=")
+            if unquote_plus(name) in self._query:
+                self.replaced.add(unquote_plus(value).encode("utf-8", "surrogateescape"))
+                pair = f"{name}={self.marker}"
+            pairs.append(pair)
         return urlunsplit(parts._replace(query="&".join(pairs)))
 
     def body(self, body: bytes, fields: list[list[bytes]]) -> tuple[bytes, list[list[bytes]]]:
@@ -73,6 +84,7 @@ class Redactor:
 
     def _replace(self, match: re.Match[bytes]) -> bytes:
         if not match.re.groups:
+            self.replaced.add(match.group(0))
             return self._marker
         text, start = match.group(0), match.start(0)
         out, at = [], 0
@@ -80,6 +92,7 @@ class Redactor:
             s, e = match.span(g)
             if s < 0 or s - start < at:
                 continue   # a group that did not take part, or nested inside one already replaced
+            self.replaced.add(match.group(g))
             out += [text[at:s - start], self._marker]
             at = e - start
         return b"".join(out) + text[at:]

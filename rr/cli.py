@@ -323,6 +323,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
                          runner.Limits(args.max_memory, args.timeout), overwrite=args.force, http=http,
                          redaction=redact.from_args(args), record_output=args.record_output)
     _flush_stdout()
+    if rec.withheld:
+        _report(f"note: --record-output: {' and '.join(rec.withheld)} hold{'s' * (len(rec.withheld) == 1)} a redacted "
+                f"value: recorded as digests only, not the bytes")
     flows = f", {rec.flows} HTTP exchanges" if rec.flows else ""
     saved = f"recorded {rec.events} events{flows} to {rec.path}"
     if rec.outcome.kind == "exit":

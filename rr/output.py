@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 # 4 KiB: the preview1 adapter's write size, so a write is usually one chunk (one CRC call)
@@ -34,6 +35,7 @@ STREAMS = ("stdout", "stderr")
 # A replay keeps this much of what it wrote, per stream, to show the bytes at a difference.
 REPLAY_KEEP = 16 << 20
 _CONTEXT = 32
+MIN_SECRET = 4   # shorter redacted values ("1", "ok") are not looked for in the output
 FAILED_CALL = "rr:output.write-failed"
 
 
@@ -169,6 +171,7 @@ class Outputs:
                  replay: bool = False, on_failure: Any = None) -> None:
         self.stdout = CheckedOutput("stdout", stdout, StreamDigest(keep), replay, on_failure)
         self.stderr = CheckedOutput("stderr", stderr, StreamDigest(keep), replay, on_failure)
+        self.withheld: list[str] = []   # streams whose bytes summary() left out
 
     def recorded_failure(self, event: Any) -> None:
         """Replay: the recording's stream failed at this operation (a FAILED_CALL event)."""
@@ -180,8 +183,18 @@ class Outputs:
         except (ValueError, TypeError, KeyError):
             return   # a hand-edited event that says nothing usable: the replay shows what follows
 
-    def summary(self, with_data: bool = False) -> dict[str, Any]:
-        return {name: getattr(self, name).digest.summary(with_data) for name in STREAMS}
+    def summary(self, with_data: bool = False, secrets: Iterable[bytes] = ()) -> dict[str, Any]:
+        """The trace's `output`. With the bytes, a stream that holds one of `secrets` (values the
+        recording redacted) keeps its digests only: `withheld` names it."""
+        self.withheld = []
+        out = {}
+        for name in STREAMS:
+            digest = getattr(self, name).digest
+            leak = with_data and any(len(s) >= MIN_SECRET and s in digest.kept for s in secrets)
+            if leak:
+                self.withheld.append(name)
+            out[name] = digest.summary(with_data and not leak)
+        return out
 
     def difference(self, recorded: dict[str, Any] | None) -> str | None:
         """Why this run's output is not the recorded one (None: it is, or nothing was recorded)."""

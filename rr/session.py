@@ -91,6 +91,7 @@ class Recorded:
     path: Path
     flows: int = 0
     output: dict[str, Any] | None = None   # what the guest wrote, as the trace records it
+    withheld: list[str] = dataclasses.field(default_factory=list)   # record_output: streams kept as digests
 
 
 @dataclass
@@ -148,6 +149,7 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
             sandbox = dataclasses.replace(sandbox, stdout=outputs.stdout, stderr=outputs.stderr)
             tap = Recorder(redact.EnvRedactingWriter(shared, rules) if rules["env"] else shared)  # type: ignore[arg-type]
             services: dict[str, Any] = {}
+            proxy = None
             try:
                 relay = _relays_tcp(program, sandbox)
                 if program.imports_interface("wasi:http/") or relay:
@@ -164,8 +166,9 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
                 shared.seal()
                 signals.stopped()
                 outcome = runner.stopped(signals.reason_of(e), 0, limits)
+            secrets = _redacted_values(sandbox, rules, proxy) if record_output else set()
             ended = dataclasses.replace(to_trace_outcome(outcome, shared.events),
-                                        output=outputs.summary(with_data=record_output))
+                                        output=outputs.summary(with_data=record_output, secrets=secrets))
             if services and http.after_run:
                 # The trace is finished first: the outcome is written and the writer takes no
                 # more flows (an exchange the guest abandoned mid-flight is left out), so
@@ -182,7 +185,16 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
         if writer.error is not None:   # the disk filled up (or failed) under the recording
             raise OutputError(_write_failure(writer)) from None
         raise
-    return Recorded(outcome, shared.events, Path(trace_path), shared.flows, ended.output)
+    return Recorded(outcome, shared.events, Path(trace_path), shared.flows, ended.output, outputs.withheld)
+
+
+def _redacted_values(sandbox: Sandbox, rules: dict[str, Any], proxy: Any) -> set[bytes]:
+    """What the trace left out, to keep it out of the recorded output bytes too."""
+    names = set(rules["env"])
+    values = {v.encode() for k, v in sandbox.env if k in names}
+    if proxy is not None:
+        values |= proxy.addon.redacted_values
+    return values
 
 
 def _write_failure(writer: TraceWriter) -> str:

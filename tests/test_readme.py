@@ -21,6 +21,7 @@ Every fenced block in README.md is one test, in a fresh copy of the repository (
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil

@@ -17,7 +17,7 @@ import pytest
 
 import guests
 from httpservers import PLAIN_BODY, TestServer
-from rr.errors import EXIT_USAGE
+from rr.errors import EXIT_DIVERGED, EXIT_USAGE
 from rr.redact import DEFAULT_HEADERS, MARKER, Redaction
 
 pytestmark = pytest.mark.timeout(300)
@@ -153,3 +153,21 @@ def test_defaults_are_the_ones_help_and_readme_show() -> None:
     section = readme[readme.index("### Redaction"):readme.index("### Output checks")]
     listed = ", ".join(f"`{h}`" for h in DEFAULT_HEADERS[:-1]) + f" and `{DEFAULT_HEADERS[-1]}`"
     assert listed in " ".join(section.split()) and f"`{MARKER}`" in section
+
+
+def test_a_redacted_response_header_reaches_the_replayed_guest_as_the_marker(server: TestServer, tmp_path: Path) -> None:
+    """The server sets a cookie and the guest prints its response headers. The trace holds the
+    marker, so the replayed guest prints the marker and the output check shows it. With
+    --record-output the guest's stdout holds the secret: it is recorded as digests only."""
+    trace = tmp_path / "t.cbor"
+    rec = rr("record", str(GUEST), "-t", str(trace), *grant(server), "--record-output", "--",
+             server.url("/cookie"))
+    assert rec.status == 0, rec.err
+    assert b"header set-cookie: session=s3cret; HttpOnly\n" in rec.stdout
+    assert "rr: note: --record-output: stdout holds a redacted value: recorded as digests only" in rec.err
+    for name, data in outputs(tmp_path, trace).items():
+        assert SECRET not in data, f"the secret is in the {name} output"
+    replayed = rr("replay", str(GUEST), str(trace))
+    assert replayed.status == EXIT_DIVERGED
+    assert f"header set-cookie: {MARKER}\n".encode() in replayed.stdout
+    assert "the guest's stdout differs from the recording within bytes 0-" in replayed.err
