@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve mitmproxy's web UI (incoming and outgoing exchanges live; URL on stderr)")
     srv.add_argument("--inspect-host", metavar="ADDR", help="address the web UI listens on (default 127.0.0.1)")
     srv.add_argument("--inspect-port", type=_port, metavar="PORT", help="port of the web UI (default: a free one)")
+    redact.add_flags(srv)
     add_sandbox_flags(srv)
     _add_common(srv)
     srv.set_defaults(handler=_cmd_serve)

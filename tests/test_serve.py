@@ -310,3 +310,34 @@ def test_a_corrupt_server_trace_is_a_bad_trace(recording, tmp_path):
     done = rr("replay", str(PY_APP), str(broken))
     assert done.returncode == 122, done.stderr
     assert done.stderr.startswith("rr: ") and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_recording_keeps_no_secret_of_the_incoming_requests(tmp_path):
+    """Redaction as for `rr record`: the default headers and --redact-query are gone from the
+    trace and its exports, the handler got the real request, and the replay still matches."""
+    trace = tmp_path / "secret.cbor"
+    server = guests.Served(C_APP, "-t", str(trace), "--redact-query", "api_key")
+    try:
+        parts = urlsplit(server.url("/"))
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        try:
+            conn.request("GET", "/?api_key=s3cret&page=2",
+                         headers={"Authorization": "Bearer s3cret", "Cookie": "session=s3cret"})
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"hello from c\n")
+        finally:
+            conn.close()
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+    assert rr("convert", str(trace), str(tmp_path / "secret.jsonl")).returncode == 0
+    assert rr("har", str(trace), "-o", str(tmp_path / "secret.har")).returncode == 0
+    shown = rr("inspect", str(trace))
+    assert shown.returncode == 0, shown.stderr
+    for name in ("secret.cbor", "secret.jsonl", "secret.har"):
+        assert b"s3cret" not in (tmp_path / name).read_bytes(), name
+    assert "s3cret" not in shown.stdout
+    assert "page=2" in shown.stdout and "[REDACTED]" in shown.stdout
+    done = rr("replay", str(C_APP), str(trace))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(": match\n") == 1

@@ -39,9 +39,13 @@ def load(path: str | os.PathLike[str], use_cache: bool = True) -> runner.Program
 
 def serve(program: runner.Program, sandbox: Sandbox, options: ServeOptions,
           limits: runner.Limits | None = None, trace: str | None = None, fmt: str | None = None,
-          overwrite: bool = False) -> tuple[int, int]:
-    """Serve until SIGINT/SIGTERM. Returns (requests served, requests recorded)."""
-    from .. import session
+          overwrite: bool = False, redaction: Any = None) -> tuple[int, int]:
+    """Serve until SIGINT/SIGTERM. Returns (requests served, requests recorded). `redaction`
+    (a redact.Redaction; default: its default headers) applies to what the trace keeps."""
+    import dataclasses
+
+    from .. import redact, session
+    from ..errors import UsageError
     from ..trace import Outcome, TraceWriter
     from .server import Server, TraceSink
     from ..trace.served import HEADER_SERVE
@@ -49,13 +53,18 @@ def serve(program: runner.Program, sandbox: Sandbox, options: ServeOptions,
     limits = limits or runner.Limits()
     if trace is None:
         return Server(program, sandbox, limits, options).serve(), 0
+    try:
+        rules = (redaction or redact.Redaction()).rules()
+    except redact.BadRedaction as e:
+        raise UsageError(str(e)) from None
+    options = dataclasses.replace(options, redaction=rules)
     with session.trace_output_errors():
         writer = TraceWriter(trace, fmt, overwrite=overwrite)
     with writer:
-        header = session.make_header(program, sandbox, limits)
+        header = session.make_header(program, sandbox, limits, redact_rules=rules)
         header.extra[HEADER_SERVE] = {"addr": f"{options.host}:{options.port}"}
         writer.write_header(header)
-        sink = TraceSink(writer)
+        sink = TraceSink(writer, rules)
         served = Server(program, sandbox, limits, options, sink).serve()
         if sink.failed is not None:
             from ..errors import OutputError

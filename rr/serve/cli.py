@@ -21,7 +21,7 @@ def parse_addr(text: str) -> tuple[str, int]:
 
 def serve_command(args: argparse.Namespace, report: Callable[[str], None]) -> int:
     from . import ServeOptions, load, serve
-    from .. import runner
+    from .. import redact, runner
     from ..sandbox_args import sandbox_from_args
 
     if args.timeout is not None:
@@ -47,7 +47,7 @@ def serve_command(args: argparse.Namespace, report: Callable[[str], None]) -> in
         on_web_url=lambda url: report(f"inspect HTTP live at {url}"))
     fmt = {"json": "jsonl"}.get(args.format, args.format)
     served, recorded = serve(program, sandbox, options, runner.Limits(args.max_memory, None),
-                             trace=args.trace, fmt=fmt, overwrite=args.force)
+                             trace=args.trace, fmt=fmt, overwrite=args.force, redaction=redact.from_args(args))
     report(f"served {served} requests" + (f"; recorded {recorded} to {args.trace}" if args.trace else ""))
     return 0
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import netlock, runner
+from .. import netlock, redact, runner
 from ..errors import EXIT_DIVERGED, UsageError
 from ..host.http.errors import HttpFailure
 from ..host.http.incoming import IncomingRequest
@@ -50,6 +50,10 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         raise BadTrace(str(e)) from None
     check_component(program, header, trace_path)
     try:
+        rules = redact.recorded_rules(header)
+    except redact.BadRedaction as e:
+        raise BadTrace(f"{trace_path}: {e}") from None
+    try:
         blocks = list(request_blocks(events))
     except BadBlock as e:
         raise BadTrace(f"{trace_path}: {e}") from None
@@ -74,17 +78,18 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
     with contextlib.ExitStack() as stack:
         netlock.engage()
         stack.callback(netlock.release)
-        proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows))
+        proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", flows=flows, redaction=rules))
         services = _proxy_transport(proxy, stack)
         for block in blocks:
-            result = _replay_block(program, export, base, limits, services, block, until)
+            result = _replay_block(program, export, base, limits, services, block, until, rules)
             say(f"request {result.n} {result.method} {result.path}: {result.verdict}")
             all_ok = all_ok and result.ok
     return 0 if all_ok else EXIT_DIVERGED
 
 
 def _replay_block(program: runner.Program, export: str, base: Any, limits: runner.Limits,
-                  services: dict[str, Any], block: RequestBlock, until: int | None) -> Result:
+                  services: dict[str, Any], block: RequestBlock, until: int | None,
+                  rules: dict[str, Any] | None = None) -> Result:
     req = block.request
     method, path = str(req.get("method")), str(req.get("path"))
     if block.response is None:
@@ -131,7 +136,14 @@ def _replay_block(program: runner.Program, export: str, base: Any, limits: runne
     if leftover:
         return Result(block.n, method, path, f"diverged: the handler finished but request {block.n} has "
                       f"more recorded events (from event {leftover[0][0]})", False)
-    difference = compare(block.response, status, headers, bytes(sent), exchange.trap)
+    body = bytes(sent)
+    if rules is not None:
+        # the recording kept the response redacted: compare the replayed one redacted alike
+        from proxy_addon.redaction import Redactor
+        redactor = Redactor(rules)
+        body, fields = redactor.body(body, redactor.headers([[n.encode("latin-1"), v] for n, v in headers]))
+        headers = [(bytes(n).decode("latin-1"), bytes(v)) for n, v in fields]
+    difference = compare(block.response, status, headers, body, exchange.trap)
     return Result(block.n, method, path, "match" if difference is None else f"differs: {difference}",
                   difference is None)
 

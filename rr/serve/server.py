@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import runner, signals
 from ..errors import RRError, UsageError
@@ -61,6 +62,7 @@ class ServeOptions:
     verbose: bool = False
     on_listening: Callable[[str], None] | None = None   # the URL, once clients can connect
     on_web_url: Callable[[str], None] | None = None
+    redaction: dict[str, Any] | None = None   # rr/redact.py rules of a recording (None: not recording)
 
 
 def guest_view(headers: list[list[bytes]]) -> list[tuple[str, bytes]]:
@@ -108,8 +110,13 @@ class Block:
 class TraceSink:
     """The one trace of a serving run: blocks in the order their requests finished."""
 
-    def __init__(self, writer: TraceWriter):
+    def __init__(self, writer: TraceWriter, redaction: dict[str, Any] | None = None):
         self.writer = writer
+        self._rules = redaction
+        self._redactor = None
+        if redaction is not None:
+            from proxy_addon.redaction import Redactor
+            self._redactor = Redactor(redaction)
         self._lock = threading.Lock()
         self._open: dict[int, Block] = {}
         self.requests = 0
@@ -121,6 +128,23 @@ class TraceSink:
             self._open[n] = block
         return block
 
+    def events_to(self, block: Block) -> Any:
+        """Where a request's Recorder writes: its block, through the environment's redaction."""
+        if self._rules is not None and self._rules.get("env"):
+            from ..redact import EnvRedactingWriter
+            return EnvRedactingWriter(block, self._rules)
+        return block
+
+    def redacted(self, request: dict[str, Any], response: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What the trace keeps of an incoming exchange (the handler saw and sent the real one)."""
+        if self._redactor is None:
+            return request, response
+        request = self._redactor.request(request)
+        parts = urlsplit(request["url"])
+        request["path"] = parts.path + (f"?{parts.query}" if parts.query else "")
+        body, fields = self._redactor.body(bytes(response["body"]), self._redactor.headers(response["headers"]))
+        return request, {**response, "headers": fields, "body": body}
+
     def on_flow(self, record: dict[str, Any]) -> None:
         n = str(record.get("id", "")).partition(".")[0]
         with self._lock:
@@ -129,6 +153,7 @@ class TraceSink:
             block.write_flow(record)
 
     def close(self, block: Block, response: dict[str, Any]) -> None:
+        block.request, response = self.redacted(block.request, response)
         events = block.close(response)
         with self._lock:
             self._open.pop(block.n, None)
@@ -222,7 +247,8 @@ class Server:
         on_flow = self.sink.on_flow if self.sink is not None else (lambda record: None)
         proxy = EmbeddedProxy(mode="record", on_flow=on_flow, web=self.options.inspect,
                               web_host=self.options.inspect_host, web_port=self.options.inspect_port,
-                              dump=self.options.dump, verbose=self.options.verbose, reverse=reverse)
+                              dump=self.options.dump, verbose=self.options.verbose, reverse=reverse,
+                              redaction=self.options.redaction)
         try:
             proxy.start()
         except WebUIError as e:
@@ -360,7 +386,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                    "http_version": self.request_version, "headers": raw_headers, "body": b"",
                    "authority": authority, "path": path, "scheme": "http", "start": time.time()}
         block = rr.sink.open(n, request) if rr.sink is not None else None
-        tap: Tap = Recorder(block) if block is not None else Tap()  # type: ignore[arg-type]
+        tap: Tap = Recorder(rr.sink.events_to(block)) if block is not None and rr.sink is not None else Tap()
         exchange = Exchange()
         try:
             inst, uses = rr.instance(tap, n)
