@@ -193,6 +193,30 @@ def _skip_ca_key_check() -> None:
     certs.load_pem_private_key = load_pem_private_key  # type: ignore[assignment]
 
 
+def _decide_when_the_server_closes_first() -> None:
+    """mitmproxy decides how to relay a connection only once data arrives (layer.NextLayer asks
+    its addons on DataReceived). A raw TCP connection rr relays is connected upstream eagerly, so
+    an upstream that closes before either side sent a byte closed a connection nobody relays yet:
+    mitmproxy kept the close and the guest waited for the end of the stream forever, where a
+    direct connection reads it at once. Asking then too decides the relay (ignore_hosts: raw
+    TCP), which passes the close on. HTTP is unaffected: its upstream is connected lazily, after
+    the request."""
+    from mitmproxy.proxy import events, layer
+
+    handle = layer.NextLayer._handle_event
+    if getattr(handle, "rr_decides_on_close", False):
+        return
+
+    def _handle_event(self: Any, event: Any) -> Any:
+        yield from handle(self, event)
+        if (isinstance(event, events.ConnectionClosed) and event.connection == self.context.server
+                and self.layer is None):
+            yield from self._ask()
+
+    _handle_event.rr_decides_on_close = True  # type: ignore[attr-defined]
+    layer.NextLayer._handle_event = _handle_event  # type: ignore[method-assign]
+
+
 class WebUIError(RuntimeError):
     """The web UI cannot listen where it was asked to (port in use, address not local)."""
 
@@ -472,6 +496,7 @@ class EmbeddedProxy:
         if self._relay:
             from proxy_addon.relay import RawRelay
 
+            _decide_when_the_server_closes_first()
             self.relay_addon = RawRelay()
             master.addons.add(self.relay_addon)
         if self._dump:

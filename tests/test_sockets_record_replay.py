@@ -72,6 +72,24 @@ def test_tcp_client_replays_with_no_connection(family: str, wat_dir: Path, tmp_p
     replay_twice(client, trace, recorded)       # and with no server at all
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_server_that_closes_before_a_byte_ends_the_stream_while_recording(
+        family: str, wat_dir: Path, tmp_path: Path) -> None:
+    """The guest sends nothing and the server closes at once: through the recording's relay
+    (mitmproxy decides how to relay only once data arrives) the guest must still read the end
+    of the stream, as `rr run`'s direct connection and the wasmtime CLI give it."""
+    client, trace = guest(wat_dir, "tcp_client"), tmp_path / "t.cbor"
+    with TcpEchoServer(LOOPBACK[family], send=b"") as server:
+        args = (family, str(server.port), "-")
+        ran = rr("run", "--allow-net", server.address, client, "--", *args)
+        theirs = guests.wasmtime_run(client, *args, flags=("-S", "inherit-network"))
+        recorded = rr("record", "--allow-net", server.address, client, "-t", str(trace), "--", *args, timeout=30)
+    assert (ran.status, ran.out) == (0, "connected\nread 0 bytes\n"), ran.err
+    assert (theirs.status, theirs.stdout) == (ran.status, ran.stdout)
+    assert (recorded.status, recorded.out) == (ran.status, ran.out), recorded.err
+    replay_twice(client, trace, recorded)
+
+
 def test_refused_connection_is_recorded_and_replayed(wat_dir: Path, tmp_path: Path) -> None:
     client, trace = guest(wat_dir, "tcp_client"), tmp_path / "t.cbor"
     recorded = rr("record", "-S", "inherit-network", client, "-t", str(trace), "--", "4", str(closed_port()), "hi")
