@@ -205,6 +205,26 @@ class Network:
         self.grant = grant
 
 
+def bind(sock: socket.socket | None, network: Network, address: SocketAddress, family: str, idle: bool,
+         reuse_address: bool = False) -> None:
+    """start-bind, TCP and UDP alike: wasmtime's checks in its order (access-denied: not
+    granted; invalid-argument: not a unicast address of the socket's family; invalid-state:
+    not a fresh socket), then the system's bind, its failure as wasmtime's code."""
+    if not network.grant.bind_allowed(address.ip, address.port):
+        raise fail("access-denied")
+    if not valid_unicast(address.ip) or not valid_family(address.ip, family):
+        raise fail("invalid-argument")
+    if not idle:
+        raise fail("invalid-state")
+    assert sock is not None
+    if reuse_address:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address.to_os())
+    except OSError as e:
+        raise fail("invalid-argument" if e.errno == errno.EAFNOSUPPORT else error_code(e)) from None
+
+
 def grant_of(host: HostContext) -> SocketGrant:
     return host.sandbox.sockets or _NOTHING
 

@@ -28,7 +28,7 @@ from ..context import HostContext
 from ..poll import Pollable
 from ..wit import Interface
 from . import connect as connect_module
-from .network import (FAMILIES, Network, SocketAddress, error_code, fail, next_label, valid_family,
+from .network import (FAMILIES, Network, SocketAddress, bind, error_code, fail, next_label, valid_family,
                       valid_remote, valid_unicast, nothing)
 from .streams import TcpInput, TcpOutput
 
@@ -137,18 +137,7 @@ def start_bind(host: HostContext, s: TcpSocket, network: Network, local: Any) ->
     address = SocketAddress.from_wit(local)
 
     def live() -> None:
-        if not network.grant.bind_allowed(address.ip, address.port):
-            raise fail("access-denied")
-        if not valid_unicast(address.ip) or not valid_family(address.ip, s.family):
-            raise fail("invalid-argument")
-        if s.state != DEFAULT:
-            raise fail("invalid-state")
-        assert s.sock is not None
-        s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.sock.bind(address.to_os())
-        except OSError as e:
-            raise fail("invalid-argument" if e.errno == errno.EAFNOSUPPORT else error_code(e)) from None
+        bind(s.sock, network, address, s.family, s.state == DEFAULT, reuse_address=True)
         s.state = BIND_STARTED
         s.network = network
 

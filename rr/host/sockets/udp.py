@@ -23,8 +23,7 @@ from ...typecheck import BadValue, show
 from ..context import HostContext
 from ..poll import Pollable
 from ..wit import Interface
-from .network import (Network, SocketAddress, error_code, fail, nothing, valid_family, valid_remote,
-                      valid_unicast)
+from .network import Network, SocketAddress, bind, error_code, fail, nothing, valid_family, valid_remote
 
 udp_if = Interface("wasi:sockets/udp")
 
@@ -136,17 +135,7 @@ def start_bind(host: HostContext, s: UdpSocket, network: Network, local: Any) ->
     address = SocketAddress.from_wit(local)
 
     def live() -> None:
-        if not network.grant.bind_allowed(address.ip, address.port):
-            raise fail("access-denied")
-        if not valid_unicast(address.ip) or not valid_family(address.ip, s.family):
-            raise fail("invalid-argument")
-        if s.state != DEFAULT:
-            raise fail("invalid-state")
-        assert s.sock is not None
-        try:
-            s.sock.bind(address.to_os())
-        except OSError as e:
-            raise fail("invalid-argument" if e.errno == errno.EAFNOSUPPORT else error_code(e)) from None
+        bind(s.sock, network, address, s.family, s.state == DEFAULT)
         s.state = BIND_STARTED
 
     _tap(host, s.label, "start-bind", [address.to_trace()], live)
