@@ -28,14 +28,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import inprocess_modes
 from inprocess_modes import MODES, MiB, guests, load_paths, print_table, wasmtime_output, wasmtime_seconds
-from rr import runner, session
-from rr.host.context import Sandbox
+from rr import runner
 from rr.host.sockets.grant import SocketGrant
 
 RECORD_MBS_TARGET = 100.0
@@ -76,22 +75,8 @@ def echo_server() -> Iterator[int]:
 
 
 def run_mode(program: runner.Program, mode: str, argv: Sequence[str], trace: Path, out: io.RawIOBase | io.BytesIO) -> float:
-    sandbox = Sandbox(argv=list(argv), stdout=out, stderr=out,  # type: ignore[arg-type]
-                      sockets=SocketGrant(inherit_network=True))
-    start = time.perf_counter()
-    if mode == "run":
-        outcome = runner.run(program, sandbox)
-    elif mode == "record":
-        outcome = session.record(program, sandbox, trace, overwrite=True).outcome
-    else:
-        replayed = session.replay(program, str(trace), out, out)
-        if replayed.stopped_at is not None:
-            raise SystemExit(f"{' '.join(argv)}: replay stopped at event {replayed.stopped_at}")
-        outcome = replayed.outcome
-    seconds = time.perf_counter() - start
-    if (outcome.kind, outcome.status) != ("exit", 0):
-        raise SystemExit(f"{' '.join(argv)}: `rr {mode}` ended with {outcome}")
-    return seconds
+    """inprocess_modes.run_mode with every address granted (the echo server is on loopback)."""
+    return inprocess_modes.run_mode(program, mode, argv, trace, out, sockets=SocketGrant(inherit_network=True))
 
 
 def check(program: runner.Program, argv: list[str], work: Path, expect: str) -> Path:

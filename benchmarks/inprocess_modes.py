@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,11 +38,13 @@ def load_paths(wasm: Path) -> dict[str, runner.Program]:
 
 
 def run_mode(program: runner.Program, mode: str, argv: Sequence[str], trace: Path,
-             out: io.RawIOBase | io.BytesIO, preopens: Sequence[Preopen] = (), expect: int = 0) -> float:
+             out: io.RawIOBase | io.BytesIO, preopens: Sequence[Preopen] = (), expect: int = 0,
+             sockets: Any = None) -> float:
     """Seconds for one guest run in `mode` with stdout and stderr to `out`. Replay plays the
-    trace the last `record` of the same arguments wrote."""
+    trace the last `record` of the same arguments wrote. `sockets`: the socket grant."""
     sandbox = Sandbox(argv=list(argv), preopens=list(preopens), stdout=out, stderr=out,  # type: ignore[arg-type]
-                      http_allow=["127.0.0.1"])  # bench_http's upstream is on loopback
+                      http_allow=["127.0.0.1"],  # bench_http's upstream is on loopback
+                      sockets=sockets)
     start = time.perf_counter()
     if mode == "run":
         outcome = runner.run(program, sandbox)

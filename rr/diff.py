@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .exchange import Body, body_of, error_text, header_text
+from .inspect import outcome_text
 from .merge import is_flow, record_problem
 from .output import DIGEST_BYTES, STREAMS
 from .tap import format_event
@@ -326,18 +327,6 @@ def _first_difference(a: bytes, b: bytes) -> int:
     while at < n and a[at:at + step] == b[at:at + step]:   # bounded: `at` grows each round
         at += step
     return next((i for i in range(at, min(at + step, n)) if a[i] != b[i]), n)
-
-
-def outcome_text(outcome: Any, problem: str | None) -> str:
-    if outcome is None:
-        return f"INCOMPLETE: {problem or 'no outcome recorded'}"
-    if outcome.kind == "exit":
-        return f"exit status {outcome.status}"
-    if outcome.kind in ("trap", "memory"):
-        return f"{outcome.kind}: {outcome.message}"
-    if outcome.kind == "stopped":
-        return f"stopped at event {outcome.event}"
-    return f"{outcome.kind} after {outcome.event} guest events and {outcome.calls} host calls"
 
 
 # ---- HTTP exchanges -----------------------------------------------------------------------

@@ -163,7 +163,7 @@ class _TextView:
         lines = [""]
         if shown.more:
             lines = [f"    ... {shown.more} more selected event{'s' * (shown.more != 1)} (--limit)", ""]
-        lines.append(f"outcome    {_outcome_text(reader)}")
+        lines.append(f"outcome    {outcome_text(reader.outcome, reader.problem)}")
         if reader.outcome is not None and reader.outcome.output:
             from .output import describe
             lines.append(f"output     {describe(reader.outcome.output)}")
@@ -177,10 +177,10 @@ class _TextView:
         self.out.write("\n".join(lines) + "\n")
 
 
-def _outcome_text(reader: TraceReader) -> str:
-    o = reader.outcome
+def outcome_text(o: Any, problem: str | None) -> str:
+    """How a trace's run ended, in words (`rr inspect`, `rr diff`); `o` None: it did not say."""
     if o is None:
-        return f"INCOMPLETE: {reader.problem or 'no outcome recorded'}"
+        return f"INCOMPLETE: {problem or 'no outcome recorded'}"
     if o.kind == "exit":
         return f"exit status {o.status}"
     if o.kind in ("trap", "memory"):
