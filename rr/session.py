@@ -307,8 +307,9 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
     records them)."""
     http = program.imports_interface("wasi:http/")
     with contextlib.ExitStack() as stack:
-        if program.imports_interface("wasi:sockets/"):
-            # Sockets are served from the trace: nothing but loopback (the proxy) may connect.
+        if http or program.imports_interface("wasi:sockets/"):
+            # HTTP and sockets are served from the trace: nothing but loopback (the replay
+            # proxy) may connect from here on.
             netlock.engage()
             stack.callback(netlock.release)
         try:
@@ -334,9 +335,6 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
         services: dict[str, Any] = {}
         proxy = None
         if http:
-            # Nothing but loopback from here on: the proxy answers from the trace.
-            netlock.engage()
-            stack.callback(netlock.release)
             try:
                 rules = redact.recorded_rules(reader.header)
             except redact.BadRedaction as e:
