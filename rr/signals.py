@@ -34,12 +34,14 @@ class Signalled(BaseException):
 _holding = 0
 _held: list[str] = []
 _decided = False   # a stop is decided: signals from now on change nothing
+_after_stop = 0    # signals ignored since then (rr serve's drain gives up on one: repeated())
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
-    global _decided
+    global _decided, _after_stop
     reason = REASONS[signal.Signals(signum)]
     if _decided:
+        _after_stop += 1
         return  # a second Ctrl-C must not land inside the stop for the first, nor change its status
     if _holding:
         if not _held:
@@ -55,6 +57,12 @@ def stopped() -> None:
     global _decided
     _decided = True
     _held.clear()
+
+
+def repeated() -> bool:
+    """Another signal arrived after the stop was decided: whoever waits as part of that stop
+    (a server finishing the requests in flight) should stop waiting."""
+    return _after_stop > 0
 
 
 def install() -> None:
@@ -76,7 +84,7 @@ def reason_of(exc: BaseException) -> str:
 def held(drop: bool = False) -> Iterator[None]:
     """Signals arriving inside are raised (the first of them) when the block ends, or
     forgotten with `drop` (the run has already ended or is stopping for one)."""
-    global _holding
+    global _holding, _decided
     _holding += 1
     try:
         yield
@@ -85,4 +93,5 @@ def held(drop: bool = False) -> Iterator[None]:
     if not _holding and not _decided and _held:
         reason = _held.pop()
         if not drop:
+            _decided = True   # as when raised by the handler: a later signal is a second one
             raise Signalled(reason)

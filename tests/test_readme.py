@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -170,6 +171,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(30)
+    # `sh -c` dies of the signal at once, while what it started (rr serve writing its trace's
+    # end) may still be stopping: wait until every process holding the pipe's write end is gone.
+    alive = proc.alive_fd  # type: ignore[attr-defined]
+    try:
+        ready, _, _ = select.select([alive], [], [], 30)
+        assert ready and os.read(alive, 1) == b"", f"{proc.args!r} still runs 30 s after SIGTERM"
+    finally:
+        os.close(alive)
 
 
 def _matches(expected: list[str], actual: list[str], bound: dict[str, str]) -> bool:
@@ -245,9 +254,12 @@ def test_readme_block(block: Block, repo_copy: Path) -> None:
                 _stop(background.pop(0))
                 continue
             if command.endswith("&") and not command.endswith("&&"):
+                alive, held = os.pipe()   # nobody writes: EOF once all its holders exited
                 proc = subprocess.Popen(["sh", "-c", command[:-1]], cwd=repo_copy, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True, pass_fds=(held,))
+                os.close(held)
+                proc.alive_fd = alive  # type: ignore[attr-defined]
                 background.append(proc)
                 _wait_until_listening(command, proc)
                 continue

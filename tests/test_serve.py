@@ -252,8 +252,12 @@ def test_kill_9_keeps_every_finished_request(tmp_path):
         server.proc.kill()
     server.proc.wait(60)
     done = rr("replay", str(C_APP), str(trace))
-    assert done.returncode == 0, done.stderr
+    # Both requests replay; the trace has no end, and says so as a command's trace cut short does.
+    assert done.returncode == 122, done.stderr
     assert done.stderr.count(": match\n") == 2
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("rr: trace is incomplete (") and "without its end record" in last, done.stderr
+    assert last.endswith("it holds 2 answered requests"), done.stderr
 
 
 def test_har_marks_incoming_and_outgoing_exchanges(recording, tmp_path):

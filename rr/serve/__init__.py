@@ -46,7 +46,7 @@ def serve(program: runner.Program, sandbox: Sandbox, options: ServeOptions,
 
     from .. import redact, session
     from ..errors import UsageError
-    from ..trace import Outcome, TraceWriter
+    from ..trace import TraceWriter
     from .server import Server, TraceSink
     from ..trace.served import HEADER_SERVE
 
@@ -58,17 +58,15 @@ def serve(program: runner.Program, sandbox: Sandbox, options: ServeOptions,
     except redact.BadRedaction as e:
         raise UsageError(str(e)) from None
     options = dataclasses.replace(options, redaction=rules)
-    with session.trace_output_errors():
-        writer = TraceWriter(trace, fmt, overwrite=overwrite)
-    with writer:
+
+    def recording(stack: contextlib.ExitStack) -> TraceSink:
+        with session.trace_output_errors():
+            writer = stack.enter_context(TraceWriter(trace, fmt, overwrite=overwrite))
         header = session.make_header(program, sandbox, limits, redact_rules=rules)
         header.extra[HEADER_SERVE] = {"addr": f"{options.host}:{options.port}"}
         writer.write_header(header)
-        sink = TraceSink(writer, rules)
-        served = Server(program, sandbox, limits, options, sink).serve()
-        if sink.failed is not None:
-            from ..errors import OutputError
-            raise OutputError(f"{trace}: cannot write the trace: {sink.failed}; kept the {sink.requests} "
-                              "requests recorded before")
-        writer.write_outcome(Outcome.exit(0))
-    return served, sink.requests
+        return TraceSink(writer, rules)
+
+    server = Server(program, sandbox, limits, options, recording)
+    served = server.serve()   # the trace has its end (Server.serve writes it once the stop is decided)
+    return served, server.sink.requests if server.sink is not None else 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import netlock, redact, runner
-from ..errors import EXIT_DIVERGED, UsageError
+from ..errors import EXIT_BAD_TRACE, EXIT_DIVERGED, UsageError
 from ..host.http.errors import HttpFailure
 from ..host.http.incoming import IncomingRequest
 from ..merge import is_flow, record_problem
@@ -46,6 +46,7 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         with open_trace(trace_path) as reader:
             header = reader.header
             events = list(reader)
+            problem = None if reader.outcome is not None else (reader.problem or "it has no end")
     except TraceError as e:
         raise BadTrace(str(e)) from None
     check_component(program, header, trace_path)
@@ -57,6 +58,7 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         blocks = list(request_blocks(events))
     except BadBlock as e:
         raise BadTrace(f"{trace_path}: {e}") from None
+    answered = sum(1 for b in blocks if b.response is not None)
     if until is not None and only is None:
         raise UsageError("--until in a server trace needs --request N (it stops within that request)")
     if only is not None:
@@ -84,6 +86,13 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
             result = _replay_block(program, export, base, limits, services, block, until, rules)
             say(f"request {result.n} {result.method} {result.path}: {result.verdict}")
             all_ok = all_ok and result.ok
+    if problem is not None:
+        # As for a command's trace cut short (122): what it holds replays, but it is not the
+        # whole recording. rr serve always writes the end when stopped by a signal, so this
+        # is a kill -9 (or a crash); a divergence above still decides the status (121).
+        say(f"trace is incomplete ({problem}): the server did not stop cleanly (kill -9?), its "
+            f"recording ends without its end record; it holds {answered} answered requests")
+        return EXIT_BAD_TRACE if all_ok else EXIT_DIVERGED
     return 0 if all_ok else EXIT_DIVERGED
 
 

@@ -121,6 +121,7 @@ class TraceSink:
         self._open: dict[int, Block] = {}
         self.requests = 0
         self.failed: BaseException | None = None
+        self.ended = False
 
     def open(self, n: int, request: dict[str, Any]) -> Block:
         block = Block(n, request)
@@ -152,29 +153,58 @@ class TraceSink:
         if block is not None:
             block.write_flow(record)
 
-    def close(self, block: Block, response: dict[str, Any]) -> None:
+    def close(self, block: Block, response: dict[str, Any]) -> bool:
+        """Put a finished request's block in the trace. False once the trace has its end (a
+        second signal stopped the server without waiting for this request): its client must
+        not then get the whole response, which would tell it the request was recorded."""
         block.request, response = self.redacted(block.request, response)
         events = block.close(response)
         with self._lock:
             self._open.pop(block.n, None)
+            if self.ended:
+                return False
             if self.failed is not None:
-                return
+                return True
             try:
                 self.writer.write_block(events)
                 self.requests += 1
             except Exception as e:  # noqa: BLE001 - the disk: reported when serving ends
                 self.failed = e
+        return True
+
+    def end(self, outcome: Outcome) -> int:
+        """Write the trace's end and close it (fsync; in place of the file it replaces). From
+        now on no block is taken. Returns how many requests were still in flight."""
+        with self._lock:
+            self.ended = True
+            in_flight = len(self._open)
+            if self.failed is None:
+                try:
+                    self.writer.write_outcome(outcome)
+                    self.writer.close()
+                except Exception as e:  # noqa: BLE001 - reported below, as a block's failure
+                    self.failed = e
+        if self.failed is not None:
+            from ..errors import OutputError
+            raise OutputError(f"{self.writer.path}: cannot write the trace: {self.failed}; kept the "
+                              f"{self.requests} requests recorded before")
+        return in_flight
 
 
 class Server:
+    """`recording` (rr serve -t) opens the trace on the stack it is given and returns its sink;
+    it is called once the server is about to start, so that from the trace's first byte a
+    signal ends in the trace's end record."""
+
     def __init__(self, program: runner.Program, sandbox: Sandbox, limits: runner.Limits,
-                 options: ServeOptions, sink: TraceSink | None = None):
+                 options: ServeOptions, recording: Callable[[contextlib.ExitStack], TraceSink] | None = None):
         self.program = program
         self.export = handler_export(program)
         self.sandbox = sandbox
         self.limits = limits
         self.options = options
-        self.sink = sink
+        self._recording = recording
+        self.sink: TraceSink | None = None
         self._numbers = itertools.count(1)
         self._instances = itertools.count(0)
         self._lock = threading.Lock()
@@ -182,21 +212,26 @@ class Server:
         self._idle = threading.Condition(self._lock)
         self.stopping = False
         self.served = 0
+        self.abandoned = 0   # requests in flight when a second signal cut the stop short
         self.transport: Any = None
         self._reuse: list[tuple[Instance, int]] = []   # idle instances and the requests each served
         self._linker: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def serve(self) -> int:
-        """Serve until SIGINT/SIGTERM; in-flight requests finish first. Returns requests served."""
+        """Serve until SIGINT/SIGTERM; in-flight requests finish first (a second signal stops
+        waiting for them), then the trace gets its end, then the listeners close. Returns
+        requests served."""
         watched = self.options.dump or self.options.inspect
-        check_port(self.options.host, self.options.port)
         with contextlib.ExitStack() as stack:
-            # Start-up is not cut short by a signal (mitmproxy's start would hang): one that
-            # arrives meanwhile stops the server as soon as it is up.
-            with signals.held():
-                url = self._start(stack, watched)
             try:
+                # Start-up is not cut short by a signal (mitmproxy's start would hang): one that
+                # arrives meanwhile stops the server as soon as it is up, as any other stop does.
+                with signals.held():
+                    if self._recording is not None:
+                        self.sink = self._recording(stack)
+                    check_port(self.options.host, self.options.port)
+                    url = self._start(stack, watched)
                 if self.options.on_listening:
                     self.options.on_listening(url)
                 while True:
@@ -205,6 +240,15 @@ class Server:
                 signals.stopped()
             with signals.held(drop=True):
                 self._drain()
+                unrecorded = 0
+                if self.sink is not None:
+                    # Before the listeners and the proxy are torn down (the backend's shutdown
+                    # alone waits up to its poll interval): the trace is whole as soon as it can be.
+                    unrecorded = self.sink.end(Outcome.exit(0))
+                if self.abandoned:
+                    why = "a second signal" if signals.repeated() else f"{STOP_WAIT_S:.0f} s passed"
+                    _report(f"stopped with {self.abandoned} request(s) still in flight ({why})"
+                            + (f": {unrecorded} not in the trace" if unrecorded else ""))
         return self.served
 
     def _start(self, stack: contextlib.ExitStack, watched: bool) -> str:
@@ -231,11 +275,13 @@ class Server:
         return f"http://{_shown_host(self.options.host)}:{port}/"
 
     def _drain(self) -> None:
+        """Wait for the requests in flight: at most STOP_WAIT_S, or until another signal."""
         with self._lock:
             self.stopping = True
             deadline = time.monotonic() + STOP_WAIT_S
-            while self._in_flight and time.monotonic() < deadline:
+            while self._in_flight and time.monotonic() < deadline and not signals.repeated():
                 self._idle.wait(0.2)
+            self.abandoned = self._in_flight
 
     @contextlib.contextmanager
     def _proxy(self, backend_port: int | None) -> Iterator[Any]:
@@ -420,8 +466,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 _report(f"request {n}: {exchange.fault}")
         rr.release(inst, uses, exchange)
         if block is not None and rr.sink is not None:
-            rr.sink.close(block, {"status": status, "headers": [[k.encode(), v] for k, v in headers],
-                                  "body": bytes(sent), "trap": exchange.trap, "end": time.time()})
+            if not rr.sink.close(block, {"status": status, "headers": [[k.encode(), v] for k, v in headers],
+                                         "body": bytes(sent), "trap": exchange.trap, "end": time.time()}):
+                self.close_connection = True
+                return   # not in the trace: the client does not get the end of it
         if tail:
             with contextlib.suppress(OSError):
                 self.wfile.write(tail)
