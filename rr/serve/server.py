@@ -278,6 +278,11 @@ class Server:
         """Wait for the requests in flight: at most STOP_WAIT_S, or until another signal."""
         with self._lock:
             self.stopping = True
+            waiting = self._in_flight
+        if waiting:
+            _report(f"stopping: answering the {waiting} request(s) in flight first (another signal "
+                    "stops without them)")
+        with self._lock:
             deadline = time.monotonic() + STOP_WAIT_S
             while self._in_flight and time.monotonic() < deadline and not signals.repeated():
                 self._idle.wait(0.2)
