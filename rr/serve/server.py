@@ -321,10 +321,10 @@ class Server:
             self._in_flight += 1
         return next(self._numbers)
 
-    def end(self) -> None:
+    def end(self, answered: bool) -> None:
         with self._lock:
             self._in_flight -= 1
-            self.served += 1
+            self.served += answered
             self._idle.notify_all()
 
     def instance(self, tap: Tap, n: int) -> tuple[Instance, int]:
@@ -424,12 +424,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if n is None:
             self._plain(503, b"rr serve is stopping\n", close=True)
             return
+        answered = False
         try:
-            self._handle(rr, n)
+            answered = self._handle(rr, n)
         finally:
-            rr.end()
+            rr.end(answered)
 
-    def _handle(self, rr: Server, n: int) -> None:
+    def _handle(self, rr: Server, n: int) -> bool:
+        """Serve request n; False if its client was not given its answer whole (the trace
+        had its end by then)."""
         raw_headers = [[k.encode("latin-1"), v.encode("latin-1")] for k, v in self.headers.items()]
         authority = self.headers.get("host")
         path = self.path if self.path.startswith("/") or self.path == "*" else "/"
@@ -444,7 +447,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except RRError as e:
             self._plain(500, f"rr: {e}\n".encode(), close=True)
             _report(f"request {n}: {e}")
-            return
+            return True
         request["instance"] = inst.instance_id
         body = inst.request_body()
         incoming = IncomingRequest(self.command, "http", authority, path, guest_view(raw_headers), body)
@@ -474,11 +477,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not rr.sink.close(block, {"status": status, "headers": [[k.encode(), v] for k, v in headers],
                                          "body": bytes(sent), "trap": exchange.trap, "end": time.time()}):
                 self.close_connection = True
-                return   # not in the trace: the client does not get the end of it
+                return False   # not in the trace: the client does not get the end of it
         if tail:
             with contextlib.suppress(OSError):
                 self.wfile.write(tail)
                 self.wfile.flush()
+        return True
 
     def _feed(self, body: Any) -> bytes:
         """Read the request body off the connection into the guest's stream; returns it whole."""
