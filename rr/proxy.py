@@ -120,55 +120,13 @@ def _addons_package_deferred() -> None:
     mitmproxy.addons = package  # type: ignore[attr-defined]
 
 
-# What rr's proxy never runs, though mitmproxy imports it at start: the command-line grammar
-# (pyparsing, ~20 ms; mitmproxy.command takes `unquote` out of its lexer at import) and YAML
-# (ruamel, ~10 ms; option files). Each runs on first use, as an ordinary import would.
-_DEFERRED = (("pyparsing", ()), ("mitmproxy.command_lexer", ("unquote",)), ("ruamel.yaml", ()))
-_deferring = threading.RLock()
-
-
 def _lean_imports() -> None:
-    """Before mitmproxy is imported: leave out what rr's proxy does not use (see `_DEFERRED`,
+    """Before mitmproxy is imported: leave out what rr's proxy does not use (rr/deferred.py,
     `_addons_package_deferred`)."""
+    from . import deferred
+
     _addons_package_deferred()
-    for name, forward in _DEFERRED:
-        _defer_module(name, forward)
-
-
-def _defer_module(name: str, forward: tuple[str, ...] = ()) -> None:
-    """Register module `name` unexecuted: it runs the first time one of its names is used.
-    `forward`: functions that other modules take out of it as they are imported themselves
-    (`from m import f`); each runs the module on its first call and calls the real one."""
-    import importlib.util
-
-    if name in sys.modules:
-        return
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        return
-    module = importlib.util.module_from_spec(spec)
-
-    def load() -> types.ModuleType:
-        with _deferring:
-            if module.__dict__.pop("__getattr__", None) is not None:
-                for f in forward:
-                    del module.__dict__[f]
-                spec.loader.exec_module(module)  # type: ignore[union-attr]
-        return module
-
-    def __getattr__(attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(load(), attr)
-
-    def forwarder(f: str) -> Callable[..., Any]:
-        return lambda *args, **kw: getattr(load(), f)(*args, **kw)
-
-    module.__dict__.update({"__getattr__": __getattr__, **{f: forwarder(f) for f in forward}})
-    sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
+    deferred.register()
 
 
 def _loop_local_ctx() -> None:
