@@ -3,9 +3,9 @@
 rr's host sends every guest request as plain HTTP/1.1 in absolute form to 127.0.0.1:<port>
 with an `x-rr-flow: <id>` header and the run's `credentials` (Proxy-Authorization; anything
 without them gets a 407: proxy_addon/gate.py); mitmproxy does any upstream TLS. The proxy runs on its
-own event loop behind an anyio blocking portal: a loop thread that the guest's and the
-CLI's synchronous threads call into (start, shutdown) without touching its objects. mitmproxy is
-imported lazily (~0.8 s). Any number of proxies can run in one process, each with its own options,
+own event loop in a thread of its own (`asyncio.run` there); the guest's and the CLI's
+synchronous threads only start it and ask mitmproxy's thread-safe `shutdown`, never touching its
+objects. mitmproxy is imported lazily, and only the parts rr's proxy uses (see `_deferred`). Any number of proxies can run in one process, each with its own options,
 addons and port: see `_loop_local_ctx`.
 """
 
@@ -118,6 +118,15 @@ def _addons_package_deferred() -> None:
     package.__dict__["__getattr__"] = finish
     sys.modules["mitmproxy.addons"] = package
     mitmproxy.addons = package  # type: ignore[attr-defined]
+
+
+def _lean_imports() -> None:
+    """Before mitmproxy is imported: leave out what rr's proxy does not use (rr/deferred.py,
+    `_addons_package_deferred`)."""
+    from . import deferred
+
+    _addons_package_deferred()
+    deferred.register()
 
 
 def _loop_local_ctx() -> None:
@@ -389,18 +398,17 @@ class EmbeddedProxy:
         self.web_url: str | None = None
         self.addon: RecordAddon | ReplayAddon | None = None
         self._master: Master | None = None
-        self._portal_cm: Any = None      # anyio's blocking portal context (the loop thread)
-        self._portal: Any = None
-        self._served: Any = None         # concurrent.futures.Future of _serve()
+        self._thread: threading.Thread | None = None   # runs the proxy's event loop
         self._failure: BaseException | None = None
         self._holding_lock = False
 
     def start(self) -> "EmbeddedProxy":
-        if self._portal is not None:
+        if self._thread is not None:
             raise RuntimeError("proxy already started")
         _starting.acquire()
         self._holding_lock = True
         try:
+            _lean_imports()
             _loop_local_ctx()
             from proxy_addon import RecordAddon, ReplayAddon
             from proxy_addon.errors import install_error_response_headers
@@ -416,12 +424,12 @@ class EmbeddedProxy:
                 self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows)
             self.credentials = new_credentials()
             self.gate = GuestGate(self.credentials)
-            from anyio.from_thread import start_blocking_portal
-
             ready = threading.Event()
-            self._portal_cm = start_blocking_portal(backend="asyncio")
-            self._portal = self._portal_cm.__enter__()
-            self._served = self._portal.start_task_soon(self._serve, ready)
+            # The loop's own thread: asyncio.run() there, as anyio's blocking portal did, without
+            # importing anyio (~20 ms of a whole process) for one thread and one call.
+            self._thread = threading.Thread(target=asyncio.run, args=(self._serve(ready),),
+                                            name="rr-proxy-loop", daemon=True)
+            self._thread.start()
             if not ready.wait(START_TIMEOUT_S):
                 raise RuntimeError(f"mitmproxy did not start within {START_TIMEOUT_S} s")
             if isinstance(self._failure, WebUIError):
@@ -474,7 +482,6 @@ class EmbeddedProxy:
             ready.set()
 
     async def _run_master(self, ready: threading.Event) -> None:
-        _addons_package_deferred()
         _skip_ca_key_check()
         from mitmproxy import options
         from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
@@ -554,16 +561,17 @@ class EmbeddedProxy:
 
     def stop(self) -> None:
         """Shut down mitmproxy and its loop thread. Safe to call more than once."""
-        portal, self._portal = self._portal, None
-        if portal is not None:
-            if self._master is not None and not self._served.done():
-                portal.call(self._master.shutdown)  # on the loop's own thread
-            try:
-                self._served.result(timeout=10)
-            except BaseException as e:  # noqa: BLE001 - a failed shutdown must not hide the run's outcome
-                logging.getLogger("mitmproxy.rr").warning("proxy shutdown: %s", e)
-            self._portal_cm.__exit__(None, None, None)
-            self._portal_cm = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            if self._master is not None and thread.is_alive():
+                try:
+                    self._master.shutdown()  # thread-safe: sets the master's exit event on its loop
+                except RuntimeError:
+                    pass  # its loop has just closed: the thread is ending by itself
+            thread.join(timeout=10)
+            if thread.is_alive():
+                # a failed shutdown must not hide the run's outcome (the thread is a daemon)
+                logging.getLogger("mitmproxy.rr").warning("proxy shutdown: its loop did not end within 10 s")
         self._release_start_lock()
 
     def __enter__(self) -> "EmbeddedProxy":

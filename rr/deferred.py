@@ -1,0 +1,212 @@
+"""Modules that mitmproxy imports at start but rr's proxy never runs, registered unexecuted.
+
+rr's proxy speaks HTTP/1.1 and raw TCP only, yet starting mitmproxy imports its QUIC and
+HTTP/3 layers with aioquic (~35-85 ms of a whole process, the largest part of its import), its
+command-line grammar (pyparsing, ~20 ms) and YAML (ruamel, ~10 ms, option files). Each GROUP
+below is put in `sys.modules` unexecuted and runs, as a whole and as an ordinary import would,
+the first time anything uses it: a name looked up on one of its modules, a call of a name some
+module took out of it at import (`from m import f`: such names are handed out as forwarders),
+or the import of any other module under its prefix (so aioquic's own modules never see a
+forwarder in place of a class). Once a group has run, every forwarder left in a module's
+globals is replaced by the real object, so isinstance and subclassing see real classes.
+The forwarded names are used by mitmproxy 12.2.3 only by calling, indexing or iterating them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from typing import Any
+
+_lock = threading.RLock()
+
+
+class _Forward:
+    """Stands for `name` of a group's module until the group runs."""
+
+    __slots__ = ("_group", "_module", "_name")
+
+    def __init__(self, group: Group, module: str, name: str) -> None:
+        self._group, self._module, self._name = group, module, name
+
+    def _real(self) -> Any:
+        self._group.run()
+        return getattr(sys.modules[self._module], self._name)
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        return self._real()(*args, **kw)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._real()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._real())
+
+    def __len__(self) -> int:
+        return len(self._real())
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._real(), attr)
+
+    def __repr__(self) -> str:
+        return f"<rr deferred {self._module}.{self._name}>"
+
+
+class Group:
+    """`modules`: (name, names handed out as forwarders), in the order they run. `prefix`:
+    importing any other module that starts with it runs the group first."""
+
+    def __init__(self, modules: tuple[tuple[str, tuple[str, ...]], ...], prefix: str | None = None) -> None:
+        self.modules = modules
+        self.prefix = prefix
+        self._pending: dict[str, tuple[types.ModuleType, importlib.machinery.ModuleSpec]] = {}
+        self._running = False
+
+    def register(self) -> None:
+        """Put the group's modules in sys.modules unexecuted (unless any of them is imported already)."""
+        with _lock:
+            if self._pending or any(name in sys.modules for name, _ in self.modules):
+                return
+            found = [(name, forward, _spec_without_importing(name)) for name, forward in self.modules]
+            if any(spec is None or spec.loader is None for _, _, spec in found):
+                return
+            for name, forward, spec in found:
+                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+                module.__dict__["__getattr__"] = self._lookup_on(module)
+                module.__dict__.update({f: _Forward(self, name, f) for f in forward})
+                self._pending[name] = (module, spec)  # type: ignore[assignment]
+                sys.modules[name] = module
+                _bind_in_parent(name, module)
+            if self.prefix:
+                sys.meta_path.insert(0, _RunsGroupFirst(self))
+
+    def _lookup_on(self, module: types.ModuleType) -> Any:
+        """The unexecuted module's `__getattr__`: a name it does not hold yet runs the group."""
+        def lookup(attr: str) -> Any:
+            if attr.startswith("__"):
+                raise AttributeError(attr)
+            self.run()
+            try:
+                return module.__dict__[attr]
+            except KeyError:
+                raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}") from None
+        return lookup
+
+    def run(self) -> None:
+        with _lock:
+            if not self._pending or self._running:
+                return
+            self._running = True
+            try:
+                # The packages above the group's modules first, as an ordinary import would
+                # (they take the forwarders they import, replaced below).
+                names = {name for name, _ in self.modules}
+                for name in names:
+                    parent = name.rpartition(".")[0]
+                    if parent and parent not in names:
+                        importlib.import_module(parent)
+                pending, self._pending = self._pending, {}
+                for name, forward in self.modules:
+                    module, spec = pending[name]
+                    del module.__dict__["__getattr__"]
+                    for f in forward:
+                        del module.__dict__[f]
+                    spec.loader.exec_module(module)  # type: ignore[union-attr]
+            finally:
+                self._running = False
+            _replace_forwarders(self)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+
+class _RunsGroupFirst:
+    """A meta-path finder that runs `group` before any other module under its prefix is imported."""
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        prefix = self.group.prefix
+        if not (prefix and self.group.pending and name.startswith(prefix)):
+            return None
+        self.group.run()
+        module = sys.modules.get(name)
+        if module is None:
+            return None   # the ordinary finders take it from here
+        # The group imported `name` itself: the import under way must take that module, not
+        # run the file a second time.
+        return importlib.util.spec_from_loader(name, _Imported(module), is_package=hasattr(module, "__path__"))
+
+
+class _Imported(importlib.abc.Loader):
+    """Hands an import the module that is already in sys.modules, spec and all."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self.module = module
+        self.spec = module.__spec__
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return self.module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__ = self.spec   # importlib set its own; the module keeps its real one
+
+
+def _spec_without_importing(name: str) -> importlib.machinery.ModuleSpec | None:
+    """`name`'s spec, found without importing (running) the packages above it."""
+    parts = name.split(".")
+    top = sys.modules.get(parts[0])
+    spec = top.__spec__ if top is not None else importlib.util.find_spec(parts[0])
+    for i in range(1, len(parts)):
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[:i + 1]), list(spec.submodule_search_locations))
+    return spec
+
+
+def _bind_in_parent(name: str, module: types.ModuleType) -> None:
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, module)
+
+
+def _replace_forwarders(group: Group) -> None:
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for key, value in list(namespace.items()):
+            if type(value) is _Forward and value._group is group:
+                namespace[key] = value._real()
+    for name, _ in group.modules:
+        _bind_in_parent(name, sys.modules[name])
+
+
+GROUPS = (
+    # QUIC and HTTP/3: rr's listeners are TCP (regular, reverse:http, socks5).
+    Group((("aioquic.tls", ("CipherSuite",)),
+           ("aioquic.h3.connection", ("H3_ALPN",)),
+           ("mitmproxy.proxy.layers.quic._client_hello_parser", ("quic_parse_client_hello_from_datagrams",)),
+           ("mitmproxy.proxy.layers.quic._stream_layers", ("ClientQuicLayer", "ServerQuicLayer", "error_code_to_str")),
+           ("mitmproxy.proxy.layers.quic._raw_layers", ("QuicStreamLayer", "RawQuicLayer")),
+           ("mitmproxy.proxy.layers.http._http3", ("Http3Client", "Http3Server"))),
+          prefix="aioquic."),
+    # The command-line grammar: mitmproxy.command takes `unquote` out of its lexer at import.
+    Group((("pyparsing", ()), ("mitmproxy.command_lexer", ("unquote",))), prefix="pyparsing."),
+    # YAML: option files.
+    Group((("ruamel.yaml", ()),), prefix="ruamel.yaml."),
+)
+
+
+def register() -> None:
+    """Before mitmproxy is imported."""
+    for group in GROUPS:
+        group.register()

@@ -1,0 +1,64 @@
+"""rr/deferred.py: what the embedded proxy leaves unexecuted (QUIC and HTTP/3, the command-line
+grammar, YAML) runs as an ordinary import would once anything uses it.
+
+Each case is a fresh interpreter: in this one, other tests have imported mitmproxy already (and
+then nothing is deferred)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+START_PROXY = """
+    import sys
+    from rr.proxy import EmbeddedProxy
+    with EmbeddedProxy("record", on_flow=lambda record: None) as proxy:
+        assert proxy.port
+    for name in ("aioquic.quic.connection", "pylsqpack", "service_identity", "pyparsing.core", "ruamel.yaml.main"):
+        assert name not in sys.modules, name   # left unexecuted by a proxy that ran
+"""
+
+
+def python(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_forwarded_names_become_the_real_objects_once_used() -> None:
+    out = python(START_PROXY + """
+    from mitmproxy.addons import next_layer, tlsconfig
+    from mitmproxy.proxy import layers
+    from mitmproxy.proxy.layers import http as http_layers, quic
+    from mitmproxy.proxy.layers.quic import _stream_layers
+    # a use of one name runs the whole group: then every module holds the real objects
+    assert tlsconfig.CipherSuite["AES_128_GCM_SHA256"] == 0x1301
+    import aioquic.tls
+    from mitmproxy.proxy.layers.http import _http3
+    assert tlsconfig.CipherSuite is aioquic.tls.CipherSuite
+    assert next_layer.ClientQuicLayer is layers.ClientQuicLayer is quic.ClientQuicLayer is _stream_layers.ClientQuicLayer
+    assert isinstance(next_layer.ClientQuicLayer, type) and quic._stream_layers is _stream_layers
+    assert http_layers.Http3Client is _http3.Http3Client
+    assert list(tlsconfig.H3_ALPN) == ["h3"]
+    from mitmproxy import command
+    assert command.unquote("'a b'") == "a b" and "pyparsing.core" in sys.modules
+    print("ok")
+    """)
+    assert out == "ok\n"
+
+
+def test_importing_aioquic_directly_runs_the_group_first() -> None:
+    out = python(START_PROXY + """
+    from aioquic.quic.configuration import QuicConfiguration
+    import aioquic.tls
+    from mitmproxy.addons import tlsconfig
+    assert QuicConfiguration().cipher_suites is None and tlsconfig.CipherSuite is aioquic.tls.CipherSuite
+    assert sys.modules["aioquic.quic"].__spec__.origin.endswith("__init__.py")
+    print("ok")
+    """)
+    assert out == "ok\n"
