@@ -3,7 +3,7 @@
 rr's host sends every guest request as plain HTTP/1.1 in absolute form to 127.0.0.1:<port>
 with an `x-rr-flow: <id>` header and the run's `credentials` (Proxy-Authorization; anything
 without them gets a 407: proxy_addon/gate.py); mitmproxy does any upstream TLS. The proxy runs on its
-own event loop in a thread of its own (`asyncio.run` there); the guest's and the CLI's
+own event loop in a thread of its own (`anyio.run` there, asyncio backend); the guest's and the CLI's
 synchronous threads only start it and ask mitmproxy's thread-safe `shutdown`, never touching its
 objects. mitmproxy is imported lazily, and only the parts rr's proxy uses (see `_deferred`). Any number of proxies can run in one process, each with its own options,
 addons and port: see `_loop_local_ctx`.
@@ -337,6 +337,16 @@ class _Ready:
         self._event.set()
 
 
+def _run_loop(serve: Callable[[threading.Event], Any], ready: threading.Event) -> None:
+    """The proxy thread's body: mitmproxy's master on an asyncio loop that anyio runs."""
+    import anyio
+
+    try:
+        anyio.run(serve, ready, backend="asyncio")
+    finally:
+        ready.set()   # a failure to even start the loop must not leave start() waiting
+
+
 class EmbeddedProxy:
     """mitmproxy on 127.0.0.1:<ephemeral port> with rr's record or replay addon.
 
@@ -425,9 +435,9 @@ class EmbeddedProxy:
             self.credentials = new_credentials()
             self.gate = GuestGate(self.credentials)
             ready = threading.Event()
-            # The loop's own thread: asyncio.run() there, as anyio's blocking portal did, without
-            # importing anyio (~20 ms of a whole process) for one thread and one call.
-            self._thread = threading.Thread(target=asyncio.run, args=(self._serve(ready),),
+            # The loop's own thread runs it with anyio (one of the project's chosen packages);
+            # anyio is imported there, so its import overlaps whatever the caller does meanwhile.
+            self._thread = threading.Thread(target=_run_loop, args=(self._serve, ready),
                                             name="rr-proxy-loop", daemon=True)
             self._thread.start()
             if not ready.wait(START_TIMEOUT_S):
