@@ -54,20 +54,30 @@ def serve_command(args: argparse.Namespace, report: Callable[[str], None]) -> in
 
 def replay_if_server_trace(args: argparse.Namespace, report: Callable[[str], None]) -> int | None:
     """The status of replaying a server trace, or None if `args.trace` is not one."""
+    from ..errors import ComponentError
     from ..trace import TraceError, open_trace
     from ..trace.served import is_server_trace
-
-    try:
-        if not stat.S_ISREG(os.stat(args.trace).st_mode):
-            return None
-        with open_trace(args.trace) as reader:
-            if not is_server_trace(reader.header):
-                return None
-    except (OSError, TraceError):
-        return None   # the command replay says what is wrong with it
     from . import load
     from .replay import replay_server_trace
 
-    program = load(args.component, use_cache=not args.no_cache)
+    try:
+        regular = stat.S_ISREG(os.stat(args.trace).st_mode)
+    except OSError:
+        return None   # the command replay says what is wrong with it
+    if regular:
+        try:
+            with open_trace(args.trace) as reader:
+                if not is_server_trace(reader.header):
+                    return None
+        except (OSError, TraceError):
+            return None
+    # A pipe (`<(cat serve.cbor)`) can be read only once, so it is not looked into first: the
+    # trace of a handler component is a server trace (rr record refuses such a component).
+    try:
+        program = load(args.component, use_cache=not args.no_cache)
+    except ComponentError:
+        if regular:
+            raise
+        return None   # not a handler: a command's trace, replayed as one
     return replay_server_trace(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                                args.request, args.until, report)

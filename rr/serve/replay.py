@@ -23,7 +23,7 @@ from ..merge import is_flow, record_problem
 from ..session import BadTrace, _proxy_transport, _start_proxy, check_component, replay_sandbox, HttpOptions
 from ..tap import Divergence, Replayer, ReplayStopped, TraceCorrupt
 from ..trace import Event, TraceError, open_trace
-from ..trace.served import BadBlock, RequestBlock, request_blocks
+from ..trace.served import BadBlock, RequestBlock, is_server_trace, request_blocks
 from .handler import Exchange, Instance, body_chunks, handler_export
 from .server import failed_response, flow_ids, guest_view, instance_sandbox
 
@@ -49,6 +49,9 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
             problem = None if reader.outcome is not None else (reader.problem or "it has no end")
     except TraceError as e:
         raise BadTrace(str(e)) from None
+    if not is_server_trace(header):   # read from a pipe for a handler component (serve/cli.py)
+        raise BadTrace(f"{trace_path}: not a server trace (rr serve -t), and {program.path.name} is a "
+                       "wasi:http handler: it replays only those")
     check_component(program, header, trace_path)
     try:
         rules = redact.recorded_rules(header)
