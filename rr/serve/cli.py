@@ -64,20 +64,24 @@ def replay_if_server_trace(args: argparse.Namespace, report: Callable[[str], Non
         regular = stat.S_ISREG(os.stat(args.trace).st_mode)
     except OSError:
         return None   # the command replay says what is wrong with it
+    known = False   # the trace itself says it is a server trace
     if regular:
         try:
             with open_trace(args.trace) as reader:
                 if not is_server_trace(reader.header):
                     return None
-        except (OSError, TraceError):
+            known = True
+        except OSError:
             return None
+        except TraceError:
+            pass   # unreadable: the component decides which replay says so
     # A pipe (`<(cat serve.cbor)`) can be read only once, so it is not looked into first: the
     # trace of a handler component is a server trace (rr record refuses such a component).
     try:
         program = load(args.component, use_cache=not args.no_cache)
     except ComponentError:
-        if regular:
+        if known:
             raise
-        return None   # not a handler: a command's trace, replayed as one
+        return None   # not a handler: a command's trace, replayed (or refused) as one
     return replay_server_trace(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                                args.request, args.until, report)

@@ -46,7 +46,7 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         with open_trace(trace_path) as reader:
             header = reader.header
             events = list(reader)
-            problem = None if reader.outcome is not None else (reader.problem or "it has no end")
+            cut_short = None if reader.outcome is not None else (reader.problem or "it has no end")
     except TraceError as e:
         raise BadTrace(str(e)) from None
     if not is_server_trace(header):   # read from a pipe for a handler component (serve/cli.py)
@@ -89,11 +89,11 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
             result = _replay_block(program, export, base, limits, services, block, until, rules)
             say(f"request {result.n} {result.method} {result.path}: {result.verdict}")
             all_ok = all_ok and result.ok
-    if problem is not None:
+    if cut_short is not None:
         # As for a command's trace cut short (122): what it holds replays, but it is not the
         # whole recording. rr serve always writes the end when stopped by a signal, so this
         # is a kill -9 (or a crash); a divergence above still decides the status (121).
-        say(f"trace is incomplete ({problem}): the server did not stop cleanly (kill -9?), its "
+        say(f"trace is incomplete ({cut_short}): the server did not stop cleanly (kill -9?), its "
             f"recording ends without its end record; it holds {answered} answered requests")
         return EXIT_BAD_TRACE if all_ok else EXIT_DIVERGED
     return 0 if all_ok else EXIT_DIVERGED
