@@ -85,3 +85,25 @@ def replay_if_server_trace(args: argparse.Namespace, report: Callable[[str], Non
         return None   # not a handler: a command's trace, replayed (or refused) as one
     return replay_server_trace(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                                args.request, args.until, report)
+
+
+def refusal(args: argparse.Namespace, error: Exception) -> Exception:
+    """Why a command's replay cannot load the component: a handler component's trace that is
+    not a server trace is a bad trace (a handler records only server traces), else `error`."""
+    from ..errors import ComponentError
+    from . import load
+    from .replay import not_a_server_trace
+
+    from ..session import BadTrace
+    from ..trace import TraceError, open_trace
+
+    try:
+        program = load(args.component, use_cache=not args.no_cache)
+    except ComponentError:
+        return error
+    try:
+        with open_trace(args.trace):
+            pass
+    except TraceError as e:   # missing, unreadable: the trace's own problem first
+        return BadTrace(str(e))
+    return not_a_server_trace(args.trace, program)

@@ -50,8 +50,7 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
     except TraceError as e:
         raise BadTrace(str(e)) from None
     if not is_server_trace(header):   # read from a pipe for a handler component (serve/cli.py)
-        raise BadTrace(f"{trace_path}: not a server trace (rr serve -t), and {program.path.name} is a "
-                       "wasi:http handler: it replays only those")
+        raise not_a_server_trace(trace_path, program)
     check_component(program, header, trace_path)
     try:
         rules = redact.recorded_rules(header)
@@ -97,6 +96,12 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
             f"recording ends without its end record; it holds {answered} answered requests")
         return EXIT_BAD_TRACE if all_ok else EXIT_DIVERGED
     return 0 if all_ok else EXIT_DIVERGED
+
+
+def not_a_server_trace(trace_path: str, program: runner.Program) -> BadTrace:
+    """A handler component records only server traces: another trace for it is a bad one."""
+    return BadTrace(f"{trace_path}: not a server trace (rr serve -t), and {program.path.name} is a "
+                    "wasi:http handler: it replays only those")
 
 
 def _replay_block(program: runner.Program, export: str, base: Any, limits: runner.Limits,
