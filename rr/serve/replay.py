@@ -68,12 +68,16 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         if not blocks:
             raise BadTrace(f"{trace_path}: no request {only} (see rr inspect {trace_path})")
     flows = []
+    ids: set[str] = set()
     for block in blocks:
         for event in block.events:
             if is_flow(event):
                 problem = record_problem(event.result)
+                if problem is None and event.result["id"] in ids:
+                    problem = "recorded twice"
                 if problem is not None:
                     raise BadTrace(f"{trace_path}: request {block.n}: flow {event.args[0]}: {problem}")
+                ids.add(event.result["id"])
                 flows.append(event.result)
     base = replay_sandbox(header, stdout, stderr, trace_path)
     limits = runner.Limits(max_memory=header.limits.get("max_memory"))
