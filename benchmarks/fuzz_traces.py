@@ -1,11 +1,12 @@
 """Fuzz rr's trace readers and replay with seeded mutations of real recordings.
 
-    python benchmarks/fuzz_traces.py [--seed S] [--count N] [--cli-count M] [--workdir DIR]
+    python benchmarks/fuzz_traces.py [--seed S] [--count N] [--cli-count M] [--served-count K] [--workdir DIR]
     python benchmarks/fuzz_traces.py --seed S --only I [--cli] --workdir DIR   # one mutant again
 
 1. Records the corpus with `python -m rr record` (random, clock, echo_stdin with stdin, fs_ops
-   with a --dir-rw grant, bigout 1 MiB, and http_get against a loopback server), .cbor plus
-   the .jsonl and .cbor.gz made from it by rr.trace.convert.
+   with a --dir-rw grant, bigout 1 MiB, and http_get against a loopback server) and one
+   `python -m rr serve -t` of the C handler (a request per route, its own HTTP included,
+   stopped by SIGTERM), .cbor plus the .jsonl and .cbor.gz made from it by rr.trace.convert.
 2. N mutants (default 100 000) in-process, by one worker process (HTTP guests excluded: one
    proxy per process): each read with rr.trace's reader, then replayed through
    rr.session.replay unless it decodes to the original records; of those the reader refuses,
@@ -13,6 +14,9 @@
    reader-122. A worker killed by a signal is counted as that mutant's failure and replaced.
 3. M mutants (default 1 000) of every guest, HTTP included, each a `python -m rr replay`
    subprocess, 2 at a time (their indices follow the in-process ones), while 2. runs.
+4. K mutants (default 300) of the server trace alone, through the CLI as 3. (a server trace's
+   replay tells its story in `rr: request N ...: verdict` lines: another story with exit 0 from
+   a corrupted .cbor is a silent wrong replay).
 Prints the outcome counts per class and per mutation kind, every failure with the seed and
 mutant index that make it again (and the file it was saved to), and the time taken.
 The classes are described in tests/tracefuzz.py. Mutants depend on the corpus: `--workdir`
@@ -57,6 +61,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--count", type=int, default=100_000, help="in-process mutants")
     p.add_argument("--cli-count", type=int, default=1_000, help="mutants replayed by `python -m rr replay`")
+    p.add_argument("--served-count", type=int, default=300,
+                   help="mutants of the rr serve trace alone, replayed by `python -m rr replay`")
     p.add_argument("--workers", type=int, default=2, help="CLI replays at once")
     p.add_argument("--jobs", type=int, default=1, help="in-process worker processes (each one process)")
     p.add_argument("--replay-every", type=int, default=8, metavar="K",
@@ -85,6 +91,7 @@ def main() -> int:
             with TestServer() as server:
                 cases = tf.guest_cases(work, server.url("/bytes?n=3000"))
                 recs = [tf.record(case, work) for case in cases]
+                recs.append(tf.record_served(work, server.url("/bytes?n=3000")))
             tf.save_corpus(recs, work)
             print(f"corpus: {corpus}")
         for r in recs:
@@ -134,6 +141,12 @@ def main() -> int:
         cli_s = time.monotonic() - t0
         for w in workers:
             w.join()
+        served = [r for r in recs if r.served]
+        served_t0 = time.monotonic()
+        first = args.count + args.cli_count
+        served_tally = tf.run_cli(served, args.seed, first, args.served_count if served else 0, scratch,
+                                  args.workers, saved, progress=progress("served"), deadline=deadline)
+        served_s = time.monotonic() - served_t0
         inproc, in_s = tf.Tally(), 0.0
         for j in range(args.jobs):
             inproc.merge(results[f"in-{j}"][0])
@@ -142,9 +155,12 @@ def main() -> int:
                     f"every {args.replay_every}th reader-refused one replayed)", inproc, in_s, args.max_failures)
         print_tally(f"CLI (seed {args.seed}, mutants {args.count}..{args.count + args.cli_count - 1}, "
                     f"{args.workers} workers)", cli, cli_s, args.max_failures)
+        print_tally(f"served trace alone, CLI (seed {args.seed}, mutants {first}..{first + args.served_count - 1}, "
+                    f"{args.workers} workers)", served_tally, served_s, args.max_failures)
         total = tf.Tally()
         total.merge(inproc)
         total.merge(cli)
+        total.merge(served_tally)
         print(f"\ntotal: {total.mutants} mutants, {total.failed()} failures, "
               f"{time.monotonic() - started:.0f} s")
         if total.failures:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__, signals
 from .errors import (EXIT_BAD_TRACE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PIPE, EXIT_STATUSES,
-                     EXIT_USAGE, RRError, UsageError)
+                     EXIT_USAGE, ComponentError, RRError, UsageError)
 from .sandbox_args import add_sandbox_flags, refuse_on_replay
 
 
@@ -403,7 +403,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return served
     if args.request is not None:
         raise UsageError(f"--request: {args.trace} is not a server trace (rr serve -t)")
-    program = _load(args)
+    try:
+        program = _load(args)
+    except ComponentError as e:
+        from .serve.cli import refusal
+        raise refusal(args, e) from None
     with _reading_trace(args.trace):
         result = session.replay(program, args.trace, sys.stdout.buffer, sys.stderr.buffer, until=args.until,
                                 check_output=not args.no_output_check)

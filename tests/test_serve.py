@@ -199,6 +199,21 @@ def test_a_port_in_use_is_a_clear_error():
     assert done.stderr == f"rr: --addr 127.0.0.1:{port}: cannot listen: Address already in use\n"
 
 
+def test_a_handler_with_a_trace_that_is_no_server_trace_is_a_bad_trace(tmp_path):
+    """A handler records only server traces: a command's trace, or a server trace whose header
+    lost its mark (found by fuzzing), is one line and 122, not a handler refused as a command."""
+    trace = tmp_path / "random.cbor"
+    assert rr("record", str(guests.c_guest("random")), "-t", str(trace)).returncode == 0
+    for args in ([str(trace)], ["/dev/stdin"]):
+        done = subprocess.run([sys.executable, "-m", "rr", "replay", str(C_APP), *args], input=trace.read_bytes(),
+                              capture_output=True, timeout=120, cwd=guests.REPO, env=guests._clean_env(None))
+        err = done.stderr.decode()
+        assert done.returncode == 122, err
+        assert err.startswith("rr: ") and err.count("\n") == 1 and "not a server trace" in err, err
+    done = rr("replay", str(C_APP), str(tmp_path / "missing.cbor"))
+    assert done.returncode == 122 and done.stderr.endswith("missing.cbor: no such file\n"), done.stderr
+
+
 # ------------------------------------------------------------------ the C handler, stops, export
 
 

@@ -229,3 +229,8 @@ def test_a_trace_stopped_by_a_signal_replays(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr.count(": match\n") == 3, done.stderr
     assert "incomplete" not in done.stderr
+    # from a pipe too (read once: the handler component says it is a server trace)
+    piped = subprocess.run([sys.executable, "-m", "rr", "replay", str(C_APP), "/dev/stdin"],
+                           input=serving.trace.read_bytes(), capture_output=True, timeout=120,
+                           cwd=guests.REPO, env=guests._clean_env(None))
+    assert piped.returncode == 0 and piped.stderr.decode() == done.stderr, piped.stderr

@@ -70,8 +70,14 @@ class Recording:
     traces: dict[str, Path]          # format -> trace file (.cbor is recorded, the others converted)
     status: int
     stdout: bytes
-    stderr: bytes                    # the guest's own stderr (rr's `rr: ` lines removed)
+    stderr: bytes                    # the guest's own stderr (rr's `rr: ` lines removed); served: story()
     http: bool = False
+    served: bool = False             # an `rr serve -t` trace: its replay's story is its request lines
+
+    @property
+    def in_process(self) -> bool:
+        """Replayed by the in-process worker too (HTTP and server traces: by the CLI only)."""
+        return not self.http and not self.served
 
     def data(self, fmt: str) -> bytes:
         return self.traces[fmt].read_bytes()
@@ -89,6 +95,16 @@ class GuestCase:
 
 def guest_stderr(stderr: bytes) -> bytes:
     return b"".join(ln for ln in stderr.splitlines(keepends=True) if not ln.startswith(b"rr: "))
+
+
+def served_story(stderr: bytes) -> bytes:
+    """What a server trace's replay says of its requests: `rr: request N METHOD PATH: verdict`
+    lines (a replay that drops, adds or changes a request tells another story)."""
+    return b"".join(ln for ln in stderr.splitlines(keepends=True) if ln.startswith(b"rr: request "))
+
+
+def story(rec: Recording, stderr: bytes) -> bytes:
+    return served_story(stderr) if rec.served else guest_stderr(stderr)
 
 
 def _env() -> dict[str, str]:
@@ -138,6 +154,46 @@ def record(case: GuestCase, workdir: Path) -> Recording:
         convert(trace, traces[fmt], overwrite=True)
     return Recording(case.name, case.wasm, traces, done.returncode,
                      done.stdout, guest_stderr(done.stderr), case.http)
+
+
+SERVED_REQUESTS = (("GET", "/", b""), ("GET", "/random", b""), ("POST", "/echo", b"body \x00\xff\r\n" * 20),
+                   ("GET", "/fetch?url={upstream}", b""), ("GET", "/trap", b""))
+
+
+def record_served(workdir: Path, upstream_url: str) -> Recording:
+    """`python -m rr serve -t` of the C handler (tests/guests/bin/serve_c.wasm): one request per
+    route, the handler's own HTTP to `upstream_url` included, stopped by SIGTERM; converted as
+    `record` does. Its reference is a replay of the original (exit 0, every request a match)."""
+    import http.client
+
+    import guests
+    from rr.trace import convert
+
+    wasm = C_BIN / "serve_c.wasm"
+    trace = workdir / "served.cbor"
+    trace.unlink(missing_ok=True)
+    server = guests.Served(wasm, "--allow-http", "127.0.0.1", "-t", str(trace))
+    try:
+        for method, path, body in SERVED_REQUESTS:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            try:
+                conn.request(method, path.format(upstream=upstream_url), body=body or None)
+                conn.getresponse().read()
+            finally:
+                conn.close()
+    finally:
+        status, err = server.stop(signal.SIGTERM)
+    if status != 0 or f"recorded {len(SERVED_REQUESTS)} to" not in err:
+        raise RuntimeError(f"recording rr serve failed ({status}): {err}")
+    traces = {"cbor": trace}
+    for fmt in FORMATS[1:]:
+        traces[fmt] = workdir / f"served.{fmt}"
+        convert(trace, traces[fmt], overwrite=True)
+    done = subprocess.run([*RR, "replay", str(wasm), str(trace)], capture_output=True, cwd=REPO,
+                          env=_env(), timeout=120)
+    if done.returncode != 0 or served_story(done.stderr).count(b": match\n") != len(SERVED_REQUESTS):
+        raise RuntimeError(f"replaying the served trace failed ({done.returncode}): {done.stderr!r}")
+    return Recording("served", wasm, traces, 0, done.stdout, served_story(done.stderr), served=True)
 
 
 # ------------------------------------------------------------------ CBOR structure (of originals)
@@ -823,7 +879,7 @@ def classify(rec: Recording, m: Mutant, r: Replay, cli: bool) -> str:
         if r.status == EXIT_BAD_TRACE and cli and not r.stderr.splitlines()[-1].startswith(b"rr: "):
             return "FAIL-multiline-122"
         return f"rejected-{r.status}"
-    same = (r.status, r.stdout, guest_stderr(r.stderr)) == (rec.status, rec.stdout, rec.stderr)
+    same = (r.status, r.stdout, story(rec, r.stderr)) == (rec.status, rec.stdout, rec.stderr)
     if same:
         return "identical"
     if r.status > 120 and r.status not in (134,):
@@ -849,7 +905,7 @@ class InProcess:
 
     def __init__(self, sources: Sequence[Source], scratch: Path, alarm: float = 40):
         from rr import runner
-        self.programs = {s.rec.name: runner.load(s.rec.wasm) for s in sources if not s.rec.http}
+        self.programs = {s.rec.name: runner.load(s.rec.wasm) for s in sources if s.rec.in_process}
         self.recs = {s.rec.name: s for s in sources}
         self.scratch = scratch
         self.alarm = alarm
@@ -988,13 +1044,13 @@ def save_corpus(recs: Sequence[Recording], workdir: Path) -> Path:
     path.write_text(json.dumps([{
         "name": r.name, "wasm": str(r.wasm), "traces": {k: str(v) for k, v in r.traces.items()},
         "status": r.status, "stdout": base64.b64encode(r.stdout).decode(),
-        "stderr": base64.b64encode(r.stderr).decode(), "http": r.http} for r in recs], indent=1))
+        "stderr": base64.b64encode(r.stderr).decode(), "http": r.http, "served": r.served} for r in recs], indent=1))
     return path
 
 
 def load_corpus(path: Path) -> list[Recording]:
     return [Recording(d["name"], Path(d["wasm"]), {k: Path(v) for k, v in d["traces"].items()}, d["status"],
-                      base64.b64decode(d["stdout"]), base64.b64decode(d["stderr"]), d["http"])
+                      base64.b64decode(d["stdout"]), base64.b64decode(d["stderr"]), d["http"], d.get("served", False))
             for d in json.loads(path.read_text())]
 
 
@@ -1037,7 +1093,7 @@ def worker_main(argv: Sequence[str]) -> int:
     every = int(argv[5])
     save_dir = Path(argv[6]) if len(argv) > 6 else None
     scratch.mkdir(parents=True, exist_ok=True)
-    sources = [Source.load(r) for r in load_corpus(corpus) if not r.http]
+    sources = [Source.load(r) for r in load_corpus(corpus) if r.in_process]
     runner = InProcess(sources, scratch)
     out = sys.stdout
     for i in range(start, end):
@@ -1114,7 +1170,7 @@ def run_inprocess(corpus: Path, seed: int, start: int, count: int, scratch: Path
             failure = (f"{cls}: seed {seed} mutant {begun['begin']}: {begun['guest']}.{begun['fmt']} "
                        f"{begun['kind']} ({begun['detail']}) -> worker ended with {rc}")
             if save_dir is not None:   # made again here: the worker could not save it
-                sources = [Source.load(r) for r in load_corpus(corpus) if not r.http]
+                sources = [Source.load(r) for r in load_corpus(corpus) if r.in_process]
                 m = nth_mutant(seed, begun["begin"], sources, scratch)
                 if m is not None:
                     failure += f" [saved {save(m, save_dir, seed, begun['begin'])}]"

@@ -54,20 +54,56 @@ def serve_command(args: argparse.Namespace, report: Callable[[str], None]) -> in
 
 def replay_if_server_trace(args: argparse.Namespace, report: Callable[[str], None]) -> int | None:
     """The status of replaying a server trace, or None if `args.trace` is not one."""
+    from ..errors import ComponentError
     from ..trace import TraceError, open_trace
     from ..trace.served import is_server_trace
-
-    try:
-        if not stat.S_ISREG(os.stat(args.trace).st_mode):
-            return None
-        with open_trace(args.trace) as reader:
-            if not is_server_trace(reader.header):
-                return None
-    except (OSError, TraceError):
-        return None   # the command replay says what is wrong with it
     from . import load
     from .replay import replay_server_trace
 
-    program = load(args.component, use_cache=not args.no_cache)
+    try:
+        regular = stat.S_ISREG(os.stat(args.trace).st_mode)
+    except OSError:
+        return None   # the command replay says what is wrong with it
+    known = False   # the trace itself says it is a server trace
+    if regular:
+        try:
+            with open_trace(args.trace) as reader:
+                if not is_server_trace(reader.header):
+                    return None
+            known = True
+        except OSError:
+            return None
+        except TraceError:
+            pass   # unreadable: the component decides which replay says so
+    # A pipe (`<(cat serve.cbor)`) can be read only once, so it is not looked into first: the
+    # trace of a handler component is a server trace (rr record refuses such a component).
+    try:
+        program = load(args.component, use_cache=not args.no_cache)
+    except ComponentError:
+        if known:
+            raise
+        return None   # not a handler: a command's trace, replayed (or refused) as one
     return replay_server_trace(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                                args.request, args.until, report)
+
+
+def refusal(args: argparse.Namespace, error: Exception) -> Exception:
+    """Why a command's replay cannot load the component: a handler component's trace that is
+    not a server trace is a bad trace (a handler records only server traces), else `error`."""
+    from ..errors import ComponentError
+    from . import load
+    from .replay import not_a_server_trace
+
+    from ..session import BadTrace
+    from ..trace import TraceError, open_trace
+
+    try:
+        program = load(args.component, use_cache=not args.no_cache)
+    except ComponentError:
+        return error
+    try:
+        with open_trace(args.trace):
+            pass
+    except TraceError as e:   # missing, unreadable: the trace's own problem first
+        return BadTrace(str(e))
+    return not_a_server_trace(args.trace, program)

@@ -23,7 +23,7 @@ from ..merge import is_flow, record_problem
 from ..session import BadTrace, _proxy_transport, _start_proxy, check_component, replay_sandbox, HttpOptions
 from ..tap import Divergence, Replayer, ReplayStopped, TraceCorrupt
 from ..trace import Event, TraceError, open_trace
-from ..trace.served import BadBlock, RequestBlock, request_blocks
+from ..trace.served import BadBlock, RequestBlock, is_server_trace, request_blocks
 from .handler import Exchange, Instance, body_chunks, handler_export
 from .server import failed_response, flow_ids, guest_view, instance_sandbox
 
@@ -46,9 +46,11 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         with open_trace(trace_path) as reader:
             header = reader.header
             events = list(reader)
-            problem = None if reader.outcome is not None else (reader.problem or "it has no end")
+            cut_short = None if reader.outcome is not None else (reader.problem or "it has no end")
     except TraceError as e:
         raise BadTrace(str(e)) from None
+    if not is_server_trace(header):   # read from a pipe for a handler component (serve/cli.py)
+        raise not_a_server_trace(trace_path, program)
     check_component(program, header, trace_path)
     try:
         rules = redact.recorded_rules(header)
@@ -66,12 +68,16 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
         if not blocks:
             raise BadTrace(f"{trace_path}: no request {only} (see rr inspect {trace_path})")
     flows = []
+    ids: set[str] = set()
     for block in blocks:
         for event in block.events:
             if is_flow(event):
                 problem = record_problem(event.result)
+                if problem is None and event.result["id"] in ids:
+                    problem = "recorded twice"
                 if problem is not None:
                     raise BadTrace(f"{trace_path}: request {block.n}: flow {event.args[0]}: {problem}")
+                ids.add(event.result["id"])
                 flows.append(event.result)
     base = replay_sandbox(header, stdout, stderr, trace_path)
     limits = runner.Limits(max_memory=header.limits.get("max_memory"))
@@ -86,14 +92,20 @@ def replay_server_trace(program: runner.Program, trace_path: str, stdout, stderr
             result = _replay_block(program, export, base, limits, services, block, until, rules)
             say(f"request {result.n} {result.method} {result.path}: {result.verdict}")
             all_ok = all_ok and result.ok
-    if problem is not None:
+    if cut_short is not None:
         # As for a command's trace cut short (122): what it holds replays, but it is not the
         # whole recording. rr serve always writes the end when stopped by a signal, so this
         # is a kill -9 (or a crash); a divergence above still decides the status (121).
-        say(f"trace is incomplete ({problem}): the server did not stop cleanly (kill -9?), its "
+        say(f"trace is incomplete ({cut_short}): the server did not stop cleanly (kill -9?), its "
             f"recording ends without its end record; it holds {answered} answered requests")
         return EXIT_BAD_TRACE if all_ok else EXIT_DIVERGED
     return 0 if all_ok else EXIT_DIVERGED
+
+
+def not_a_server_trace(trace_path: str, program: runner.Program) -> BadTrace:
+    """A handler component records only server traces: another trace for it is a bad one."""
+    return BadTrace(f"{trace_path}: not a server trace (rr serve -t), and {program.path.name} is a "
+                    "wasi:http handler: it replays only those")
 
 
 def _replay_block(program: runner.Program, export: str, base: Any, limits: runner.Limits,

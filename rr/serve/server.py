@@ -529,14 +529,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         held = self._headers_buffer   # type: ignore[attr-defined]
         self._headers_buffer = []
         last = b"".join(held)
+        head_sent = False   # the head goes with the first chunk: a small response is one write
         try:
             for data in body_chunks(head):
                 sent += data
                 if self.command == "HEAD":
                     continue
-                if last:
-                    self.wfile.write(last)
-                last = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+                chunk = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+                if not head_sent:
+                    last, head_sent = last + chunk, True
+                    continue
+                self.wfile.write(last)
+                last = chunk
             return last + (b"0\r\n\r\n" if chunked else b"")
         except (HttpFailure, OSError):
             return None

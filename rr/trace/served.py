@@ -62,10 +62,16 @@ def request_blocks(events: Iterable[Event]) -> Iterator[RequestBlock]:
                 raise BadBlock(f"event {index}: request {_n(event)} starts inside request {block.n}")
             if not isinstance(event.result, dict):
                 raise BadBlock(f"event {index}: {SERVE_REQUEST} holds no request record")
+            problem = request_problem(event.result)
+            if problem is not None:
+                raise BadBlock(f"event {index}: request {_n(event)}: {problem}")
             block = RequestBlock(_n(event), event.result, index)
         elif event.call == SERVE_RESPONSE:
             if block is None or _n(event) != block.n or not isinstance(event.result, dict):
                 raise BadBlock(f"event {index}: a response of request {_n(event)} outside its block")
+            problem = response_problem(event.result)
+            if problem is not None:
+                raise BadBlock(f"event {index}: the response of request {block.n}: {problem}")
             block.response = event.result
             yield block
             block = None
@@ -75,6 +81,37 @@ def request_blocks(events: Iterable[Event]) -> Iterator[RequestBlock]:
             block.events.append(event)
     if block is not None:
         yield block
+
+
+def _fields(record: dict[str, Any], wanted: dict[str, tuple[type, ...]], optional: dict[str, tuple[type, ...]]) -> str | None:
+    for key, types in [*wanted.items(), *optional.items()]:
+        if key not in record and key in optional:
+            continue
+        if type(record.get(key)) not in types:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            return f"field {key!r} is {type(record.get(key)).__name__ if key in record else 'missing'}, not {names}"
+    headers = record["headers"]
+    if not all(type(h) is list and len(h) == 2 and type(h[0]) is bytes and type(h[1]) is bytes for h in headers):
+        return "field 'headers' is not a list of [name, value] byte strings"
+    return None
+
+
+def request_problem(request: dict[str, Any]) -> str | None:
+    """What makes a recorded request unusable for a replay (None: nothing)."""
+    problem = _fields(request, {"method": (str,), "path": (str,), "headers": (list,), "body": (bytes,)},
+                      {"scheme": (str,), "authority": (str, type(None)), "instance": (int,)})
+    if problem is None and not 0 <= request.get("instance", 0) < 1 << 32:
+        problem = f"field 'instance' is {request['instance']}, not an instance number"
+    return problem
+
+
+def response_problem(response: dict[str, Any]) -> str | None:
+    """What makes a recorded response unusable for comparing a replay's with it (None: nothing)."""
+    problem = _fields(response, {"status": (int,), "headers": (list,), "body": (bytes,)},
+                      {"trap": (str, type(None))})
+    if problem is None and not 100 <= response["status"] <= 999:
+        problem = f"status {response['status']} is not an HTTP status"
+    return problem
 
 
 def _n(event: Event) -> int:
