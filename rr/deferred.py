@@ -2,7 +2,8 @@
 
 rr's proxy speaks HTTP/1.1 and raw TCP only, yet starting mitmproxy imports its QUIC and
 HTTP/3 layers with aioquic (~35-85 ms of a whole process, the largest part of its import), its
-command-line grammar (pyparsing, ~20 ms) and YAML (ruamel, ~10 ms, option files). Each GROUP
+HTTP/2 layers (h2), zstandard, its command-line grammar (pyparsing, ~20 ms) and YAML (ruamel,
+~10 ms, option files). Each GROUP
 below is put in `sys.modules` unexecuted and runs, as a whole and as an ordinary import would,
 the first time anything uses it: a name looked up on one of its modules, a call of a name some
 module took out of it at import (`from m import f`: such names are handed out as forwarders),
@@ -199,6 +200,12 @@ GROUPS = (
            ("mitmproxy.proxy.layers.quic._raw_layers", ("QuicStreamLayer", "RawQuicLayer")),
            ("mitmproxy.proxy.layers.http._http3", ("Http3Client", "Http3Server"))),
           prefix="aioquic."),
+    # HTTP/2 (h2, hpack, hyperframe): rr's proxy runs with http2=False and h2c disabled.
+    Group((("mitmproxy.proxy.layers.http._http2", ("Http2Client", "Http2Server", "format_h2_request_headers",
+                                                    "format_h2_response_headers", "parse_h2_request_headers",
+                                                    "parse_h2_response_headers")),)),
+    # zstd content-encoding: decoded only when a body is shown or compared in that encoding.
+    Group((("zstandard", ()),), prefix="zstandard."),
     # The command-line grammar: mitmproxy.command takes `unquote` out of its lexer at import.
     Group((("pyparsing", ()), ("mitmproxy.command_lexer", ("unquote",))), prefix="pyparsing."),
     # YAML: option files.
