@@ -68,6 +68,7 @@ class Group:
         self.prefix = prefix
         self._pending: dict[str, tuple[types.ModuleType, importlib.machinery.ModuleSpec]] = {}
         self._running = False
+        self._finder: _RunsGroupFirst | None = None
 
     def register(self) -> None:
         """Put the group's modules in sys.modules unexecuted (unless any of them is imported already)."""
@@ -85,7 +86,8 @@ class Group:
                 sys.modules[name] = module
                 _bind_in_parent(name, module)
             if self.prefix:
-                sys.meta_path.insert(0, _RunsGroupFirst(self))
+                self._finder = _RunsGroupFirst(self)
+                sys.meta_path.insert(0, self._finder)
 
     def _lookup_on(self, module: types.ModuleType) -> Any:
         """The unexecuted module's `__getattr__`: a name it does not hold yet runs the group."""
@@ -108,7 +110,7 @@ class Group:
                 # The packages above the group's modules first, as an ordinary import would
                 # (they take the forwarders they import, replaced below).
                 names = {name for name, _ in self.modules}
-                for name in names:
+                for name, _ in self.modules:
                     parent = name.rpartition(".")[0]
                     if parent and parent not in names:
                         importlib.import_module(parent)
@@ -121,6 +123,8 @@ class Group:
                     spec.loader.exec_module(module)  # type: ignore[union-attr]
             finally:
                 self._running = False
+                # A new list: an import may be iterating the old one (this finder runs the group).
+                sys.meta_path = [f for f in sys.meta_path if f is not self._finder]
             _replace_forwarders(self)
 
     @property
