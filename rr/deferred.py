@@ -2,7 +2,8 @@
 
 rr's proxy speaks HTTP/1.1 and raw TCP only, yet starting mitmproxy imports its QUIC and
 HTTP/3 layers with aioquic (~35-85 ms of a whole process, the largest part of its import), its
-command-line grammar (pyparsing, ~20 ms) and YAML (ruamel, ~10 ms, option files). Each GROUP
+HTTP/2 layers (h2), zstandard, its command-line grammar (pyparsing, ~20 ms) and YAML (ruamel,
+~10 ms, option files). Each GROUP
 below is put in `sys.modules` unexecuted and runs, as a whole and as an ordinary import would,
 the first time anything uses it: a name looked up on one of its modules, a call of a name some
 module took out of it at import (`from m import f`: such names are handed out as forwarders),
@@ -67,6 +68,7 @@ class Group:
         self.prefix = prefix
         self._pending: dict[str, tuple[types.ModuleType, importlib.machinery.ModuleSpec]] = {}
         self._running = False
+        self._finder: _RunsGroupFirst | None = None
 
     def register(self) -> None:
         """Put the group's modules in sys.modules unexecuted (unless any of them is imported already)."""
@@ -84,7 +86,8 @@ class Group:
                 sys.modules[name] = module
                 _bind_in_parent(name, module)
             if self.prefix:
-                sys.meta_path.insert(0, _RunsGroupFirst(self))
+                self._finder = _RunsGroupFirst(self)
+                sys.meta_path.insert(0, self._finder)
 
     def _lookup_on(self, module: types.ModuleType) -> Any:
         """The unexecuted module's `__getattr__`: a name it does not hold yet runs the group."""
@@ -107,7 +110,7 @@ class Group:
                 # The packages above the group's modules first, as an ordinary import would
                 # (they take the forwarders they import, replaced below).
                 names = {name for name, _ in self.modules}
-                for name in names:
+                for name, _ in self.modules:
                     parent = name.rpartition(".")[0]
                     if parent and parent not in names:
                         importlib.import_module(parent)
@@ -120,6 +123,8 @@ class Group:
                     spec.loader.exec_module(module)  # type: ignore[union-attr]
             finally:
                 self._running = False
+                # A new list: an import may be iterating the old one (this finder runs the group).
+                sys.meta_path = [f for f in sys.meta_path if f is not self._finder]
             _replace_forwarders(self)
 
     @property
@@ -199,6 +204,12 @@ GROUPS = (
            ("mitmproxy.proxy.layers.quic._raw_layers", ("QuicStreamLayer", "RawQuicLayer")),
            ("mitmproxy.proxy.layers.http._http3", ("Http3Client", "Http3Server"))),
           prefix="aioquic."),
+    # HTTP/2 (h2, hpack, hyperframe): rr's proxy runs with http2=False and h2c disabled.
+    Group((("mitmproxy.proxy.layers.http._http2", ("Http2Client", "Http2Server", "format_h2_request_headers",
+                                                    "format_h2_response_headers", "parse_h2_request_headers",
+                                                    "parse_h2_response_headers")),)),
+    # zstd content-encoding: decoded only when a body is shown or compared in that encoding.
+    Group((("zstandard", ()),), prefix="zstandard."),
     # The command-line grammar: mitmproxy.command takes `unquote` out of its lexer at import.
     Group((("pyparsing", ()), ("mitmproxy.command_lexer", ("unquote",))), prefix="pyparsing."),
     # YAML: option files.

@@ -5,8 +5,9 @@ with an `x-rr-flow: <id>` header and the run's `credentials` (Proxy-Authorizatio
 without them gets a 407: proxy_addon/gate.py); mitmproxy does any upstream TLS. The proxy runs on its
 own event loop in a thread of its own (`anyio.run` there, asyncio backend); the guest's and the CLI's
 synchronous threads only start it and ask mitmproxy's thread-safe `shutdown`, never touching its
-objects. mitmproxy is imported lazily, and only the parts rr's proxy uses (see `_deferred`). Any number of proxies can run in one process, each with its own options,
-addons and port: see `_loop_local_ctx`.
+objects. mitmproxy is imported lazily, and only the parts rr's proxy uses (`_lean_imports`).
+Any number of proxies can run in one process, each with its own options, addons and port:
+see `_loop_local_ctx`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, netlock, output, redact, runner, signals
+from . import __version__, output, redact, runner, signals
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
@@ -309,7 +309,8 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
     with contextlib.ExitStack() as stack:
         if http or program.imports_interface("wasi:sockets/"):
             # HTTP and sockets are served from the trace: nothing but loopback (the replay
-            # proxy) may connect from here on.
+            # proxy) may connect from here on. (Imported here: socket is not needed before.)
+            from . import netlock
             netlock.engage()
             stack.callback(netlock.release)
         try:

@@ -18,7 +18,8 @@ START_PROXY = """
     from rr.proxy import EmbeddedProxy
     with EmbeddedProxy("record", on_flow=lambda record: None) as proxy:
         assert proxy.port
-    for name in ("aioquic.quic.connection", "pylsqpack", "service_identity", "pyparsing.core", "ruamel.yaml.main"):
+    for name in ("aioquic.quic.connection", "pylsqpack", "service_identity", "pyparsing.core", "ruamel.yaml.main",
+                 "h2.connection", "zstandard.backend_c"):
         assert name not in sys.modules, name   # left unexecuted by a proxy that ran
 """
 
@@ -44,6 +45,11 @@ def test_forwarded_names_become_the_real_objects_once_used() -> None:
     assert next_layer.ClientQuicLayer is layers.ClientQuicLayer is quic.ClientQuicLayer is _stream_layers.ClientQuicLayer
     assert isinstance(next_layer.ClientQuicLayer, type) and quic._stream_layers is _stream_layers
     assert http_layers.Http3Client is _http3.Http3Client
+    from mitmproxy.net import encoding
+    assert encoding.decode(encoding.encode(b"x" * 100, "zstd"), "zstd") == b"x" * 100
+    from mitmproxy.proxy.layers.http import _http2
+    assert _http2.h2.connection.H2Connection   # a name it does not forward: runs its group
+    assert isinstance(http_layers.Http2Server, type) and http_layers.Http2Server is _http2.Http2Server and _http3.parse_h2_request_headers is _http2.parse_h2_request_headers
     assert list(tlsconfig.H3_ALPN) == ["h3"]
     from mitmproxy import command
     assert command.unquote("'a b'") == "a b" and "pyparsing.core" in sys.modules
