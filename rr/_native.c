@@ -265,11 +265,13 @@ typedef struct {
     PyObject *name;       /* the trace's call name */
     PyObject *state;      /* record: a RecordTarget tuple; replay: a ReplayTarget tuple */
     PyObject *fail;       /* rr.abi.fail_call(name, exc) -> wasmtime_error_t address */
+    uint64_t code;        /* replay: this call's code in code_names (a cursor's call table) */
+    PyObject *code_names;
 } func;
 
 static PyObject *s_codes_get, *s_crc, *s_events_written, *s_events, *s_count, *s_sealed, *s_finished,
     *s_error, *s_state, *s_events_state, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *s_until,
-    *s_peek, *s_mono_last, *s_acquire, *s_release, *one;
+    *s_peek, *s_mono_last, *s_acquire, *s_release, *s__read, *s__index, *one;
 
 /* ---- live sources */
 
@@ -435,20 +437,35 @@ static size_t head(uint8_t *out, uint8_t major, uint64_t n) {
     return 9;
 }
 
-static uint32_t crc_table[256];
+static uint32_t crc_table[8][256];
 
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
+        crc_table[0][i] = c;
     }
+    for (int t = 1; t < 8; t++)
+        for (int i = 0; i < 256; i++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
-/* zlib.crc32(data, crc) */
+static inline uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* zlib.crc32(data, crc), eight bytes a step (replay checks every frame it takes) */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
     crc = ~crc;
-    while (n--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    while (n >= 8) {
+        uint32_t one = le32(p) ^ crc, two = le32(p + 4);
+        crc = crc_table[7][one & 0xff] ^ crc_table[6][(one >> 8) & 0xff] ^ crc_table[5][(one >> 16) & 0xff]
+            ^ crc_table[4][one >> 24] ^ crc_table[3][two & 0xff] ^ crc_table[2][(two >> 8) & 0xff]
+            ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -634,9 +651,9 @@ out:
     return rc;
 }
 
-/* ---- replay: state = (replayer, ahead, popleft, behind_append, services) */
+/* ---- replay: state = (replayer, ahead, popleft, behind_append, services, source or None) */
 
-enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SERVICES, P_SIZE };
+enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SERVICES, P_SOURCE, P_SIZE };
 
 /* The next event's value if it is exactly what this call expects. 0: consumed into *v
  * (*keep holds the Python value the bytes point into), 1: use Python, -1: exception set. */
@@ -713,6 +730,8 @@ out:
     return rc;
 }
 
+static int cursor_take(func *f, uint64_t n, value *v);   /* below: the replay cursor */
+
 /* ---- the callback wasmtime calls */
 
 static void *native_call(void *env, void *ctx, void *ty, val *args, size_t nargs, val *results, size_t nresults) {
@@ -749,7 +768,8 @@ static void *native_call(void *env, void *ctx, void *ty, val *args, size_t nargs
         lower(f->op, &v, &results[0]);
     } else {
         PyObject *keep = NULL;
-        rc = replay_event(f, n, &v, &keep);
+        rc = cursor_take(f, n, &v);
+        if (rc > 0) rc = replay_event(f, n, &v, &keep);
         if (rc > 0) goto plain;
         if (rc < 0) { err = fail_with_exception(f); goto done; }
         lower(f->op, &v, &results[0]);
@@ -859,16 +879,14 @@ static PyObject *decode_item(cursor *c, int depth) {
 
 static PyObject *s_k_call, *s_k_args, *s_k_result, *s_k_failed;
 
-static PyObject *py_event_record(PyObject *self, PyObject *args) {
-    Py_buffer b;
-    Py_ssize_t start, end;
-    PyObject *names;
-    if (!PyArg_ParseTuple(args, "y*nnO!", &b, &start, &end, &PyList_Type, &names)) return NULL;
+/* The event record filling [p, end) as a raw event dict, or NULL (no exception) when it is not
+ * one this decoder reads (see above). */
+static PyObject *raw_event(const uint8_t *p, const uint8_t *end, PyObject *names) {
     PyObject *out = NULL, *a = NULL, *r = NULL;
-    if (start < 0 || end > b.len || start >= end) goto none;
-    cursor c = {(const uint8_t *)b.buf + start, (const uint8_t *)b.buf + end};
+    if (p >= end) return NULL;
+    cursor c = {p, end};
     uint8_t first = *c.p++;
-    if (first != 0x83 && first != 0x84) goto none;
+    if (first != 0x83 && first != 0x84) return NULL;
     uint8_t major;
     uint64_t code;
     if (read_head(&c, &major, &code) < 0 || major != 0 || code >= (uint64_t)PyList_GET_SIZE(names)) goto none;
@@ -882,14 +900,321 @@ static PyObject *py_event_record(PyObject *self, PyObject *args) {
         || PyDict_SetItem(out, s_k_failed, first == 0x84 ? Py_True : Py_False) < 0) {
         Py_CLEAR(out);
     }
-    Py_XDECREF(a); Py_XDECREF(r);
-    PyBuffer_Release(&b);
-    return out;
 none:
-    if (PyErr_Occurred()) PyErr_Clear();
+    if (out == NULL && PyErr_Occurred()) PyErr_Clear();
     Py_XDECREF(a); Py_XDECREF(r);
+    return out;
+}
+
+static PyObject *py_event_record(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    Py_ssize_t start, end;
+    PyObject *names;
+    if (!PyArg_ParseTuple(args, "y*nnO!", &b, &start, &end, &PyList_Type, &names)) return NULL;
+    PyObject *out = NULL;
+    if (start >= 0 && end <= b.len && start < end)
+        out = raw_event((const uint8_t *)b.buf + start, (const uint8_t *)b.buf + end, names);
     PyBuffer_Release(&b);
+    if (out == NULL) Py_RETURN_NONE;
+    return out;
+}
+
+/* ------------------------------------------------------------------ the replay cursor */
+
+/* The frames of a trace file, over a read-only mapping of it (rr/trace/cbor.py,
+ * CborDecoder._mapped_records): the one position and CRC chain that both the Python reader and
+ * the native calls take frames from. C takes a frame only when it is whole, its checksum
+ * matches and it holds a record C decodes; anything else -- a torn or damaged frame, the zero
+ * tail of a killed recording, a call definition, an outcome -- stays where it is for the
+ * Python reader, which reads it or reports it with its own messages and positions.
+ *
+ * A native call takes its event straight from here (cursor_take) only when nothing has been
+ * read ahead on the Python side (the replayer's, ReadAhead's and FlowIndex's queues are
+ * empty), --until is not set, the frame is exactly this call's event, and the frame after it
+ * is also a native call's event: a guest event, so that the one taken is not the trace's last
+ * and the recorded outcome is still read before the last event is handed out (session.ReadAhead). */
+
+#define MAX_FRAME ((uint64_t)512 * 1024 * 1024 + 4)   /* rr/trace/records.py MAX_RECORD + the CRC */
+#define CODE_CACHE 64
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer buf;
+    int has_buf;
+    Py_ssize_t pos;          /* file offset of the next frame */
+    unsigned int crc;        /* the chain up to pos */
+    long long events, index; /* rr/trace/reader.py iter_records' counts */
+    int live;                /* native calls may take frames (the reader says when) */
+    PyObject *names;         /* CborDecoder._names: call code -> name */
+    PyObject *native;        /* {name: op} of the native calls */
+    Py_ssize_t seen_at, seen_end;   /* the last frame checked, chained from seen_in */
+    uint32_t seen_in, seen_out;
+    signed char code_op[CODE_CACHE];   /* -2: not looked up, -1: not a native call, else its op */
+} Cursor;
+
+typedef struct { Py_ssize_t body, tail, end; uint32_t crc; } frame_t;
+
+/* The frame whose head is at `at`: 0 when it is whole and its checksum (chained from `crc`)
+ * matches, else -1 (never an exception). */
+static int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) {
+    const uint8_t *b = c->buf.buf;
+    Py_ssize_t len = c->buf.len;
+    if (!c->has_buf || at < 0 || at >= len) return -1;
+    uint8_t h = b[at];
+    uint64_t n;
+    Py_ssize_t hs;
+    if (h >= 0x40 && h < 0x58) {
+        n = h - 0x40;
+        hs = 1;
+    } else if (h >= 0x58 && h <= 0x5b) {
+        hs = 1 + ((Py_ssize_t)1 << (h - 0x58));
+        if (len - at < hs) return -1;
+        n = 0;
+        for (Py_ssize_t i = 1; i < hs; i++) n = (n << 8) | b[at + i];
+    } else {
+        return -1;
+    }
+    if (n <= 4 || n > MAX_FRAME || (uint64_t)(len - at - hs) < n) return -1;
+    fr->body = at + hs;
+    fr->end = at + hs + (Py_ssize_t)n;
+    fr->tail = fr->end - 4;
+    if (at == c->seen_at && crc == c->seen_in && fr->end == c->seen_end) {
+        fr->crc = c->seen_out;
+        return 0;
+    }
+    uint32_t got = crc32_update(crc, b + at, (size_t)(fr->tail - at));
+    const uint8_t *t = b + fr->tail;
+    if (got != ((uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 | (uint32_t)t[2] << 8 | t[3])) return -1;
+    c->seen_at = at; c->seen_in = crc; c->seen_end = fr->end; c->seen_out = got;
+    fr->crc = got;
+    return 0;
+}
+
+/* The op of the native call an event record at `p` is of, or -1 (also: not an event). */
+static int event_op(Cursor *c, const uint8_t *p, const uint8_t *end) {
+    cursor k = {p, end};
+    if (k.p >= k.end || (*k.p != 0x83 && *k.p != 0x84)) return -1;
+    k.p++;
+    uint8_t major;
+    uint64_t code;
+    if (read_head(&k, &major, &code) < 0 || major != 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return -1;
+    if (code < CODE_CACHE && c->code_op[code] != -2) return c->code_op[code];
+    PyObject *op = PyDict_GetItemWithError(c->native, PyList_GET_ITEM(c->names, (Py_ssize_t)code));
+    int r = -1;
+    if (op == NULL) PyErr_Clear();
+    else if (PyLong_Check(op)) r = (int)PyLong_AsLong(op);
+    if (code < CODE_CACHE) c->code_op[code] = (signed char)r;
+    return r;
+}
+
+static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
+    PyObject *buffer, *names, *native;
+    Py_ssize_t pos;
+    unsigned int crc;
+    if (!PyArg_ParseTuple(args, "OnIO!O!", &buffer, &pos, &crc, &PyList_Type, &names, &PyDict_Type, &native))
+        return -1;
+    if (self->has_buf) {
+        PyErr_SetString(PyExc_RuntimeError, "Cursor already initialised");
+        return -1;
+    }
+    if (PyObject_GetBuffer(buffer, &self->buf, PyBUF_SIMPLE) < 0) return -1;
+    self->has_buf = 1;
+    self->pos = pos;
+    self->crc = crc;
+    self->events = self->index = 0;
+    self->live = 0;
+    self->names = Py_NewRef(names);
+    self->native = Py_NewRef(native);
+    self->seen_at = -1;
+    memset(self->code_op, -2, sizeof self->code_op);
+    return 0;
+}
+
+static void cursor_release(Cursor *self) {
+    if (self->has_buf) PyBuffer_Release(&self->buf);
+    self->has_buf = 0;
+    self->live = 0;
+}
+
+static void cursor_dealloc(Cursor *self) {
+    cursor_release(self);
+    Py_XDECREF(self->names);
+    Py_XDECREF(self->native);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* step() -> ("event", raw, pos) and past it, or None: the Python reader takes the frame at pos. */
+static PyObject *cursor_step(Cursor *self, PyObject *unused) {
+    frame_t fr;
+    const uint8_t *b = self->buf.buf;
+    if (frame_at(self, self->pos, self->crc, &fr) < 0 || (b[fr.body] != 0x83 && b[fr.body] != 0x84))
+        Py_RETURN_NONE;
+    PyObject *raw = raw_event(b + fr.body, b + fr.tail, self->names);
+    if (raw == NULL) Py_RETURN_NONE;
+    PyObject *out = Py_BuildValue("(sNn)", "event", raw, self->pos);
+    if (out != NULL) {
+        self->pos = fr.end;
+        self->crc = fr.crc;
+    }
+    return out;
+}
+
+/* vouched() -> whether the next frame is whole, checks out and is a native call's event (so a
+ * guest event: session.ReadAhead need not read it ahead). */
+static PyObject *cursor_vouched(Cursor *self, PyObject *unused) {
+    frame_t fr;
+    const uint8_t *b = self->buf.buf;
+    int ok = self->live && frame_at(self, self->pos, self->crc, &fr) == 0
+             && event_op(self, b + fr.body, b + fr.tail) >= 0;
+    return PyBool_FromLong(ok);
+}
+
+/* event_at(pos) -> the raw event of the frame at pos (one this cursor has passed), or None */
+static PyObject *cursor_event_at(Cursor *self, PyObject *arg) {
+    Py_ssize_t at = PyLong_AsSsize_t(arg);
+    if (at == -1 && PyErr_Occurred()) return NULL;
+    const uint8_t *b = self->buf.buf;
+    uint8_t h = self->has_buf && at >= 0 && at < self->pos ? b[at] : 0;
+    if (h < 0x45 || h > 0x5b) Py_RETURN_NONE;
+    Py_ssize_t hs = h < 0x58 ? 1 : 1 + ((Py_ssize_t)1 << (h - 0x58));
+    if (self->pos - at < hs) Py_RETURN_NONE;
+    uint64_t n = h < 0x58 ? (uint64_t)(h - 0x40) : 0;
+    for (Py_ssize_t i = 1; i < hs; i++) n = (n << 8) | b[at + i];
+    if (n <= 4 || (uint64_t)(self->pos - at - hs) < n) Py_RETURN_NONE;
+    PyObject *raw = raw_event(b + at + hs, b + at + hs + n - 4, self->names);
+    if (raw == NULL) Py_RETURN_NONE;
+    return raw;
+}
+
+static PyObject *cursor_close(Cursor *self, PyObject *unused) {
+    cursor_release(self);
     Py_RETURN_NONE;
+}
+
+static PyMethodDef cursor_methods[] = {
+    {"step", (PyCFunction)cursor_step, METH_NOARGS, "the next frame if C reads it: (\"event\", raw, pos), else None"},
+    {"vouched", (PyCFunction)cursor_vouched, METH_NOARGS, "whether the next frame is a native call's whole event"},
+    {"event_at", (PyCFunction)cursor_event_at, METH_O, "the raw event of a frame already passed"},
+    {"close", (PyCFunction)cursor_close, METH_NOARGS, "let go of the mapping"},
+    {NULL},
+};
+
+static PyMemberDef cursor_members[] = {
+    {"pos", T_PYSSIZET, offsetof(Cursor, pos), 0, "file offset of the next frame"},
+    {"crc", T_UINT, offsetof(Cursor, crc), 0, "the CRC chain up to pos"},
+    {"events", T_LONGLONG, offsetof(Cursor, events), 0, "events read (rr/trace/reader.py)"},
+    {"index", T_LONGLONG, offsetof(Cursor, index), 0, "records read, the header being 0 (rr/trace/reader.py)"},
+    {"live", T_INT, offsetof(Cursor, live), 0, "whether native calls may take frames"},
+    {NULL},
+};
+
+static PyTypeObject CursorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.Cursor",
+    .tp_basicsize = sizeof(Cursor),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)cursor_init,
+    .tp_dealloc = (destructor)cursor_dealloc,
+    .tp_methods = cursor_methods,
+    .tp_members = cursor_members,
+    .tp_doc = "Cursor(buffer, pos, crc, names, native_ops): a trace's frames from pos on.",
+};
+
+/* ---- replay straight from the cursor: source = (cursor, queue, queue, flow_index) */
+
+enum { S_CURSOR, S_QUEUE1, S_QUEUE2, S_FLOWS, S_SIZE };
+
+static int uint_at(cursor *k, uint64_t *out) {
+    uint8_t major;
+    return read_head(k, &major, out) < 0 || major != 0 ? -1 : 0;
+}
+
+/* 0: the event was this call's and is consumed into *v, 1: use the other paths (nothing was
+ * changed), -1: an exception is set. */
+static int cursor_take(func *f, uint64_t n, value *v) {
+    PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
+    PyObject *source = st[P_SOURCE];
+    if (source == Py_None) return 1;
+    PyObject **src = &PyTuple_GET_ITEM(source, 0);
+    Cursor *c = (Cursor *)src[S_CURSOR];
+    if (!c->live) return 1;
+    PyObject *replayer = st[P_REPLAYER];
+    if (!attr_is(replayer, s_until, Py_None)) return 1;
+    PyObject *queues[3] = {st[P_AHEAD], src[S_QUEUE1], src[S_QUEUE2]};
+    for (int i = 0; i < 3; i++) {
+        Py_ssize_t len = PyObject_Size(queues[i]);
+        if (len != 0) return len < 0 ? -1 : 1;
+    }
+    frame_t fr, next;
+    if (frame_at(c, c->pos, c->crc, &fr) < 0) return 1;
+    const uint8_t *b = c->buf.buf;
+    cursor k = {b + fr.body, b + fr.tail};
+    uint64_t code;
+    if (*k.p++ != 0x83 || uint_at(&k, &code) < 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
+    if (code != f->code || c->names != f->code_names) {
+        PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)code);
+        if (name != f->name && !(PyUnicode_CheckExact(name) && PyUnicode_Compare(name, f->name) == 0)) {
+            if (PyErr_Occurred()) PyErr_Clear();
+            return 1;
+        }
+        f->code = code;
+        f->code_names = c->names;
+    }
+    int shape = op_shape[f->op];
+    if (k.p >= k.end) return 1;
+    if (shape == SHAPE_BYTES) {
+        uint64_t got, len;
+        uint8_t major;
+        if (*k.p++ != 0x81 || uint_at(&k, &got) < 0 || got != n) return 1;
+        if (read_head(&k, &major, &len) < 0 || major != 2 || len != n || (uint64_t)(k.end - k.p) != n) return 1;
+        v->bytes = k.p;
+        v->n = (size_t)n;
+        k.p += n;
+    } else {
+        if (*k.p++ != 0x80) return 1;
+        if (shape == SHAPE_U64) {
+            if (uint_at(&k, &v->a) < 0) return 1;
+        } else {
+            if (k.p >= k.end || *k.p++ != 0x82 || uint_at(&k, &v->a) < 0 || uint_at(&k, &v->b) < 0) return 1;
+            if (shape == SHAPE_DATETIME && v->b >= 1000000000u) return 1;
+        }
+    }
+    if (k.p != k.end) return 1;
+    if (frame_at(c, fr.end, fr.crc, &next) < 0 || event_op(c, b + next.body, b + next.tail) < 0) return 1;
+    if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
+        PyObject *last = PyDict_GetItemWithError(st[P_SERVICES], s_mono_last);   /* borrowed */
+        if (last == NULL && PyErr_Occurred()) return -1;
+        if (last != NULL && last != Py_None) {
+            uint64_t prev;
+            if (get_u64(last, &prev) < 0 || v->a < prev) return 1;
+        }
+        PyObject *now = PyLong_FromUnsignedLongLong(v->a);
+        if (now == NULL) return -1;
+        int r = PyDict_SetItem(st[P_SERVICES], s_mono_last, now);
+        Py_DECREF(now);
+        if (r < 0) return -1;
+    }
+    /* Consumed: the reader's counts, FlowIndex's and the replayer's move on as if the Python
+     * path had read and handed out this event. */
+    PyObject *read = PyObject_GetAttr(replayer, s__read);
+    if (read == NULL) return -1;
+    Py_ssize_t at = c->pos;
+    c->pos = fr.end;
+    c->crc = fr.crc;
+    c->events++;
+    c->index++;
+    PyObject *entry = Py_BuildValue("(On)", read, at);
+    Py_DECREF(read);
+    if (entry == NULL) return -1;
+    PyObject *r = PyObject_CallOneArg(st[P_BEHIND_APPEND], entry);
+    Py_DECREF(entry);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    if (add_to_attr(replayer, s__read, 1) < 0 || add_to_attr(replayer, s_consumed, 1) < 0
+        || add_to_attr(src[S_FLOWS], s__index, 1) < 0)
+        return -1;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ module functions */
@@ -992,16 +1317,18 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_call, "call"); INTERN(s_args, "args"); INTERN(s_result, "result"); INTERN(s_failed, "failed");
     INTERN(s_consumed, "consumed"); INTERN(s_until, "until"); INTERN(s_peek, "_peek");
     INTERN(s_mono_last, "clocks.monotonic-last"); INTERN(s_acquire, "acquire"); INTERN(s_release, "release");
-    INTERN(s_codes_get, "get");
+    INTERN(s_codes_get, "get"); INTERN(s__read, "_read"); INTERN(s__index, "_index");
     INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     page_size = sysconf(_SC_PAGESIZE);
-    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0) return NULL;
+    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0 || PyType_Ready(&CursorType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0
-        || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 1);   /* rr/nativelib.py ABI: bump both together */
+        || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0
+        || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0) { Py_DECREF(m); return NULL; }
+    PyModule_AddIntConstant(m, "ABI_VERSION", 2);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

@@ -30,17 +30,11 @@ _native = nativelib.built()   # None: the Python path serves every call
 
 # The trace's call name -> (op code in _native.c, the WIT shape the C code lowers).
 _DATETIME, _U64, _BYTES, _PAIR = "datetime", "u64", "bytes", "pair"
-OPS: dict[str, tuple[int, str]] = {
-    "wasi:clocks/wall-clock.now": (0, _DATETIME),
-    "wasi:clocks/wall-clock.resolution": (1, _DATETIME),
-    "wasi:clocks/monotonic-clock.now": (2, _U64),
-    "wasi:clocks/monotonic-clock.resolution": (3, _U64),
-    "wasi:random/random.get-random-bytes": (4, _BYTES),
-    "wasi:random/random.get-random-u64": (5, _U64),
-    "wasi:random/insecure.get-insecure-random-bytes": (6, _BYTES),
-    "wasi:random/insecure.get-insecure-random-u64": (7, _U64),
-    "wasi:random/insecure-seed.insecure-seed": (8, _PAIR),
-}
+_SHAPES = {"wall-clock.now": _DATETIME, "wall-clock.resolution": _DATETIME, "monotonic-clock.now": _U64,
+           "monotonic-clock.resolution": _U64, "random.get-random-bytes": _BYTES, "random.get-random-u64": _U64,
+           "insecure.get-insecure-random-bytes": _BYTES, "insecure.get-insecure-random-u64": _U64,
+           "insecure-seed.insecure-seed": _PAIR}
+OPS: dict[str, tuple[int, str]] = {call: (op, _SHAPES[call.partition("/")[2]]) for call, op in nativelib.OPS.items()}
 
 
 def enabled() -> bool:

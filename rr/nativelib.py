@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-ABI = 1   # must equal ABI_VERSION in rr/_native.c: a stale build is not used
+ABI = 2   # must equal ABI_VERSION in rr/_native.c: a stale build is not used
 
 try:
     from . import _native as _lib
@@ -18,6 +18,20 @@ try:
 except ImportError as e:   # built without a C compiler
     _lib = None  # type: ignore[assignment]
     why_not = f"the native extension is not built: {e}"
+
+
+# The calls rr/_native.c runs, by trace name -> its op code there (rr/native.py adds the WIT shapes).
+OPS: dict[str, int] = {
+    "wasi:clocks/wall-clock.now": 0,
+    "wasi:clocks/wall-clock.resolution": 1,
+    "wasi:clocks/monotonic-clock.now": 2,
+    "wasi:clocks/monotonic-clock.resolution": 3,
+    "wasi:random/random.get-random-bytes": 4,
+    "wasi:random/random.get-random-u64": 5,
+    "wasi:random/insecure.get-insecure-random-bytes": 6,
+    "wasi:random/insecure.get-insecure-random-u64": 7,
+    "wasi:random/insecure-seed.insecure-seed": 8,
+}
 
 
 def built() -> ModuleType | None:

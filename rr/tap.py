@@ -149,9 +149,13 @@ class Replayer(Tap):
         self._side_data = side_data
         self._read = 0                                   # events read from the trace so far
         self._ahead: deque[tuple[int, Event]] = deque()  # (trace index, event) not yet consumed
-        self._behind: deque[tuple[int, Event]] = deque(maxlen=self.CONTEXT)
+        # (trace index, event) consumed last; (trace index, frame offset) for one a native call
+        # took straight from the trace's cursor (see attach_cursor)
+        self._behind: deque[tuple[int, Any]] = deque(maxlen=self.CONTEXT)
         self.consumed = 0
         self.until = until
+        self._source: tuple[Any, ...] | None = None
+        self._cursor: Any = None
 
     @property
     def index(self) -> int:
@@ -204,10 +208,28 @@ class Replayer(Tap):
                 raise self._invalid(index, event, e, e.expected or "result") from None
         return result  # type: ignore[no-any-return]
 
+    def attach_cursor(self, cursor: Any, queues: tuple[Any, Any], flows: Any) -> None:
+        """Let native calls take their events straight from the trace's cursor (rr/_native.c,
+        cursor_take) when nothing is read ahead of it: this replayer's queue, and the two of the
+        readers between it and the cursor (`queues`), are empty. `flows` (merge.FlowIndex) counts
+        the events it passes on; the cursor, the reader's."""
+        self._cursor = cursor
+        self._source = (cursor, *queues, flows)
+
     def native_target(self, services: dict[str, Any]) -> tuple[Any, ...]:
-        """What rr/_native.c replays from: this cursor (its read-ahead and context deques) and
-        the run's services (the monotonic clock's last reading)."""
-        return (self, self._ahead, self._ahead.popleft, self._behind.append, services)
+        """What rr/_native.c replays from: this cursor (its read-ahead and context deques), the
+        run's services (the monotonic clock's last reading) and the trace's cursor, if attached."""
+        return (self, self._ahead, self._ahead.popleft, self._behind.append, services, self._source)
+
+    def _recent(self) -> list[tuple[int, "Event"]]:
+        """The events consumed last, oldest first."""
+        out = []
+        for index, event in self._behind:
+            if type(event) is int:   # taken by a native call from the cursor: read it again
+                from .trace.records import event_from_raw
+                event = event_from_raw(self._cursor.event_at(event))
+            out.append((index, event))
+        return out
 
     # ------------------------------------------------------------ checking what the guest gets
     def guard(self, name: str, impl: Callable[..., Any], ok: tuple[Callable[[], str], Check],
@@ -254,7 +276,7 @@ class Replayer(Tap):
 
     def _blame(self, name: str, mark: int, value: Any, expected: str, bad: BadValue) -> TraceCorrupt:
         if self.consumed > mark and self._behind:
-            index, event = self._behind[-1]
+            index, event = self._recent()[-1]
             return self._invalid(index, event, bad, expected)
         # Nothing read in this call: the value was kept from an earlier event.
         last = f" (last event read: {self._behind[-1][0]})" if self._behind else ""
@@ -276,7 +298,7 @@ class Replayer(Tap):
 
     def _describe(self, what: str) -> str:
         lines = [f"replay diverged at event {self.index}: {what}"]
-        for i, ev in self._behind:
+        for i, ev in self._recent():
             lines.append(f"      {i:>6}  {format_event(ev)}")
         for offset, (i, ev) in enumerate(self._peek(self.CONTEXT)):
             lines.append(f"   {'>>' if offset == 0 else '  '} {i:>6}  {format_event(ev)}")
