@@ -945,6 +945,7 @@ typedef struct {
     unsigned int crc;        /* the chain up to pos */
     long long events, index; /* rr/trace/reader.py iter_records' counts */
     int live;                /* native calls may take frames (the reader says when) */
+    long long taken;         /* events native calls took */
     PyObject *names;         /* CborDecoder._names: call code -> name */
     PyObject *native;        /* {name: op} of the native calls */
     Py_ssize_t seen_at, seen_end;   /* the last frame checked, chained from seen_in */
@@ -1023,6 +1024,7 @@ static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     self->crc = crc;
     self->events = self->index = 0;
     self->live = 0;
+    self->taken = 0;
     self->names = Py_NewRef(names);
     self->native = Py_NewRef(native);
     self->seen_at = -1;
@@ -1105,6 +1107,7 @@ static PyMemberDef cursor_members[] = {
     {"events", T_LONGLONG, offsetof(Cursor, events), 0, "events read (rr/trace/reader.py)"},
     {"index", T_LONGLONG, offsetof(Cursor, index), 0, "records read, the header being 0 (rr/trace/reader.py)"},
     {"live", T_INT, offsetof(Cursor, live), 0, "whether native calls may take frames"},
+    {"taken", T_LONGLONG, offsetof(Cursor, taken), READONLY, "events native calls took"},
     {NULL},
 };
 
@@ -1204,6 +1207,7 @@ static int cursor_take(func *f, uint64_t n, value *v) {
     c->crc = fr.crc;
     c->events++;
     c->index++;
+    c->taken++;
     PyObject *entry = Py_BuildValue("(On)", read, at);
     Py_DECREF(read);
     if (entry == NULL) return -1;

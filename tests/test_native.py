@@ -246,3 +246,88 @@ def test_the_native_event_reader_reads_what_the_python_reader_reads(tmp_path: Pa
         read[path] = read_trace(trace)
     assert read["native"] == read["python"]
     assert read["native"].events == events
+
+
+# ------------------------------------------------------------------ the replay cursor
+
+
+def _cursors(monkeypatch: pytest.MonkeyPatch) -> list:  # type: ignore[type-arg]
+    """The native cursors the trace reader makes (rr/trace/cbor.py), as they are made."""
+    from rr.trace import cbor
+    made = []
+    def keep(*a):  # type: ignore[no-untyped-def]
+        cursor, data = real(*a)
+        if cursor is not None:
+            made.append(cursor)
+        return cursor, data
+    real = cbor._cursor
+    monkeypatch.setattr(cbor, "_cursor", keep)
+    return made
+
+
+@pytest.mark.parametrize("guest,args", [("hostcall_loop", ["random", "300"]), ("hostcall_loop", ["now", "300"]),
+                                        ("random_heavy", ["150", "150"])], ids=["random", "now", "heavy"])
+def test_native_calls_take_their_events_from_the_cursor(built: dict[str, Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch, guest: str,
+                                                        args: list[str]) -> None:
+    program = runner.load(built[guest])
+    trace = tmp_path / "t.cbor"
+    printed = _record(program, [guest, *args], trace, "native", monkeypatch)
+    events = read_trace(trace).events
+    made = _cursors(monkeypatch)
+    python_calls = _count_python_calls(monkeypatch)
+    assert _replay(program, trace, "native", monkeypatch) == printed
+    assert python_calls[0] == 0
+    [cursor] = made
+    # All but the first event, the last and those beside other calls (stdout writes, ...).
+    native_events = sum(e.call in native.OPS for e in events)
+    assert native_events - 10 <= cursor.taken < native_events, (cursor.taken, native_events)
+    made.clear()
+    assert _replay(program, trace, "python", monkeypatch) == printed
+    assert made == []   # RR_NATIVE=0: no cursor
+
+
+def _read_all(source, name: str):  # type: ignore[no-untyped-def]
+    from rr.trace import TraceError, open_trace
+    try:
+        with open_trace(source, name=name) as reader:
+            events = list(reader)
+            return ("read", reader.header, events, reader.outcome, reader.problem)
+    except TraceError as e:
+        return ("error", str(e))
+
+
+def test_the_cursor_reads_and_refuses_what_the_streaming_reader_does(built: dict[str, Path], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeded mutants of real recordings (tests/tracefuzz.py's byte and sealed mutations): read from
+    the mapped file through the cursor, streamed (an open stream is never mapped) and on the Python
+    path, each gives the same events, outcome and problem, or the same message."""
+    import random
+
+    import tracefuzz as tf
+    sources = []
+    for guest, args in (("hostcall_loop", ["random", "40"]), ("clock", []), ("random", [])):
+        trace = tmp_path / f"{guest}.cbor"
+        _record(runner.load(built[guest]), [guest, *args], trace, "native", monkeypatch)
+        sources.append(trace.read_bytes())
+    kinds = [*tf.BYTE_MUTATIONS, *tf.SEALED_MUTATIONS]
+    rng = random.Random(11)
+    made = _cursors(monkeypatch)
+    mutant, compared, mapped_ones = tmp_path / "m.cbor", 0, 0
+    for i in range(400):
+        data, kind = rng.choice(sources), kinds[i % len(kinds)]
+        try:
+            out, _ = (tf.BYTE_MUTATIONS.get(kind) or tf.SEALED_MUTATIONS[kind])(rng, data, "cbor")
+        except tf.NotApplicable:
+            continue
+        mutant.write_bytes(out)
+        monkeypatch.setenv("RR_NATIVE", "1")
+        made.clear()
+        mapped = _read_all(mutant, "m.cbor")
+        mapped_ones += bool(made)
+        streamed = _read_all(io.BytesIO(out), "m.cbor")
+        monkeypatch.setenv("RR_NATIVE", "0")
+        python = _read_all(mutant, "m.cbor")
+        assert mapped == streamed == python, (i, kind)
+        compared += 1
+    assert compared > 300 and mapped_ones > compared / 2
