@@ -269,8 +269,8 @@ typedef struct {
     PyObject *code_names;
 } func;
 
-static PyObject *s_codes_get, *s_crc, *s_events_written, *s_events, *s_count, *s_sealed, *s_finished,
-    *s_error, *s_state, *s_events_state, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *s_until,
+static PyObject *s_codes_get,
+    *s_error, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *s_until,
     *s_peek, *s_mono_last, *s_acquire, *s_release, *s__read, *s__index, *one;
 
 /* ---- live sources */
@@ -540,10 +540,124 @@ static void *fail_with_exception(func *f) {
     return err;
 }
 
-/* ---- record: state = (recorder, shared, writer, encoder, codes, lock, sink) */
+/* ---- record: state = (writer, writer_state, codes, lock, sink) */
+
+/* What the trace writers keep per trace, shared by the Python path (rr/trace/writer.py
+ * TraceWriter and CborEncoder, rr/merge.py SharedWriter) and the native recorder, so both
+ * continue one CRC chain and one count and no Python attribute is touched per native event. */
+typedef struct {
+    PyObject_HEAD
+    unsigned int crc;         /* CborEncoder: the CRC chain so far */
+    long long written;        /* TraceWriter.events_written */
+    int open;                 /* TraceWriter: at its events, no write failed */
+    int guest_open;           /* SharedWriter: neither sealed (a stop) nor finished (the outcome) */
+    long long guest_events;   /* SharedWriter.events: the guest's own events written */
+} WriterState;
+
+static int writerstate_init(WriterState *self, PyObject *args, PyObject *kw) {
+    self->crc = 0;
+    self->written = 0;
+    self->open = 0;
+    self->guest_open = 1;
+    self->guest_events = 0;
+    return 0;
+}
+
+static PyMemberDef writerstate_members[] = {
+    {"crc", T_UINT, offsetof(WriterState, crc), 0, "the CRC chain so far"},
+    {"written", T_LONGLONG, offsetof(WriterState, written), 0, "events written"},
+    {"open", T_INT, offsetof(WriterState, open), 0, "whether events may be written"},
+    {"guest_open", T_INT, offsetof(WriterState, guest_open), 0, "whether the guest's events are written"},
+    {"guest_events", T_LONGLONG, offsetof(WriterState, guest_events), 0, "the guest's own events written"},
+    {NULL},
+};
+
+static PyTypeObject WriterStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.WriterState",
+    .tp_basicsize = sizeof(WriterState),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)writerstate_init,
+    .tp_members = writerstate_members,
+    .tp_doc = "A trace writer's CRC chain, counts and flags (rr/trace/writer.py).",
+};
+
+/* The SharedWriter's lock: a plain lock Python uses with `with`, that the native recorder
+ * takes without a method call (and never waits for: contended, the call goes the Python way). */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+} Lock;
+
+static PyObject *lock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Lock *self = (Lock *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void lock_dealloc(Lock *self) {
+    if (self->lock != NULL) PyThread_free_lock(self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *lock_acquire(Lock *self, PyObject *args) {
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) Py_RETURN_TRUE;
+    for (;;) {
+        PyLockStatus r;
+        Py_BEGIN_ALLOW_THREADS
+        r = PyThread_acquire_lock_timed(self->lock, -1, 1);
+        Py_END_ALLOW_THREADS
+        if (r == PY_LOCK_ACQUIRED) Py_RETURN_TRUE;
+        if (r == PY_LOCK_INTR && PyErr_CheckSignals() < 0) return NULL;   /* as threading.Lock */
+    }
+}
+
+static PyObject *lock_release(Lock *self, PyObject *args) {
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {   /* it was not held */
+        PyThread_release_lock(self->lock);
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    PyThread_release_lock(self->lock);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lock_locked(Lock *self, PyObject *unused) {
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        PyThread_release_lock(self->lock);
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef lock_methods[] = {
+    {"acquire", (PyCFunction)lock_acquire, METH_NOARGS, "wait for the lock and take it"},
+    {"release", (PyCFunction)lock_release, METH_NOARGS, "let go of the lock"},
+    {"locked", (PyCFunction)lock_locked, METH_NOARGS, "whether the lock is held"},
+    {"__enter__", (PyCFunction)lock_acquire, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)lock_release, METH_VARARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject LockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.Lock",
+    .tp_basicsize = sizeof(Lock),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = lock_new,
+    .tp_dealloc = (destructor)lock_dealloc,
+    .tp_methods = lock_methods,
+    .tp_doc = "The trace's write lock (rr/merge.py SharedWriter), taken by native recording too.",
+};
 
 /* R_SINK: a MapSink, or the file descriptor (int) a plain Sink writes to */
-enum { R_RECORDER, R_SHARED, R_WRITER, R_ENCODER, R_CODES, R_LOCK, R_SINK, R_SIZE };
+enum { R_WRITER, R_STATE, R_CODES, R_LOCK, R_SINK, R_SIZE };
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {
@@ -558,41 +672,32 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
     return 0;
 }
 
-/* 0: recorded (or dropped as the Python Recorder drops it after a stop), 1: use Python,
- * -1: a Python exception is set. */
+/* 0: recorded (or dropped as SharedWriter.write_event drops it after a stop), 1: use Python,
+ * -1: a Python exception is set. Under the GIL throughout and with the SharedWriter lock:
+ * ordered with the proxy thread's flow records as the Python path is. */
 static int record_event(func *f, uint64_t n, const value *v) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
-    PyObject *lock = st[R_LOCK];
-    PyObject *got = PyObject_CallMethodObjArgs(lock, s_acquire, NULL);
-    if (got == NULL) return -1;
-    Py_DECREF(got);
+    WriterState *ws = (WriterState *)st[R_STATE];
+    Lock *lock = (Lock *)st[R_LOCK];
+    if (!PyThread_acquire_lock(lock->lock, NOWAIT_LOCK)) return 1;   /* the proxy's thread is writing */
     int rc = 1;
     uint8_t small[256];
     uint8_t *frame = small;
-    PyObject *shared = st[R_SHARED], *writer = st[R_WRITER], *encoder = st[R_ENCODER];
-    if (!attr_is(shared, s_sealed, Py_False) || !attr_is(shared, s_finished, Py_False)) {
-        rc = 0;   /* SharedWriter.write_event drops it: the stop counted the events before it */
-        goto counted;
+    if (!ws->guest_open) {
+        rc = 0;   /* the stop counted the events before it */
+        goto out;
     }
-    if (!attr_is(writer, s_error, Py_None)) goto out;
-    PyObject *state = PyObject_GetAttr(writer, s_state);
-    if (state == NULL) goto fail;
-    int at_events = PyUnicode_Check(state) && PyUnicode_Compare(state, s_events_state) == 0;
-    Py_DECREF(state);
-    if (!at_events) goto out;
-    PyObject *code_obj = PyDict_GetItemWithError(st[R_CODES], f->name);   /* borrowed */
-    if (code_obj == NULL) {
-        if (PyErr_Occurred()) goto fail;
-        goto out;   /* the first event of this call: the definition frame comes from Python */
+    if (!ws->open) goto out;
+    if (f->code_names != st[R_CODES]) {   /* this call's code, once: it never changes */
+        PyObject *code_obj = PyDict_GetItemWithError(st[R_CODES], f->name);   /* borrowed */
+        if (code_obj == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            goto out;   /* the first event of this call: the definition frame comes from Python */
+        }
+        if (get_u64(code_obj, &f->code) < 0) goto out;
+        f->code_names = st[R_CODES];
     }
-    uint64_t code;
-    if (get_u64(code_obj, &code) < 0) goto out;
-    PyObject *crc_obj = PyObject_GetAttr(encoder, s_crc);
-    if (crc_obj == NULL) goto fail;
-    uint64_t crc64;
-    int bad_crc = get_u64(crc_obj, &crc64);
-    Py_DECREF(crc_obj);
-    if (bad_crc < 0 || crc64 > 0xffffffffu) goto out;
+    uint64_t code = f->code;
 
     size_t need = 9 + 48 + (op_shape[f->op] == SHAPE_BYTES ? v->n : 0) + 4;
     if (need > sizeof small) {
@@ -607,7 +712,7 @@ static int record_event(func *f, uint64_t n, const value *v) {
     memmove(frame + hl, rec, rec_len);
     memcpy(frame, h, hl);
     size_t len = hl + rec_len;
-    uint32_t crc = crc32_update((uint32_t)crc64, frame, len);
+    uint32_t crc = crc32_update(ws->crc, frame, len);
     for (int i = 0; i < 4; i++) frame[len + i] = (uint8_t)(crc >> (24 - 8 * i));
     len += 4;
 
@@ -616,6 +721,8 @@ static int record_event(func *f, uint64_t n, const value *v) {
                                                : write_all((int)PyLong_AsLong(sink), frame, len);
     if (wrote < 0) {   /* as TraceWriter._write: the writer keeps the error and fails from now on */
         int e = errno;
+        PyObject *writer = st[R_WRITER];
+        ws->open = 0;
         PyObject *oserr = PyObject_CallFunction(PyExc_OSError, "is", e, strerror(e));
         if (oserr == NULL || PyObject_SetAttr(writer, s_error, oserr) < 0) { Py_XDECREF(oserr); goto fail; }
         Py_DECREF(oserr);
@@ -626,28 +733,16 @@ static int record_event(func *f, uint64_t n, const value *v) {
         }
         goto fail;
     }
-
-    PyObject *nc = PyLong_FromUnsignedLong(crc);
-    if (nc == NULL) goto fail;
-    int set = PyObject_SetAttr(encoder, s_crc, nc);
-    Py_DECREF(nc);
-    if (set < 0 || add_to_attr(writer, s_events_written, 1) < 0 || add_to_attr(shared, s_events, 1) < 0)
-        goto fail;
+    ws->crc = crc;
+    ws->written++;
+    ws->guest_events++;
     rc = 0;
-counted:
-    if (add_to_attr(st[R_RECORDER], s_count, 1) < 0) goto fail;
     goto out;
 fail:
     rc = -1;
 out:
     if (frame != small) PyMem_Free(frame);
-    {
-        PyObject *exc = rc == -1 ? PyErr_GetRaisedException() : NULL;
-        PyObject *r = PyObject_CallMethodObjArgs(lock, s_release, NULL);
-        Py_XDECREF(r);
-        if (exc != NULL) PyErr_SetRaisedException(exc);
-        else if (r == NULL) rc = -1;
-    }
+    PyThread_release_lock(lock->lock);
     return rc;
 }
 
@@ -1315,9 +1410,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     crc_init();
-    INTERN(s_crc, "_crc"); INTERN(s_events_written, "events_written"); INTERN(s_events, "events");
-    INTERN(s_count, "count"); INTERN(s_sealed, "sealed"); INTERN(s_finished, "finished");
-    INTERN(s_error, "error"); INTERN(s_state, "_state"); INTERN(s_events_state, "events");
+    INTERN(s_error, "error");
     INTERN(s_call, "call"); INTERN(s_args, "args"); INTERN(s_result, "result"); INTERN(s_failed, "failed");
     INTERN(s_consumed, "consumed"); INTERN(s_until, "until"); INTERN(s_peek, "_peek");
     INTERN(s_mono_last, "clocks.monotonic-last"); INTERN(s_acquire, "acquire"); INTERN(s_release, "release");
@@ -1325,13 +1418,16 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     page_size = sysconf(_SC_PAGESIZE);
-    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0 || PyType_Ready(&CursorType) < 0)
+    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0 || PyType_Ready(&CursorType) < 0
+        || PyType_Ready(&WriterStateType) < 0 || PyType_Ready(&LockType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0
         || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0
-        || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0) { Py_DECREF(m); return NULL; }
+        || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
+        || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
+        || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
     PyModule_AddIntConstant(m, "ABI_VERSION", 2);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);

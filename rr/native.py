@@ -139,8 +139,9 @@ class Linking:
 
 
 def record_target(recorder: Any) -> tuple[Any, ...] | None:
-    """What the C recorder writes through: the objects Recorder -> SharedWriter -> TraceWriter
-    -> CborEncoder -> Sink use, so both paths append to one chain. None (Python path) for a
+    """What the C recorder writes through: the TraceWriter (for its failure), its state (the CRC
+    chain, counts and flags it shares with the Python path), the encoder's call codes, the
+    SharedWriter's lock and the sink, so both paths append to one chain. None (Python path) for a
     writer C does not reproduce byte for byte (JSON Lines, gzip)."""
     from .merge import SharedWriter
     from .trace.cbor import CborEncoder
@@ -152,8 +153,9 @@ def record_target(recorder: Any) -> tuple[Any, ...] | None:
     writer = getattr(shared, "_writer", None)
     if type(writer) is not TraceWriter or writer.fmt != "cbor":
         return None
-    encoder, sink = writer._encoder, writer._sink
-    if type(encoder) is not CborEncoder or type(sink) not in (Sink, _MappedSink):
+    encoder, sink, state, lock = writer._encoder, writer._sink, writer.state, shared._lock
+    if type(encoder) is not CborEncoder or type(sink) not in (Sink, _MappedSink) \
+            or type(state) is not _native.WriterState or type(lock) is not _native.Lock or shared._state is not state:
         return None
     target = sink.map if type(sink) is _MappedSink else sink._f.fileno()
-    return (recorder, shared, writer, encoder, encoder._codes, shared._lock, target)
+    return (writer, state, encoder._codes, lock, target)

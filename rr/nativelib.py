@@ -7,7 +7,9 @@ Imports nothing from wasmtime: the trace codec uses it too (mapped writes, event
 from __future__ import annotations
 
 import os
+import threading
 from types import ModuleType
+from typing import Any
 
 ABI = 2   # must equal ABI_VERSION in rr/_native.c: a stale build is not used
 
@@ -44,3 +46,10 @@ def lib() -> ModuleType | None:
     if why_not or os.environ.get("RR_NATIVE", "1") == "0":
         return None
     return _lib
+
+
+def new_lock() -> Any:
+    """The trace's write lock (rr/merge.py SharedWriter): one the native recorder takes without
+    a Python call when the native paths are on, else a threading.Lock."""
+    native = lib()
+    return native.Lock() if native is not None else threading.Lock()

@@ -89,7 +89,6 @@ class Recorder(Tap):
         from .trace.model import Event  # here, not at import: `rr run` never makes one (3 ms)
         self._event = Event
         self.writer = writer
-        self.count = 0
 
     def __call__(self, call: str, args: list[Any], live: Callable[[], T],
                  check: Contract | None = None) -> T:
@@ -103,7 +102,6 @@ class Recorder(Tap):
 
     def _write(self, event: "Event") -> None:
         self.writer.write_event(event)
-        self.count += 1
 
 
 class Divergence(Unwind):

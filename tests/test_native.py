@@ -111,18 +111,18 @@ def test_the_native_encoder_writes_the_python_encoders_frames() -> None:
                 if shape == "bytes":
                     cases = [(n, b"\xa5" * n) for n in (0, 1, 23, 24, 255, 256, 70000)]
                     for n, data in cases:
-                        enc._crc = crc
+                        enc.state.crc = crc
                         want = bytes(enc.event(Event(name, [n], data)))
                         got, got_crc = native._native.encode(op, code, n, 0, 0, data, crc)
-                        assert (got, got_crc) == (want, enc._crc), (name, code, n)
+                        assert (got, got_crc) == (want, enc.state.crc), (name, code, n)
                     continue
                 for a in edges:
                     b = 999_999_999 if shape == "datetime" else a
                     result: object = a if shape == "u64" else [a, b]
-                    enc._crc = crc
+                    enc.state.crc = crc
                     want = bytes(enc.event(Event(name, [], result)))
                     got, got_crc = native._native.encode(op, code, 0, a, b, b"", crc)
-                    assert (got, got_crc) == (want, enc._crc), (name, code, a)
+                    assert (got, got_crc) == (want, enc.state.crc), (name, code, a)
 
 
 # ------------------------------------------------------------------ the same reports on both paths

@@ -107,10 +107,29 @@ def _encode(value: Any, out: bytearray, depth: int = 0) -> None:
         out += cbor2.dumps(normalize(value, depth))
 
 
-class CborEncoder:
+class ChainState:
+    """A trace writer's CRC chain, counts and flags (rr/_native.c's WriterState has the same
+    fields: the one the writers use when the native paths are on, so the native recorder
+    continues the same chain). `crc`: the chain so far; `written`: events written; `open`: events
+    may be written (TraceWriter); `guest_open`, `guest_events`: merge.SharedWriter's."""
+
+    __slots__ = ("crc", "written", "open", "guest_open", "guest_events")
+
     def __init__(self) -> None:
+        self.crc = self.written = self.open = self.guest_events = 0
+        self.guest_open = 1
+
+
+def new_state() -> Any:
+    from ..nativelib import lib
+    native = lib()
+    return native.WriterState() if native is not None else ChainState()
+
+
+class CborEncoder:
+    def __init__(self, state: Any = None) -> None:
         self._codes: dict[str, int] = {}
-        self._crc = 0
+        self.state = ChainState() if state is None else state
 
     @staticmethod
     def _unsealed(record: bytes, size: int | None = None) -> bytearray:
@@ -127,7 +146,8 @@ class CborEncoder:
 
     def _seal(self, frame: bytearray) -> bytearray:
         """Append the checksum: this moves the chain on, so frames are sealed in file order."""
-        crc = self._crc = zlib.crc32(frame, self._crc)
+        st = self.state
+        crc = st.crc = zlib.crc32(frame, st.crc)
         frame += crc.to_bytes(_CRC, "big")
         return frame
 
@@ -160,7 +180,8 @@ class CborEncoder:
                                                                 "name": e.call})))
             self._codes[e.call] = len(self._codes)
             return definition + self._seal(frame)
-        crc = self._crc = zlib.crc32(frame, self._crc)   # _seal, inlined on the hot path
+        st = self.state
+        crc = st.crc = zlib.crc32(frame, st.crc)   # _seal, inlined on the hot path
         frame += crc.to_bytes(_CRC, "big")
         return frame
 
