@@ -746,9 +746,10 @@ out:
     return rc;
 }
 
-/* ---- replay: state = (replayer, ahead, popleft, behind_append, services, source or None) */
+/* ---- replay: state = (replayer, ahead, popleft, behind_append, services, source or None, progress)
+ * progress: the replayer's counts (.read, .consumed): a Python object, or the cursor */
 
-enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SERVICES, P_SOURCE, P_SIZE };
+enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SERVICES, P_SOURCE, P_PROGRESS, P_SIZE };
 
 /* The next event's value if it is exactly what this call expects. 0: consumed into *v
  * (*keep holds the Python value the bytes point into), 1: use Python, -1: exception set. */
@@ -812,10 +813,16 @@ static int replay_event(func *f, uint64_t n, value *v, PyObject **keep) {
     }
     PyObject *popped = PyObject_CallNoArgs(st[P_POPLEFT]);
     if (popped == NULL) { rc = -1; goto out; }
-    PyObject *r = PyObject_CallOneArg(st[P_BEHIND_APPEND], popped);
-    Py_DECREF(popped);
-    if (r == NULL || add_to_attr(replayer, s_consumed, 1) < 0) { Py_XDECREF(r); rc = -1; goto out; }
-    Py_DECREF(r);
+    PyObject *consumed = NULL, *entry = NULL, *r = NULL;
+    if (add_to_attr(st[P_PROGRESS], s_consumed, 1) < 0 || (consumed = PyObject_GetAttr(st[P_PROGRESS], s_consumed)) == NULL
+        || !PyTuple_Check(popped) || PyTuple_GET_SIZE(popped) != 2
+        || (entry = PyTuple_Pack(3, consumed, PyTuple_GET_ITEM(popped, 0), PyTuple_GET_ITEM(popped, 1))) == NULL
+        || (r = PyObject_CallOneArg(st[P_BEHIND_APPEND], entry)) == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "the replayer's queue holds (index, event) pairs");
+        rc = -1;
+    }
+    Py_XDECREF(popped); Py_XDECREF(consumed); Py_XDECREF(entry); Py_XDECREF(r);
+    if (rc == -1) goto out;
     *keep = result;
     result = NULL;
     rc = 0;
@@ -1041,6 +1048,9 @@ typedef struct {
     long long events, index; /* rr/trace/reader.py iter_records' counts */
     int live;                /* native calls may take frames (the reader says when) */
     long long taken;         /* events native calls took */
+    long long read, consumed;   /* the Replayer's counts (rr/tap.py), kept here once it is attached */
+    struct { long long seq, index; Py_ssize_t pos; } ring[3];   /* the events native calls took last */
+    int ring_next;
     PyObject *names;         /* CborDecoder._names: call code -> name */
     PyObject *native;        /* {name: op} of the native calls */
     Py_ssize_t seen_at, seen_end;   /* the last frame checked, chained from seen_in */
@@ -1119,7 +1129,9 @@ static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     self->crc = crc;
     self->events = self->index = 0;
     self->live = 0;
-    self->taken = 0;
+    self->taken = self->read = self->consumed = 0;
+    memset(self->ring, 0, sizeof self->ring);
+    self->ring_next = 0;
     self->names = Py_NewRef(names);
     self->native = Py_NewRef(native);
     self->seen_at = -1;
@@ -1183,6 +1195,19 @@ static PyObject *cursor_event_at(Cursor *self, PyObject *arg) {
     return raw;
 }
 
+/* recent() -> [(consumed count, trace index, frame offset)] of the last events native calls took */
+static PyObject *cursor_recent(Cursor *self, PyObject *unused) {
+    PyObject *out = PyList_New(0);
+    for (int i = 0; out != NULL && i < 3; i++) {
+        int k = (self->ring_next + i) % 3;
+        if (self->ring[k].seq == 0) continue;
+        PyObject *e = Py_BuildValue("(LLn)", self->ring[k].seq, self->ring[k].index, self->ring[k].pos);
+        if (e == NULL || PyList_Append(out, e) < 0) Py_CLEAR(out);
+        Py_XDECREF(e);
+    }
+    return out;
+}
+
 static PyObject *cursor_close(Cursor *self, PyObject *unused) {
     cursor_release(self);
     Py_RETURN_NONE;
@@ -1192,6 +1217,7 @@ static PyMethodDef cursor_methods[] = {
     {"step", (PyCFunction)cursor_step, METH_NOARGS, "the next frame if C reads it: (\"event\", raw, pos), else None"},
     {"vouched", (PyCFunction)cursor_vouched, METH_NOARGS, "whether the next frame is a native call's whole event"},
     {"event_at", (PyCFunction)cursor_event_at, METH_O, "the raw event of a frame already passed"},
+    {"recent", (PyCFunction)cursor_recent, METH_NOARGS, "[(consumed count, index, offset)] native calls took last"},
     {"close", (PyCFunction)cursor_close, METH_NOARGS, "let go of the mapping"},
     {NULL},
 };
@@ -1203,6 +1229,8 @@ static PyMemberDef cursor_members[] = {
     {"index", T_LONGLONG, offsetof(Cursor, index), 0, "records read, the header being 0 (rr/trace/reader.py)"},
     {"live", T_INT, offsetof(Cursor, live), 0, "whether native calls may take frames"},
     {"taken", T_LONGLONG, offsetof(Cursor, taken), READONLY, "events native calls took"},
+    {"read", T_LONGLONG, offsetof(Cursor, read), 0, "the replayer's events read"},
+    {"consumed", T_LONGLONG, offsetof(Cursor, consumed), 0, "the replayer's events consumed"},
     {NULL},
 };
 
@@ -1237,8 +1265,7 @@ static int cursor_take(func *f, uint64_t n, value *v) {
     PyObject **src = &PyTuple_GET_ITEM(source, 0);
     Cursor *c = (Cursor *)src[S_CURSOR];
     if (!c->live) return 1;
-    PyObject *replayer = st[P_REPLAYER];
-    if (!attr_is(replayer, s_until, Py_None)) return 1;
+    if (st[P_PROGRESS] != (PyObject *)c) return 1;   /* not attached (--until) */
     PyObject *queues[3] = {st[P_AHEAD], src[S_QUEUE1], src[S_QUEUE2]};
     for (int i = 0; i < 3; i++) {
         Py_ssize_t len = PyObject_Size(queues[i]);
@@ -1295,28 +1322,19 @@ static int cursor_take(func *f, uint64_t n, value *v) {
     }
     /* Consumed: the reader's counts, FlowIndex's and the replayer's move on as if the Python
      * path had read and handed out this event. */
-    PyObject *read = PyObject_GetAttr(replayer, s__read);
-    if (read == NULL) return -1;
-    Py_ssize_t at = c->pos;
+    if (add_to_attr(src[S_FLOWS], s__index, 1) < 0) return -1;
+    int slot = c->ring_next;
+    c->ring[slot].seq = ++c->consumed;
+    c->ring[slot].index = c->read++;
+    c->ring[slot].pos = c->pos;
+    c->ring_next = (slot + 1) % 3;
     c->pos = fr.end;
     c->crc = fr.crc;
     c->events++;
     c->index++;
     c->taken++;
-    PyObject *entry = Py_BuildValue("(On)", read, at);
-    Py_DECREF(read);
-    if (entry == NULL) return -1;
-    PyObject *r = PyObject_CallOneArg(st[P_BEHIND_APPEND], entry);
-    Py_DECREF(entry);
-    if (r == NULL) return -1;
-    Py_DECREF(r);
-    if (add_to_attr(replayer, s__read, 1) < 0 || add_to_attr(replayer, s_consumed, 1) < 0
-        || add_to_attr(src[S_FLOWS], s__index, 1) < 0)
-        return -1;
     return 0;
 }
-
-/* ------------------------------------------------------------------ module functions */
 
 static PyObject *py_setup(PyObject *self, PyObject *args) {
     unsigned long long a, b, c, d, e;
@@ -1428,7 +1446,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
         || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
         || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 2);   /* rr/nativelib.py ABI: bump both together */
+    PyModule_AddIntConstant(m, "ABI_VERSION", 3);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);
