@@ -117,7 +117,7 @@ static PyTypeObject CounterType = {
 
 #define MAP_CHUNK ((size_t)1 << 20)
 
-typedef struct {
+typedef struct MapSink_ {
     PyObject_HEAD
     int fd;
     uint8_t *base;     /* the mapping: file offsets [map_start, map_end) */
@@ -265,8 +265,10 @@ typedef struct {
     PyObject *name;       /* the trace's call name */
     PyObject *state;      /* record: a RecordTarget tuple; replay: a ReplayTarget tuple */
     PyObject *fail;       /* rr.abi.fail_call(name, exc) -> wasmtime_error_t address */
-    uint64_t code;        /* replay: this call's code in code_names (a cursor's call table) */
+    uint64_t code;        /* this call's code in code_names (the encoder's or a cursor's call table) */
     PyObject *code_names;
+    struct MapSink_ *map; /* record: the mapped sink, or NULL and the file descriptor */
+    int fd;
 } func;
 
 static PyObject *s_codes_get,
@@ -672,10 +674,23 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
     return 0;
 }
 
-/* 0: recorded (or dropped as SharedWriter.write_event drops it after a stop), 1: use Python,
- * -1: a Python exception is set. Under the GIL throughout and with the SharedWriter lock:
- * ordered with the proxy thread's flow records as the Python path is. */
-static int record_event(func *f, uint64_t n, const value *v) {
+/* This call's code in the trace's call table, looked up once (it never changes); the GIL is
+ * held. 1: known, 0: not yet (the first event of this call: its definition frame comes from
+ * Python), -1: an exception is set. */
+static int record_code(func *f) {
+    PyObject *codes = PyTuple_GET_ITEM(f->state, R_CODES);
+    PyObject *code_obj = PyDict_GetItemWithError(codes, f->name);   /* borrowed */
+    if (code_obj == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (get_u64(code_obj, &f->code) < 0) return 0;
+    f->code_names = codes;
+    return 1;
+}
+
+/* 0: recorded (or dropped as SharedWriter.write_event drops it after a stop), 1: use Python
+ * (nothing was written), -1: failed, *err is the error for wasmtime. Needs no GIL (this call's
+ * code is known): the writer's state is C's and the SharedWriter lock is held throughout, so the
+ * frame is ordered with the proxy thread's flow records as the Python path's are. */
+static int record_event(func *f, uint64_t n, const value *v, void **err) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
     WriterState *ws = (WriterState *)st[R_STATE];
     Lock *lock = (Lock *)st[R_LOCK];
@@ -688,25 +703,11 @@ static int record_event(func *f, uint64_t n, const value *v) {
         goto out;
     }
     if (!ws->open) goto out;
-    if (f->code_names != st[R_CODES]) {   /* this call's code, once: it never changes */
-        PyObject *code_obj = PyDict_GetItemWithError(st[R_CODES], f->name);   /* borrowed */
-        if (code_obj == NULL) {
-            if (PyErr_Occurred()) goto fail;
-            goto out;   /* the first event of this call: the definition frame comes from Python */
-        }
-        if (get_u64(code_obj, &f->code) < 0) goto out;
-        f->code_names = st[R_CODES];
-    }
-    uint64_t code = f->code;
-
     size_t need = 9 + 48 + (op_shape[f->op] == SHAPE_BYTES ? v->n : 0) + 4;
-    if (need > sizeof small) {
-        frame = PyMem_Malloc(need);
-        if (frame == NULL) { PyErr_NoMemory(); goto fail; }
-    }
+    if (need > sizeof small && (frame = malloc(need)) == NULL) goto out;
     uint8_t rec_buf[64];
     uint8_t *rec = op_shape[f->op] == SHAPE_BYTES ? frame + 9 : rec_buf;
-    size_t rec_len = encode_event(f->op, code, n, v, rec);
+    size_t rec_len = encode_event(f->op, f->code, n, v, rec);
     uint8_t h[9];
     size_t hl = head(h, 0x40, rec_len + 4);
     memmove(frame + hl, rec, rec_len);
@@ -716,32 +717,32 @@ static int record_event(func *f, uint64_t n, const value *v) {
     for (int i = 0; i < 4; i++) frame[len + i] = (uint8_t)(crc >> (24 - 8 * i));
     len += 4;
 
-    PyObject *sink = st[R_SINK];
-    int wrote = Py_IS_TYPE(sink, &MapSinkType) ? mapsink_append((MapSink *)sink, frame, len)
-                                               : write_all((int)PyLong_AsLong(sink), frame, len);
+    int wrote = f->map != NULL ? mapsink_append(f->map, frame, len) : write_all(f->fd, frame, len);
     if (wrote < 0) {   /* as TraceWriter._write: the writer keeps the error and fails from now on */
         int e = errno;
-        PyObject *writer = st[R_WRITER];
         ws->open = 0;
+        PyGILState_STATE g = PyGILState_Ensure();
+        PyObject *writer = st[R_WRITER];
         PyObject *oserr = PyObject_CallFunction(PyExc_OSError, "is", e, strerror(e));
-        if (oserr == NULL || PyObject_SetAttr(writer, s_error, oserr) < 0) { Py_XDECREF(oserr); goto fail; }
-        Py_DECREF(oserr);
-        PyObject *failure = PyObject_CallMethod(writer, "_failure", NULL);
-        if (failure != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
-            Py_DECREF(failure);
+        if (oserr != NULL && PyObject_SetAttr(writer, s_error, oserr) == 0) {
+            PyObject *failure = PyObject_CallMethod(writer, "_failure", NULL);
+            if (failure != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
+                Py_DECREF(failure);
+            }
         }
-        goto fail;
+        Py_XDECREF(oserr);
+        *err = fail_with_exception(f);
+        PyGILState_Release(g);
+        rc = -1;
+        goto out;
     }
     ws->crc = crc;
     ws->written++;
     ws->guest_events++;
     rc = 0;
-    goto out;
-fail:
-    rc = -1;
 out:
-    if (frame != small) PyMem_Free(frame);
+    if (frame != small) free(frame);
     PyThread_release_lock(lock->lock);
     return rc;
 }
@@ -858,17 +859,30 @@ static void *native_call(void *env, void *ctx, void *ty, val *args, size_t nargs
         if (buf != small) free(buf);
         return NULL;
     }
+    if (f->mode == MODE_RECORD) {
+        if (n > sizeof small && (buf = malloc(n)) == NULL) goto plain_nogil;
+        if (live(f->op, n, buf, &v) < 0) goto plain_nogil;
+        void *err = NULL;
+        if (f->code_names != PyTuple_GET_ITEM(f->state, R_CODES)) {
+            PyGILState_STATE g = PyGILState_Ensure();
+            int known = record_code(f);
+            if (known < 0) err = fail_with_exception(f);
+            PyGILState_Release(g);
+            if (known <= 0) {
+                if (buf != small) free(buf);
+                return known < 0 ? err : f->py_call(f->env_plain, ctx, ty, args, nargs, results, nresults);
+            }
+        }
+        int rc = record_event(f, n, &v, &err);
+        if (rc > 0) goto plain_nogil;
+        if (rc == 0) lower(f->op, &v, &results[0]);
+        if (buf != small) free(buf);
+        return err;
+    }
     PyGILState_STATE g = PyGILState_Ensure();
     void *err = NULL;
     int rc;
-    if (f->mode == MODE_RECORD) {
-        if (n > sizeof small && (buf = PyMem_Malloc(n)) == NULL) goto plain;
-        if (live(f->op, n, buf, &v) < 0) goto plain;
-        rc = record_event(f, n, &v);
-        if (rc > 0) goto plain;
-        if (rc < 0) { err = fail_with_exception(f); goto done; }
-        lower(f->op, &v, &results[0]);
-    } else {
+    {   /* replay */
         PyObject *keep = NULL;
         rc = cursor_take(f, n, &v);
         if (rc > 0) rc = replay_event(f, n, &v, &keep);
@@ -890,6 +904,14 @@ plain:
 plain_nogil:
     if (buf != small) free(buf);
     return f->py_call(f->env_plain, ctx, ty, args, nargs, results, nresults);
+}
+
+static void native_release_refs(func *f) {
+    Py_XDECREF((PyObject *)f->counter);
+    Py_XDECREF(f->name);
+    Py_XDECREF(f->state);
+    Py_XDECREF(f->fail);
+    PyMem_RawFree(f);
 }
 
 static void native_release(void *env) {
@@ -1375,6 +1397,29 @@ static PyObject *py_make(PyObject *self, PyObject *args) {
     f->name = Py_NewRef(name);
     f->state = Py_NewRef(state);
     f->fail = Py_NewRef(fail);
+    f->fd = -1;
+    if (mode == MODE_RECORD) {
+        PyObject *sink = PyTuple_GET_ITEM(state, R_SINK);
+        if (Py_IS_TYPE(sink, &MapSinkType)) f->map = (MapSink *)sink;
+        else f->fd = (int)PyLong_AsLong(sink);
+        if (f->fd == -1 && f->map == NULL) {
+            native_release_refs(f);
+            return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_TypeError, "the sink must be a MapSink or a file descriptor");
+        }
+        if (!Py_IS_TYPE(PyTuple_GET_ITEM(state, R_STATE), &WriterStateType)
+            || !Py_IS_TYPE(PyTuple_GET_ITEM(state, R_LOCK), &LockType)) {
+            native_release_refs(f);
+            return PyErr_Format(PyExc_TypeError, "record state needs a WriterState and a Lock");
+        }
+    }
+    if (mode == MODE_REPLAY) {
+        PyObject *source = PyTuple_GET_ITEM(state, P_SOURCE);
+        if (source != Py_None && (!PyTuple_Check(source) || PyTuple_GET_SIZE(source) != S_SIZE
+                                  || !Py_IS_TYPE(PyTuple_GET_ITEM(source, S_CURSOR), &CursorType))) {
+            native_release_refs(f);
+            return PyErr_Format(PyExc_TypeError, "replay source must be None or (Cursor, queue, queue, flows)");
+        }
+    }
     return PyLong_FromVoidPtr(f);
 }
 
@@ -1446,7 +1491,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
         || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
         || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 3);   /* rr/nativelib.py ABI: bump both together */
+    PyModule_AddIntConstant(m, "ABI_VERSION", 4);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);
