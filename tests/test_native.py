@@ -331,3 +331,39 @@ def test_the_cursor_reads_and_refuses_what_the_streaming_reader_does(built: dict
         assert mapped == streamed == python, (i, kind)
         compared += 1
     assert compared > 300 and mapped_ones > compared / 2
+
+
+def test_native_recording_counts_in_the_writers_state(built: dict[str, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events the recording reports are the trace's, on both paths: the C recorder counts in
+    the same state object as TraceWriter and SharedWriter (rr/trace/cbor.py ChainState)."""
+    program = runner.load(built["random_heavy"])
+    for path, flag in PATHS.items():
+        monkeypatch.setenv("RR_NATIVE", flag)
+        trace = tmp_path / f"{path}.cbor"
+        out = io.BytesIO()
+        rec = session.record(program, Sandbox(argv=["random_heavy", "40", "40"], stdout=out, stderr=out), trace)
+        assert rec.events == len(read_trace(trace).events) >= 80, path
+
+
+def test_the_trace_lock_behaves_as_a_threading_lock() -> None:
+    import threading
+    lock = native._native.Lock()
+    assert not lock.locked()
+    with lock:
+        assert lock.locked()
+        got: list[bool] = []
+        t = threading.Thread(target=lambda: got.append(lock.locked()))
+        t.start()
+        t.join(30)
+        assert got == [True]
+    assert not lock.locked()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    waited: list[int] = []
+    lock.acquire()
+    t = threading.Thread(target=lambda: (lock.acquire(), waited.append(1), lock.release()))
+    t.start()
+    lock.release()   # the waiting thread gets it once this one lets go
+    t.join(30)
+    assert waited == [1] and not lock.locked()
