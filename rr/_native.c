@@ -117,7 +117,7 @@ static PyTypeObject CounterType = {
 
 #define MAP_CHUNK ((size_t)1 << 20)
 
-typedef struct {
+typedef struct MapSink_ {
     PyObject_HEAD
     int fd;
     uint8_t *base;     /* the mapping: file offsets [map_start, map_end) */
@@ -265,11 +265,15 @@ typedef struct {
     PyObject *name;       /* the trace's call name */
     PyObject *state;      /* record: a RecordTarget tuple; replay: a ReplayTarget tuple */
     PyObject *fail;       /* rr.abi.fail_call(name, exc) -> wasmtime_error_t address */
+    uint64_t code;        /* this call's code in code_names (the encoder's or a cursor's call table) */
+    PyObject *code_names;
+    struct MapSink_ *map; /* record: the mapped sink, or NULL and the file descriptor */
+    int fd;
 } func;
 
-static PyObject *s_codes_get, *s_crc, *s_events_written, *s_events, *s_count, *s_sealed, *s_finished,
-    *s_error, *s_state, *s_events_state, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *s_until,
-    *s_peek, *s_mono_last, *s_acquire, *s_release, *one;
+static PyObject *s_codes_get,
+    *s_error, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *s_until,
+    *s_peek, *s_mono_last, *s_acquire, *s_release, *s__read, *s__index, *one;
 
 /* ---- live sources */
 
@@ -435,20 +439,35 @@ static size_t head(uint8_t *out, uint8_t major, uint64_t n) {
     return 9;
 }
 
-static uint32_t crc_table[256];
+static uint32_t crc_table[8][256];
 
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
+        crc_table[0][i] = c;
     }
+    for (int t = 1; t < 8; t++)
+        for (int i = 0; i < 256; i++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
-/* zlib.crc32(data, crc) */
+static inline uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* zlib.crc32(data, crc), eight bytes a step (replay checks every frame it takes) */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
     crc = ~crc;
-    while (n--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    while (n >= 8) {
+        uint32_t one = le32(p) ^ crc, two = le32(p + 4);
+        crc = crc_table[7][one & 0xff] ^ crc_table[6][(one >> 8) & 0xff] ^ crc_table[5][(one >> 16) & 0xff]
+            ^ crc_table[4][one >> 24] ^ crc_table[3][two & 0xff] ^ crc_table[2][(two >> 8) & 0xff]
+            ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -523,10 +542,124 @@ static void *fail_with_exception(func *f) {
     return err;
 }
 
-/* ---- record: state = (recorder, shared, writer, encoder, codes, lock, sink) */
+/* ---- record: state = (writer, writer_state, codes, lock, sink) */
+
+/* What the trace writers keep per trace, shared by the Python path (rr/trace/writer.py
+ * TraceWriter and CborEncoder, rr/merge.py SharedWriter) and the native recorder, so both
+ * continue one CRC chain and one count and no Python attribute is touched per native event. */
+typedef struct {
+    PyObject_HEAD
+    unsigned int crc;         /* CborEncoder: the CRC chain so far */
+    long long written;        /* TraceWriter.events_written */
+    int open;                 /* TraceWriter: at its events, no write failed */
+    int guest_open;           /* SharedWriter: neither sealed (a stop) nor finished (the outcome) */
+    long long guest_events;   /* SharedWriter.events: the guest's own events written */
+} WriterState;
+
+static int writerstate_init(WriterState *self, PyObject *args, PyObject *kw) {
+    self->crc = 0;
+    self->written = 0;
+    self->open = 0;
+    self->guest_open = 1;
+    self->guest_events = 0;
+    return 0;
+}
+
+static PyMemberDef writerstate_members[] = {
+    {"crc", T_UINT, offsetof(WriterState, crc), 0, "the CRC chain so far"},
+    {"written", T_LONGLONG, offsetof(WriterState, written), 0, "events written"},
+    {"open", T_INT, offsetof(WriterState, open), 0, "whether events may be written"},
+    {"guest_open", T_INT, offsetof(WriterState, guest_open), 0, "whether the guest's events are written"},
+    {"guest_events", T_LONGLONG, offsetof(WriterState, guest_events), 0, "the guest's own events written"},
+    {NULL},
+};
+
+static PyTypeObject WriterStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.WriterState",
+    .tp_basicsize = sizeof(WriterState),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)writerstate_init,
+    .tp_members = writerstate_members,
+    .tp_doc = "A trace writer's CRC chain, counts and flags (rr/trace/writer.py).",
+};
+
+/* The SharedWriter's lock: a plain lock Python uses with `with`, that the native recorder
+ * takes without a method call (and never waits for: contended, the call goes the Python way). */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+} Lock;
+
+static PyObject *lock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Lock *self = (Lock *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void lock_dealloc(Lock *self) {
+    if (self->lock != NULL) PyThread_free_lock(self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *lock_acquire(Lock *self, PyObject *args) {
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) Py_RETURN_TRUE;
+    for (;;) {
+        PyLockStatus r;
+        Py_BEGIN_ALLOW_THREADS
+        r = PyThread_acquire_lock_timed(self->lock, -1, 1);
+        Py_END_ALLOW_THREADS
+        if (r == PY_LOCK_ACQUIRED) Py_RETURN_TRUE;
+        if (r == PY_LOCK_INTR && PyErr_CheckSignals() < 0) return NULL;   /* as threading.Lock */
+    }
+}
+
+static PyObject *lock_release(Lock *self, PyObject *args) {
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {   /* it was not held */
+        PyThread_release_lock(self->lock);
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    PyThread_release_lock(self->lock);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lock_locked(Lock *self, PyObject *unused) {
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        PyThread_release_lock(self->lock);
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef lock_methods[] = {
+    {"acquire", (PyCFunction)lock_acquire, METH_NOARGS, "wait for the lock and take it"},
+    {"release", (PyCFunction)lock_release, METH_NOARGS, "let go of the lock"},
+    {"locked", (PyCFunction)lock_locked, METH_NOARGS, "whether the lock is held"},
+    {"__enter__", (PyCFunction)lock_acquire, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)lock_release, METH_VARARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject LockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.Lock",
+    .tp_basicsize = sizeof(Lock),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = lock_new,
+    .tp_dealloc = (destructor)lock_dealloc,
+    .tp_methods = lock_methods,
+    .tp_doc = "The trace's write lock (rr/merge.py SharedWriter), taken by native recording too.",
+};
 
 /* R_SINK: a MapSink, or the file descriptor (int) a plain Sink writes to */
-enum { R_RECORDER, R_SHARED, R_WRITER, R_ENCODER, R_CODES, R_LOCK, R_SINK, R_SIZE };
+enum { R_WRITER, R_STATE, R_CODES, R_LOCK, R_SINK, R_SIZE };
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {
@@ -541,102 +674,83 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
     return 0;
 }
 
-/* 0: recorded (or dropped as the Python Recorder drops it after a stop), 1: use Python,
- * -1: a Python exception is set. */
-static int record_event(func *f, uint64_t n, const value *v) {
+/* This call's code in the trace's call table, looked up once (it never changes); the GIL is
+ * held. 1: known, 0: not yet (the first event of this call: its definition frame comes from
+ * Python), -1: an exception is set. */
+static int record_code(func *f) {
+    PyObject *codes = PyTuple_GET_ITEM(f->state, R_CODES);
+    PyObject *code_obj = PyDict_GetItemWithError(codes, f->name);   /* borrowed */
+    if (code_obj == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (get_u64(code_obj, &f->code) < 0) return 0;
+    f->code_names = codes;
+    return 1;
+}
+
+/* 0: recorded (or dropped as SharedWriter.write_event drops it after a stop), 1: use Python
+ * (nothing was written), -1: failed, *err is the error for wasmtime. Needs no GIL (this call's
+ * code is known): the writer's state is C's and the SharedWriter lock is held throughout, so the
+ * frame is ordered with the proxy thread's flow records as the Python path's are. */
+static int record_event(func *f, uint64_t n, const value *v, void **err) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
-    PyObject *lock = st[R_LOCK];
-    PyObject *got = PyObject_CallMethodObjArgs(lock, s_acquire, NULL);
-    if (got == NULL) return -1;
-    Py_DECREF(got);
+    WriterState *ws = (WriterState *)st[R_STATE];
+    Lock *lock = (Lock *)st[R_LOCK];
+    if (!PyThread_acquire_lock(lock->lock, NOWAIT_LOCK)) return 1;   /* the proxy's thread is writing */
     int rc = 1;
     uint8_t small[256];
     uint8_t *frame = small;
-    PyObject *shared = st[R_SHARED], *writer = st[R_WRITER], *encoder = st[R_ENCODER];
-    if (!attr_is(shared, s_sealed, Py_False) || !attr_is(shared, s_finished, Py_False)) {
-        rc = 0;   /* SharedWriter.write_event drops it: the stop counted the events before it */
-        goto counted;
+    if (!ws->guest_open) {
+        rc = 0;   /* the stop counted the events before it */
+        goto out;
     }
-    if (!attr_is(writer, s_error, Py_None)) goto out;
-    PyObject *state = PyObject_GetAttr(writer, s_state);
-    if (state == NULL) goto fail;
-    int at_events = PyUnicode_Check(state) && PyUnicode_Compare(state, s_events_state) == 0;
-    Py_DECREF(state);
-    if (!at_events) goto out;
-    PyObject *code_obj = PyDict_GetItemWithError(st[R_CODES], f->name);   /* borrowed */
-    if (code_obj == NULL) {
-        if (PyErr_Occurred()) goto fail;
-        goto out;   /* the first event of this call: the definition frame comes from Python */
-    }
-    uint64_t code;
-    if (get_u64(code_obj, &code) < 0) goto out;
-    PyObject *crc_obj = PyObject_GetAttr(encoder, s_crc);
-    if (crc_obj == NULL) goto fail;
-    uint64_t crc64;
-    int bad_crc = get_u64(crc_obj, &crc64);
-    Py_DECREF(crc_obj);
-    if (bad_crc < 0 || crc64 > 0xffffffffu) goto out;
-
+    if (!ws->open) goto out;
     size_t need = 9 + 48 + (op_shape[f->op] == SHAPE_BYTES ? v->n : 0) + 4;
-    if (need > sizeof small) {
-        frame = PyMem_Malloc(need);
-        if (frame == NULL) { PyErr_NoMemory(); goto fail; }
-    }
+    if (need > sizeof small && (frame = malloc(need)) == NULL) goto out;
     uint8_t rec_buf[64];
     uint8_t *rec = op_shape[f->op] == SHAPE_BYTES ? frame + 9 : rec_buf;
-    size_t rec_len = encode_event(f->op, code, n, v, rec);
+    size_t rec_len = encode_event(f->op, f->code, n, v, rec);
     uint8_t h[9];
     size_t hl = head(h, 0x40, rec_len + 4);
     memmove(frame + hl, rec, rec_len);
     memcpy(frame, h, hl);
     size_t len = hl + rec_len;
-    uint32_t crc = crc32_update((uint32_t)crc64, frame, len);
+    uint32_t crc = crc32_update(ws->crc, frame, len);
     for (int i = 0; i < 4; i++) frame[len + i] = (uint8_t)(crc >> (24 - 8 * i));
     len += 4;
 
-    PyObject *sink = st[R_SINK];
-    int wrote = Py_IS_TYPE(sink, &MapSinkType) ? mapsink_append((MapSink *)sink, frame, len)
-                                               : write_all((int)PyLong_AsLong(sink), frame, len);
+    int wrote = f->map != NULL ? mapsink_append(f->map, frame, len) : write_all(f->fd, frame, len);
     if (wrote < 0) {   /* as TraceWriter._write: the writer keeps the error and fails from now on */
         int e = errno;
+        ws->open = 0;
+        PyGILState_STATE g = PyGILState_Ensure();
+        PyObject *writer = st[R_WRITER];
         PyObject *oserr = PyObject_CallFunction(PyExc_OSError, "is", e, strerror(e));
-        if (oserr == NULL || PyObject_SetAttr(writer, s_error, oserr) < 0) { Py_XDECREF(oserr); goto fail; }
-        Py_DECREF(oserr);
-        PyObject *failure = PyObject_CallMethod(writer, "_failure", NULL);
-        if (failure != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
-            Py_DECREF(failure);
+        if (oserr != NULL && PyObject_SetAttr(writer, s_error, oserr) == 0) {
+            PyObject *failure = PyObject_CallMethod(writer, "_failure", NULL);
+            if (failure != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
+                Py_DECREF(failure);
+            }
         }
-        goto fail;
+        Py_XDECREF(oserr);
+        *err = fail_with_exception(f);
+        PyGILState_Release(g);
+        rc = -1;
+        goto out;
     }
-
-    PyObject *nc = PyLong_FromUnsignedLong(crc);
-    if (nc == NULL) goto fail;
-    int set = PyObject_SetAttr(encoder, s_crc, nc);
-    Py_DECREF(nc);
-    if (set < 0 || add_to_attr(writer, s_events_written, 1) < 0 || add_to_attr(shared, s_events, 1) < 0)
-        goto fail;
+    ws->crc = crc;
+    ws->written++;
+    ws->guest_events++;
     rc = 0;
-counted:
-    if (add_to_attr(st[R_RECORDER], s_count, 1) < 0) goto fail;
-    goto out;
-fail:
-    rc = -1;
 out:
-    if (frame != small) PyMem_Free(frame);
-    {
-        PyObject *exc = rc == -1 ? PyErr_GetRaisedException() : NULL;
-        PyObject *r = PyObject_CallMethodObjArgs(lock, s_release, NULL);
-        Py_XDECREF(r);
-        if (exc != NULL) PyErr_SetRaisedException(exc);
-        else if (r == NULL) rc = -1;
-    }
+    if (frame != small) free(frame);
+    PyThread_release_lock(lock->lock);
     return rc;
 }
 
-/* ---- replay: state = (replayer, ahead, popleft, behind_append, services) */
+/* ---- replay: state = (replayer, ahead, popleft, behind_append, services, source or None, progress)
+ * progress: the replayer's counts (.read, .consumed): a Python object, or the cursor */
 
-enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SERVICES, P_SIZE };
+enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SERVICES, P_SOURCE, P_PROGRESS, P_SIZE };
 
 /* The next event's value if it is exactly what this call expects. 0: consumed into *v
  * (*keep holds the Python value the bytes point into), 1: use Python, -1: exception set. */
@@ -700,10 +814,16 @@ static int replay_event(func *f, uint64_t n, value *v, PyObject **keep) {
     }
     PyObject *popped = PyObject_CallNoArgs(st[P_POPLEFT]);
     if (popped == NULL) { rc = -1; goto out; }
-    PyObject *r = PyObject_CallOneArg(st[P_BEHIND_APPEND], popped);
-    Py_DECREF(popped);
-    if (r == NULL || add_to_attr(replayer, s_consumed, 1) < 0) { Py_XDECREF(r); rc = -1; goto out; }
-    Py_DECREF(r);
+    PyObject *consumed = NULL, *entry = NULL, *r = NULL;
+    if (add_to_attr(st[P_PROGRESS], s_consumed, 1) < 0 || (consumed = PyObject_GetAttr(st[P_PROGRESS], s_consumed)) == NULL
+        || !PyTuple_Check(popped) || PyTuple_GET_SIZE(popped) != 2
+        || (entry = PyTuple_Pack(3, consumed, PyTuple_GET_ITEM(popped, 0), PyTuple_GET_ITEM(popped, 1))) == NULL
+        || (r = PyObject_CallOneArg(st[P_BEHIND_APPEND], entry)) == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "the replayer's queue holds (index, event) pairs");
+        rc = -1;
+    }
+    Py_XDECREF(popped); Py_XDECREF(consumed); Py_XDECREF(entry); Py_XDECREF(r);
+    if (rc == -1) goto out;
     *keep = result;
     result = NULL;
     rc = 0;
@@ -712,6 +832,8 @@ out:
     Py_DECREF(pair);
     return rc;
 }
+
+static int cursor_take(func *f, uint64_t n, value *v);   /* below: the replay cursor */
 
 /* ---- the callback wasmtime calls */
 
@@ -737,19 +859,33 @@ static void *native_call(void *env, void *ctx, void *ty, val *args, size_t nargs
         if (buf != small) free(buf);
         return NULL;
     }
+    if (f->mode == MODE_RECORD) {
+        if (n > sizeof small && (buf = malloc(n)) == NULL) goto plain_nogil;
+        if (live(f->op, n, buf, &v) < 0) goto plain_nogil;
+        void *err = NULL;
+        if (f->code_names != PyTuple_GET_ITEM(f->state, R_CODES)) {
+            PyGILState_STATE g = PyGILState_Ensure();
+            int known = record_code(f);
+            if (known < 0) err = fail_with_exception(f);
+            PyGILState_Release(g);
+            if (known <= 0) {
+                if (buf != small) free(buf);
+                return known < 0 ? err : f->py_call(f->env_plain, ctx, ty, args, nargs, results, nresults);
+            }
+        }
+        int rc = record_event(f, n, &v, &err);
+        if (rc > 0) goto plain_nogil;
+        if (rc == 0) lower(f->op, &v, &results[0]);
+        if (buf != small) free(buf);
+        return err;
+    }
     PyGILState_STATE g = PyGILState_Ensure();
     void *err = NULL;
     int rc;
-    if (f->mode == MODE_RECORD) {
-        if (n > sizeof small && (buf = PyMem_Malloc(n)) == NULL) goto plain;
-        if (live(f->op, n, buf, &v) < 0) goto plain;
-        rc = record_event(f, n, &v);
-        if (rc > 0) goto plain;
-        if (rc < 0) { err = fail_with_exception(f); goto done; }
-        lower(f->op, &v, &results[0]);
-    } else {
+    {   /* replay */
         PyObject *keep = NULL;
-        rc = replay_event(f, n, &v, &keep);
+        rc = cursor_take(f, n, &v);
+        if (rc > 0) rc = replay_event(f, n, &v, &keep);
         if (rc > 0) goto plain;
         if (rc < 0) { err = fail_with_exception(f); goto done; }
         lower(f->op, &v, &results[0]);
@@ -768,6 +904,14 @@ plain:
 plain_nogil:
     if (buf != small) free(buf);
     return f->py_call(f->env_plain, ctx, ty, args, nargs, results, nresults);
+}
+
+static void native_release_refs(func *f) {
+    Py_XDECREF((PyObject *)f->counter);
+    Py_XDECREF(f->name);
+    Py_XDECREF(f->state);
+    Py_XDECREF(f->fail);
+    PyMem_RawFree(f);
 }
 
 static void native_release(void *env) {
@@ -859,16 +1003,14 @@ static PyObject *decode_item(cursor *c, int depth) {
 
 static PyObject *s_k_call, *s_k_args, *s_k_result, *s_k_failed;
 
-static PyObject *py_event_record(PyObject *self, PyObject *args) {
-    Py_buffer b;
-    Py_ssize_t start, end;
-    PyObject *names;
-    if (!PyArg_ParseTuple(args, "y*nnO!", &b, &start, &end, &PyList_Type, &names)) return NULL;
+/* The event record filling [p, end) as a raw event dict, or NULL (no exception) when it is not
+ * one this decoder reads (see above). */
+static PyObject *raw_event(const uint8_t *p, const uint8_t *end, PyObject *names) {
     PyObject *out = NULL, *a = NULL, *r = NULL;
-    if (start < 0 || end > b.len || start >= end) goto none;
-    cursor c = {(const uint8_t *)b.buf + start, (const uint8_t *)b.buf + end};
+    if (p >= end) return NULL;
+    cursor c = {p, end};
     uint8_t first = *c.p++;
-    if (first != 0x83 && first != 0x84) goto none;
+    if (first != 0x83 && first != 0x84) return NULL;
     uint8_t major;
     uint64_t code;
     if (read_head(&c, &major, &code) < 0 || major != 0 || code >= (uint64_t)PyList_GET_SIZE(names)) goto none;
@@ -882,17 +1024,339 @@ static PyObject *py_event_record(PyObject *self, PyObject *args) {
         || PyDict_SetItem(out, s_k_failed, first == 0x84 ? Py_True : Py_False) < 0) {
         Py_CLEAR(out);
     }
-    Py_XDECREF(a); Py_XDECREF(r);
-    PyBuffer_Release(&b);
-    return out;
 none:
-    if (PyErr_Occurred()) PyErr_Clear();
+    if (out == NULL && PyErr_Occurred()) PyErr_Clear();
     Py_XDECREF(a); Py_XDECREF(r);
+    return out;
+}
+
+static PyObject *py_event_record(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    Py_ssize_t start, end;
+    PyObject *names;
+    if (!PyArg_ParseTuple(args, "y*nnO!", &b, &start, &end, &PyList_Type, &names)) return NULL;
+    PyObject *out = NULL;
+    if (start >= 0 && end <= b.len && start < end)
+        out = raw_event((const uint8_t *)b.buf + start, (const uint8_t *)b.buf + end, names);
     PyBuffer_Release(&b);
+    if (out == NULL) Py_RETURN_NONE;
+    return out;
+}
+
+/* ------------------------------------------------------------------ the replay cursor */
+
+/* The frames of a trace file, over a read-only mapping of it (rr/trace/cbor.py,
+ * CborDecoder._mapped_records): the one position and CRC chain that both the Python reader and
+ * the native calls take frames from. C takes a frame only when it is whole, its checksum
+ * matches and it holds a record C decodes; anything else -- a torn or damaged frame, the zero
+ * tail of a killed recording, a call definition, an outcome -- stays where it is for the
+ * Python reader, which reads it or reports it with its own messages and positions.
+ *
+ * A native call takes its event straight from here (cursor_take) only when nothing has been
+ * read ahead on the Python side (the replayer's, ReadAhead's and FlowIndex's queues are
+ * empty), --until is not set, the frame is exactly this call's event, and the frame after it
+ * is also a native call's event: a guest event, so that the one taken is not the trace's last
+ * and the recorded outcome is still read before the last event is handed out (session.ReadAhead). */
+
+#define MAX_FRAME ((uint64_t)512 * 1024 * 1024 + 4)   /* rr/trace/records.py MAX_RECORD + the CRC */
+#define CODE_CACHE 64
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer buf;
+    int has_buf;
+    Py_ssize_t pos;          /* file offset of the next frame */
+    unsigned int crc;        /* the chain up to pos */
+    long long events, index; /* rr/trace/reader.py iter_records' counts */
+    int live;                /* native calls may take frames (the reader says when) */
+    long long taken;         /* events native calls took */
+    long long read, consumed;   /* the Replayer's counts (rr/tap.py), kept here once it is attached */
+    struct { long long seq, index; Py_ssize_t pos; } ring[3];   /* the events native calls took last */
+    int ring_next;
+    PyObject *names;         /* CborDecoder._names: call code -> name */
+    PyObject *native;        /* {name: op} of the native calls */
+    Py_ssize_t seen_at, seen_end;   /* the last frame checked, chained from seen_in */
+    uint32_t seen_in, seen_out;
+    signed char code_op[CODE_CACHE];   /* -2: not looked up, -1: not a native call, else its op */
+} Cursor;
+
+typedef struct { Py_ssize_t body, tail, end; uint32_t crc; } frame_t;
+
+/* The frame whose head is at `at`: 0 when it is whole and its checksum (chained from `crc`)
+ * matches, else -1 (never an exception). */
+static int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) {
+    const uint8_t *b = c->buf.buf;
+    Py_ssize_t len = c->buf.len;
+    if (!c->has_buf || at < 0 || at >= len) return -1;
+    uint8_t h = b[at];
+    uint64_t n;
+    Py_ssize_t hs;
+    if (h >= 0x40 && h < 0x58) {
+        n = h - 0x40;
+        hs = 1;
+    } else if (h >= 0x58 && h <= 0x5b) {
+        hs = 1 + ((Py_ssize_t)1 << (h - 0x58));
+        if (len - at < hs) return -1;
+        n = 0;
+        for (Py_ssize_t i = 1; i < hs; i++) n = (n << 8) | b[at + i];
+    } else {
+        return -1;
+    }
+    if (n <= 4 || n > MAX_FRAME || (uint64_t)(len - at - hs) < n) return -1;
+    fr->body = at + hs;
+    fr->end = at + hs + (Py_ssize_t)n;
+    fr->tail = fr->end - 4;
+    if (at == c->seen_at && crc == c->seen_in && fr->end == c->seen_end) {
+        fr->crc = c->seen_out;
+        return 0;
+    }
+    uint32_t got = crc32_update(crc, b + at, (size_t)(fr->tail - at));
+    const uint8_t *t = b + fr->tail;
+    if (got != ((uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 | (uint32_t)t[2] << 8 | t[3])) return -1;
+    c->seen_at = at; c->seen_in = crc; c->seen_end = fr->end; c->seen_out = got;
+    fr->crc = got;
+    return 0;
+}
+
+/* The op of the native call an event record at `p` is of, or -1 (also: not an event). */
+static int event_op(Cursor *c, const uint8_t *p, const uint8_t *end) {
+    cursor k = {p, end};
+    if (k.p >= k.end || (*k.p != 0x83 && *k.p != 0x84)) return -1;
+    k.p++;
+    uint8_t major;
+    uint64_t code;
+    if (read_head(&k, &major, &code) < 0 || major != 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return -1;
+    if (code < CODE_CACHE && c->code_op[code] != -2) return c->code_op[code];
+    PyObject *op = PyDict_GetItemWithError(c->native, PyList_GET_ITEM(c->names, (Py_ssize_t)code));
+    int r = -1;
+    if (op == NULL) PyErr_Clear();
+    else if (PyLong_Check(op)) r = (int)PyLong_AsLong(op);
+    if (code < CODE_CACHE) c->code_op[code] = (signed char)r;
+    return r;
+}
+
+static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
+    PyObject *buffer, *names, *native;
+    Py_ssize_t pos;
+    unsigned int crc;
+    if (!PyArg_ParseTuple(args, "OnIO!O!", &buffer, &pos, &crc, &PyList_Type, &names, &PyDict_Type, &native))
+        return -1;
+    if (self->has_buf) {
+        PyErr_SetString(PyExc_RuntimeError, "Cursor already initialised");
+        return -1;
+    }
+    if (PyObject_GetBuffer(buffer, &self->buf, PyBUF_SIMPLE) < 0) return -1;
+    self->has_buf = 1;
+    self->pos = pos;
+    self->crc = crc;
+    self->events = self->index = 0;
+    self->live = 0;
+    self->taken = self->read = self->consumed = 0;
+    memset(self->ring, 0, sizeof self->ring);
+    self->ring_next = 0;
+    self->names = Py_NewRef(names);
+    self->native = Py_NewRef(native);
+    self->seen_at = -1;
+    memset(self->code_op, -2, sizeof self->code_op);
+    return 0;
+}
+
+static void cursor_release(Cursor *self) {
+    if (self->has_buf) PyBuffer_Release(&self->buf);
+    self->has_buf = 0;
+    self->live = 0;
+}
+
+static void cursor_dealloc(Cursor *self) {
+    cursor_release(self);
+    Py_XDECREF(self->names);
+    Py_XDECREF(self->native);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* step() -> ("event", raw, pos) and past it, or None: the Python reader takes the frame at pos. */
+static PyObject *cursor_step(Cursor *self, PyObject *unused) {
+    frame_t fr;
+    const uint8_t *b = self->buf.buf;
+    if (frame_at(self, self->pos, self->crc, &fr) < 0 || (b[fr.body] != 0x83 && b[fr.body] != 0x84))
+        Py_RETURN_NONE;
+    PyObject *raw = raw_event(b + fr.body, b + fr.tail, self->names);
+    if (raw == NULL) Py_RETURN_NONE;
+    PyObject *out = Py_BuildValue("(sNn)", "event", raw, self->pos);
+    if (out != NULL) {
+        self->pos = fr.end;
+        self->crc = fr.crc;
+    }
+    return out;
+}
+
+/* vouched() -> whether the next frame is whole, checks out and is a native call's event (so a
+ * guest event: session.ReadAhead need not read it ahead). */
+static PyObject *cursor_vouched(Cursor *self, PyObject *unused) {
+    frame_t fr;
+    const uint8_t *b = self->buf.buf;
+    int ok = self->live && frame_at(self, self->pos, self->crc, &fr) == 0
+             && event_op(self, b + fr.body, b + fr.tail) >= 0;
+    return PyBool_FromLong(ok);
+}
+
+/* event_at(pos) -> the raw event of the frame at pos (one this cursor has passed), or None */
+static PyObject *cursor_event_at(Cursor *self, PyObject *arg) {
+    Py_ssize_t at = PyLong_AsSsize_t(arg);
+    if (at == -1 && PyErr_Occurred()) return NULL;
+    const uint8_t *b = self->buf.buf;
+    uint8_t h = self->has_buf && at >= 0 && at < self->pos ? b[at] : 0;
+    if (h < 0x45 || h > 0x5b) Py_RETURN_NONE;
+    Py_ssize_t hs = h < 0x58 ? 1 : 1 + ((Py_ssize_t)1 << (h - 0x58));
+    if (self->pos - at < hs) Py_RETURN_NONE;
+    uint64_t n = h < 0x58 ? (uint64_t)(h - 0x40) : 0;
+    for (Py_ssize_t i = 1; i < hs; i++) n = (n << 8) | b[at + i];
+    if (n <= 4 || (uint64_t)(self->pos - at - hs) < n) Py_RETURN_NONE;
+    PyObject *raw = raw_event(b + at + hs, b + at + hs + n - 4, self->names);
+    if (raw == NULL) Py_RETURN_NONE;
+    return raw;
+}
+
+/* recent() -> [(consumed count, trace index, frame offset)] of the last events native calls took */
+static PyObject *cursor_recent(Cursor *self, PyObject *unused) {
+    PyObject *out = PyList_New(0);
+    for (int i = 0; out != NULL && i < 3; i++) {
+        int k = (self->ring_next + i) % 3;
+        if (self->ring[k].seq == 0) continue;
+        PyObject *e = Py_BuildValue("(LLn)", self->ring[k].seq, self->ring[k].index, self->ring[k].pos);
+        if (e == NULL || PyList_Append(out, e) < 0) Py_CLEAR(out);
+        Py_XDECREF(e);
+    }
+    return out;
+}
+
+static PyObject *cursor_close(Cursor *self, PyObject *unused) {
+    cursor_release(self);
     Py_RETURN_NONE;
 }
 
-/* ------------------------------------------------------------------ module functions */
+static PyMethodDef cursor_methods[] = {
+    {"step", (PyCFunction)cursor_step, METH_NOARGS, "the next frame if C reads it: (\"event\", raw, pos), else None"},
+    {"vouched", (PyCFunction)cursor_vouched, METH_NOARGS, "whether the next frame is a native call's whole event"},
+    {"event_at", (PyCFunction)cursor_event_at, METH_O, "the raw event of a frame already passed"},
+    {"recent", (PyCFunction)cursor_recent, METH_NOARGS, "[(consumed count, index, offset)] native calls took last"},
+    {"close", (PyCFunction)cursor_close, METH_NOARGS, "let go of the mapping"},
+    {NULL},
+};
+
+static PyMemberDef cursor_members[] = {
+    {"pos", T_PYSSIZET, offsetof(Cursor, pos), 0, "file offset of the next frame"},
+    {"crc", T_UINT, offsetof(Cursor, crc), 0, "the CRC chain up to pos"},
+    {"events", T_LONGLONG, offsetof(Cursor, events), 0, "events read (rr/trace/reader.py)"},
+    {"index", T_LONGLONG, offsetof(Cursor, index), 0, "records read, the header being 0 (rr/trace/reader.py)"},
+    {"live", T_INT, offsetof(Cursor, live), 0, "whether native calls may take frames"},
+    {"taken", T_LONGLONG, offsetof(Cursor, taken), READONLY, "events native calls took"},
+    {"read", T_LONGLONG, offsetof(Cursor, read), 0, "the replayer's events read"},
+    {"consumed", T_LONGLONG, offsetof(Cursor, consumed), 0, "the replayer's events consumed"},
+    {NULL},
+};
+
+static PyTypeObject CursorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rr._native.Cursor",
+    .tp_basicsize = sizeof(Cursor),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)cursor_init,
+    .tp_dealloc = (destructor)cursor_dealloc,
+    .tp_methods = cursor_methods,
+    .tp_members = cursor_members,
+    .tp_doc = "Cursor(buffer, pos, crc, names, native_ops): a trace's frames from pos on.",
+};
+
+/* ---- replay straight from the cursor: source = (cursor, queue, queue, flow_index) */
+
+enum { S_CURSOR, S_QUEUE1, S_QUEUE2, S_FLOWS, S_SIZE };
+
+static int uint_at(cursor *k, uint64_t *out) {
+    uint8_t major;
+    return read_head(k, &major, out) < 0 || major != 0 ? -1 : 0;
+}
+
+/* 0: the event was this call's and is consumed into *v, 1: use the other paths (nothing was
+ * changed), -1: an exception is set. */
+static int cursor_take(func *f, uint64_t n, value *v) {
+    PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
+    PyObject *source = st[P_SOURCE];
+    if (source == Py_None) return 1;
+    PyObject **src = &PyTuple_GET_ITEM(source, 0);
+    Cursor *c = (Cursor *)src[S_CURSOR];
+    if (!c->live) return 1;
+    if (st[P_PROGRESS] != (PyObject *)c) return 1;   /* not attached (--until) */
+    PyObject *queues[3] = {st[P_AHEAD], src[S_QUEUE1], src[S_QUEUE2]};
+    for (int i = 0; i < 3; i++) {
+        Py_ssize_t len = PyObject_Size(queues[i]);
+        if (len != 0) return len < 0 ? -1 : 1;
+    }
+    frame_t fr, next;
+    if (frame_at(c, c->pos, c->crc, &fr) < 0) return 1;
+    const uint8_t *b = c->buf.buf;
+    cursor k = {b + fr.body, b + fr.tail};
+    uint64_t code;
+    if (*k.p++ != 0x83 || uint_at(&k, &code) < 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
+    if (code != f->code || c->names != f->code_names) {
+        PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)code);
+        if (name != f->name && !(PyUnicode_CheckExact(name) && PyUnicode_Compare(name, f->name) == 0)) {
+            if (PyErr_Occurred()) PyErr_Clear();
+            return 1;
+        }
+        f->code = code;
+        f->code_names = c->names;
+    }
+    int shape = op_shape[f->op];
+    if (k.p >= k.end) return 1;
+    if (shape == SHAPE_BYTES) {
+        uint64_t got, len;
+        uint8_t major;
+        if (*k.p++ != 0x81 || uint_at(&k, &got) < 0 || got != n) return 1;
+        if (read_head(&k, &major, &len) < 0 || major != 2 || len != n || (uint64_t)(k.end - k.p) != n) return 1;
+        v->bytes = k.p;
+        v->n = (size_t)n;
+        k.p += n;
+    } else {
+        if (*k.p++ != 0x80) return 1;
+        if (shape == SHAPE_U64) {
+            if (uint_at(&k, &v->a) < 0) return 1;
+        } else {
+            if (k.p >= k.end || *k.p++ != 0x82 || uint_at(&k, &v->a) < 0 || uint_at(&k, &v->b) < 0) return 1;
+            if (shape == SHAPE_DATETIME && v->b >= 1000000000u) return 1;
+        }
+    }
+    if (k.p != k.end) return 1;
+    if (frame_at(c, fr.end, fr.crc, &next) < 0 || event_op(c, b + next.body, b + next.tail) < 0) return 1;
+    if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
+        PyObject *last = PyDict_GetItemWithError(st[P_SERVICES], s_mono_last);   /* borrowed */
+        if (last == NULL && PyErr_Occurred()) return -1;
+        if (last != NULL && last != Py_None) {
+            uint64_t prev;
+            if (get_u64(last, &prev) < 0 || v->a < prev) return 1;
+        }
+        PyObject *now = PyLong_FromUnsignedLongLong(v->a);
+        if (now == NULL) return -1;
+        int r = PyDict_SetItem(st[P_SERVICES], s_mono_last, now);
+        Py_DECREF(now);
+        if (r < 0) return -1;
+    }
+    /* Consumed: the reader's counts, FlowIndex's and the replayer's move on as if the Python
+     * path had read and handed out this event. */
+    if (add_to_attr(src[S_FLOWS], s__index, 1) < 0) return -1;
+    int slot = c->ring_next;
+    c->ring[slot].seq = ++c->consumed;
+    c->ring[slot].index = c->read++;
+    c->ring[slot].pos = c->pos;
+    c->ring_next = (slot + 1) % 3;
+    c->pos = fr.end;
+    c->crc = fr.crc;
+    c->events++;
+    c->index++;
+    c->taken++;
+    return 0;
+}
 
 static PyObject *py_setup(PyObject *self, PyObject *args) {
     unsigned long long a, b, c, d, e;
@@ -933,6 +1397,29 @@ static PyObject *py_make(PyObject *self, PyObject *args) {
     f->name = Py_NewRef(name);
     f->state = Py_NewRef(state);
     f->fail = Py_NewRef(fail);
+    f->fd = -1;
+    if (mode == MODE_RECORD) {
+        PyObject *sink = PyTuple_GET_ITEM(state, R_SINK);
+        if (Py_IS_TYPE(sink, &MapSinkType)) f->map = (MapSink *)sink;
+        else f->fd = (int)PyLong_AsLong(sink);
+        if (f->fd == -1 && f->map == NULL) {
+            native_release_refs(f);
+            return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_TypeError, "the sink must be a MapSink or a file descriptor");
+        }
+        if (!Py_IS_TYPE(PyTuple_GET_ITEM(state, R_STATE), &WriterStateType)
+            || !Py_IS_TYPE(PyTuple_GET_ITEM(state, R_LOCK), &LockType)) {
+            native_release_refs(f);
+            return PyErr_Format(PyExc_TypeError, "record state needs a WriterState and a Lock");
+        }
+    }
+    if (mode == MODE_REPLAY) {
+        PyObject *source = PyTuple_GET_ITEM(state, P_SOURCE);
+        if (source != Py_None && (!PyTuple_Check(source) || PyTuple_GET_SIZE(source) != S_SIZE
+                                  || !Py_IS_TYPE(PyTuple_GET_ITEM(source, S_CURSOR), &CursorType))) {
+            native_release_refs(f);
+            return PyErr_Format(PyExc_TypeError, "replay source must be None or (Cursor, queue, queue, flows)");
+        }
+    }
     return PyLong_FromVoidPtr(f);
 }
 
@@ -986,22 +1473,25 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     crc_init();
-    INTERN(s_crc, "_crc"); INTERN(s_events_written, "events_written"); INTERN(s_events, "events");
-    INTERN(s_count, "count"); INTERN(s_sealed, "sealed"); INTERN(s_finished, "finished");
-    INTERN(s_error, "error"); INTERN(s_state, "_state"); INTERN(s_events_state, "events");
+    INTERN(s_error, "error");
     INTERN(s_call, "call"); INTERN(s_args, "args"); INTERN(s_result, "result"); INTERN(s_failed, "failed");
     INTERN(s_consumed, "consumed"); INTERN(s_until, "until"); INTERN(s_peek, "_peek");
     INTERN(s_mono_last, "clocks.monotonic-last"); INTERN(s_acquire, "acquire"); INTERN(s_release, "release");
-    INTERN(s_codes_get, "get");
+    INTERN(s_codes_get, "get"); INTERN(s__read, "_read"); INTERN(s__index, "_index");
     INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     page_size = sysconf(_SC_PAGESIZE);
-    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0) return NULL;
+    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0 || PyType_Ready(&CursorType) < 0
+        || PyType_Ready(&WriterStateType) < 0 || PyType_Ready(&LockType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0
-        || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 1);   /* rr/nativelib.py ABI: bump both together */
+        || PyModule_AddObjectRef(m, "MapSink", (PyObject *)&MapSinkType) < 0
+        || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
+        || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
+        || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
+    PyModule_AddIntConstant(m, "ABI_VERSION", 4);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from .nativelib import new_lock
 from .trace import Event, Outcome, TraceError, TraceOutputError, TraceReader, TraceWriter, open_trace
 
 FLOW_CALL = "wasi:http/outgoing-handler.handle"
@@ -38,12 +39,19 @@ class SharedWriter:
 
     def __init__(self, writer: TraceWriter):
         self._writer = writer
-        self._lock = threading.Lock()
+        # The guest's count and whether it may still write live in the writer's state, and the
+        # lock is one rr/_native.c takes too: native recording writes through this same writer
+        self._state = writer.state
+        self._lock = new_lock()
         self.flows = 0
         self.late_flows = 0       # finished after the outcome was written: not in the trace
         self.finished = False
-        self.events = 0           # the guest's own events written
         self.sealed = False       # a stop was decided: the guest's events are over
+
+    @property
+    def events(self) -> int:
+        """The guest's own events written."""
+        return self._state.guest_events  # type: ignore[no-any-return]
 
     def write_event(self, event: Event) -> None:
         with self._lock:
@@ -52,11 +60,12 @@ class SharedWriter:
                 # outcome counts the events before it, and the replay refuses that call.
                 return
             self._writer.write_event(event)
-            self.events += 1
+            self._state.guest_events += 1
 
     def seal(self) -> None:
         with self._lock:
             self.sealed = True
+            self._state.guest_open = 0
 
     def write_side(self, event: Event) -> None:
         """Side data from the guest's thread (not one of its events: not counted)."""
@@ -77,6 +86,7 @@ class SharedWriter:
 
     def write_outcome(self, outcome: Outcome) -> None:
         with self._lock:
+            self._state.guest_open = 0
             self._writer.write_outcome(outcome)
             self.finished = True
 

@@ -30,17 +30,11 @@ _native = nativelib.built()   # None: the Python path serves every call
 
 # The trace's call name -> (op code in _native.c, the WIT shape the C code lowers).
 _DATETIME, _U64, _BYTES, _PAIR = "datetime", "u64", "bytes", "pair"
-OPS: dict[str, tuple[int, str]] = {
-    "wasi:clocks/wall-clock.now": (0, _DATETIME),
-    "wasi:clocks/wall-clock.resolution": (1, _DATETIME),
-    "wasi:clocks/monotonic-clock.now": (2, _U64),
-    "wasi:clocks/monotonic-clock.resolution": (3, _U64),
-    "wasi:random/random.get-random-bytes": (4, _BYTES),
-    "wasi:random/random.get-random-u64": (5, _U64),
-    "wasi:random/insecure.get-insecure-random-bytes": (6, _BYTES),
-    "wasi:random/insecure.get-insecure-random-u64": (7, _U64),
-    "wasi:random/insecure-seed.insecure-seed": (8, _PAIR),
-}
+_SHAPES = {"wall-clock.now": _DATETIME, "wall-clock.resolution": _DATETIME, "monotonic-clock.now": _U64,
+           "monotonic-clock.resolution": _U64, "random.get-random-bytes": _BYTES, "random.get-random-u64": _U64,
+           "insecure.get-insecure-random-bytes": _BYTES, "insecure.get-insecure-random-u64": _U64,
+           "insecure-seed.insecure-seed": _PAIR}
+OPS: dict[str, tuple[int, str]] = {call: (op, _SHAPES[call.partition("/")[2]]) for call, op in nativelib.OPS.items()}
 
 
 def enabled() -> bool:
@@ -145,8 +139,9 @@ class Linking:
 
 
 def record_target(recorder: Any) -> tuple[Any, ...] | None:
-    """What the C recorder writes through: the objects Recorder -> SharedWriter -> TraceWriter
-    -> CborEncoder -> Sink use, so both paths append to one chain. None (Python path) for a
+    """What the C recorder writes through: the TraceWriter (for its failure), its state (the CRC
+    chain, counts and flags it shares with the Python path), the encoder's call codes, the
+    SharedWriter's lock and the sink, so both paths append to one chain. None (Python path) for a
     writer C does not reproduce byte for byte (JSON Lines, gzip)."""
     from .merge import SharedWriter
     from .trace.cbor import CborEncoder
@@ -158,8 +153,9 @@ def record_target(recorder: Any) -> tuple[Any, ...] | None:
     writer = getattr(shared, "_writer", None)
     if type(writer) is not TraceWriter or writer.fmt != "cbor":
         return None
-    encoder, sink = writer._encoder, writer._sink
-    if type(encoder) is not CborEncoder or type(sink) not in (Sink, _MappedSink):
+    encoder, sink, state, lock = writer._encoder, writer._sink, writer.state, shared._lock
+    if type(encoder) is not CborEncoder or type(sink) not in (Sink, _MappedSink) \
+            or type(state) is not _native.WriterState or type(lock) is not _native.Lock or shared._state is not state:
         return None
     target = sink.map if type(sink) is _MappedSink else sink._f.fileno()
-    return (recorder, shared, writer, encoder, encoder._codes, shared._lock, target)
+    return (writer, state, encoder._codes, lock, target)

@@ -330,7 +330,14 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             return is_flow(event)
 
         index = FlowIndex(reader)
-        tap = Replayer(iter(ReadAhead(index, side_data, lambda: _arm(stop, reader))), until, side_data=side_data)
+        # Native calls take events straight from the trace's cursor when there is one and no
+        # replay proxy reads ahead of them (FlowIndex.find, on its own thread)
+        cursor = None if http else reader.cursor
+        ahead = ReadAhead(index, side_data, lambda: _arm(stop, reader),
+                          vouched=cursor.vouched if cursor is not None else None)
+        tap = Replayer(ahead, until, side_data=side_data)
+        if cursor is not None:
+            tap.attach_cursor(cursor, (ahead._queue, index._pending), index)
         sandbox = replay_sandbox(reader.header, outputs.stdout, outputs.stderr, trace_path)
         limits = runner.Limits(max_memory=reader.header.limits.get("max_memory"))
         services: dict[str, Any] = {}
@@ -433,12 +440,17 @@ class ReadAhead:
     """The trace's events, read one guest event ahead of the consumer, so that the recorded
     outcome is known (and `at_end` called) before the last guest event is handed out: a
     replayed stop must be armed while the guest still makes the calls after that event.
-    A read error is held back until the events before it have been handed out."""
+    A read error is held back until the events before it have been handed out.
+    `vouched()`: whether the reader's next record is known to be a guest event (the native
+    cursor's check, rr/_native.c): then it need not be read ahead, and native calls can take it
+    from the cursor themselves."""
 
-    def __init__(self, reader, side_data: Callable[[Any], bool], at_end: Callable[[], None]):  # type: ignore[no-untyped-def]
+    def __init__(self, reader, side_data: Callable[[Any], bool], at_end: Callable[[], None],  # type: ignore[no-untyped-def]
+                 vouched: Callable[[], bool] | None = None):
         self._it = iter(reader)
         self._side = side_data
         self._at_end = at_end
+        self._vouched = vouched
         self._queue: deque[Any] = deque()
         self._guest_events = 0      # guest events in the queue
         self._done = False
@@ -465,6 +477,8 @@ class ReadAhead:
 
     def __next__(self) -> Any:
         if not self._queue:
+            self._fill(1)   # not read ahead: it was vouched for
+        if not self._queue:
             if self._error is not None:
                 error, self._error = self._error, None
                 raise error
@@ -472,7 +486,8 @@ class ReadAhead:
         record = self._queue.popleft()
         if not self._side(record):
             self._guest_events -= 1
-            self._fill(1)
+            if not (self._guest_events == 0 and self._vouched is not None and self._vouched()):
+                self._fill(1)
         return record
 
 

@@ -89,7 +89,6 @@ class Recorder(Tap):
         from .trace.model import Event  # here, not at import: `rr run` never makes one (3 ms)
         self._event = Event
         self.writer = writer
-        self.count = 0
 
     def __call__(self, call: str, args: list[Any], live: Callable[[], T],
                  check: Contract | None = None) -> T:
@@ -103,7 +102,15 @@ class Recorder(Tap):
 
     def _write(self, event: "Event") -> None:
         self.writer.write_event(event)
-        self.count += 1
+
+
+class _Progress:
+    """A Replayer's counts while no trace cursor keeps them."""
+
+    __slots__ = ("read", "consumed")
+
+    def __init__(self) -> None:
+        self.read = self.consumed = 0
 
 
 class Divergence(Unwind):
@@ -147,17 +154,26 @@ class Replayer(Tap):
         # counted, so event indices are the trace's own, as `rr inspect` numbers them.
         self._events = events
         self._side_data = side_data
-        self._read = 0                                   # events read from the trace so far
+        # events read from the trace so far (.read) and consumed (.consumed): the trace's cursor
+        # once attached (native calls count there too)
+        self._n: Any = _Progress()
         self._ahead: deque[tuple[int, Event]] = deque()  # (trace index, event) not yet consumed
-        self._behind: deque[tuple[int, Event]] = deque(maxlen=self.CONTEXT)
-        self.consumed = 0
+        # (consumed count, trace index, event) consumed last (the cursor keeps those native calls take)
+        self._behind: deque[tuple[int, int, Event]] = deque(maxlen=self.CONTEXT)
         self.until = until
+        self._source: tuple[Any, ...] | None = None
+        self._cursor: Any = None
 
     @property
     def index(self) -> int:
         """Trace index of the next event the guest will consume."""
         self._peek(1)
-        return self._ahead[0][0] if self._ahead else self._read
+        return self._ahead[0][0] if self._ahead else self._n.read
+
+    @property
+    def consumed(self) -> int:
+        """Events the guest has consumed."""
+        return self._n.consumed  # type: ignore[no-any-return]
 
     def _peek(self, n: int) -> list[tuple[int, "Event"]]:
         if n == 1 and self._ahead:  # the hot path: one call, one event
@@ -169,9 +185,10 @@ class Replayer(Tap):
                 raise TraceCorrupt(str(e)) from None
             if nxt is None:
                 break
-            self._read += 1
+            progress = self._n
+            progress.read += 1
             if not self._side_data(nxt):
-                self._ahead.append((self._read - 1, nxt))
+                self._ahead.append((progress.read - 1, nxt))
         return list(self._ahead)[:n]
 
     def __call__(self, call: str, args: list[Any], live: Callable[[], T],
@@ -192,8 +209,9 @@ class Replayer(Tap):
                 + (first_difference(event.args, wanted) if event.call == call else "")),
                 index, event, asked)
         self._ahead.popleft()
-        self._behind.append((index, event))
-        self.consumed += 1
+        progress = self._n
+        progress.consumed += 1
+        self._behind.append((progress.consumed, index, event))
         if event.failed:
             raise WasiError(from_trace(event.result))
         result = from_trace(event.result)
@@ -204,10 +222,34 @@ class Replayer(Tap):
                 raise self._invalid(index, event, e, e.expected or "result") from None
         return result  # type: ignore[no-any-return]
 
+    def attach_cursor(self, cursor: Any, queues: tuple[Any, Any], flows: Any) -> None:
+        """Let native calls take their events straight from the trace's cursor (rr/_native.c,
+        cursor_take) when nothing is read ahead of it: this replayer's queue, and the two of the
+        readers between it and the cursor (`queues`), are empty. `flows` (merge.FlowIndex) counts
+        the events it passes on; the cursor, the reader's and this replayer's. Not with --until."""
+        if self.until is not None:
+            return
+        cursor.read, cursor.consumed = self._n.read, self._n.consumed
+        self._n = self._cursor = cursor
+        self._source = (cursor, *queues, flows)
+
     def native_target(self, services: dict[str, Any]) -> tuple[Any, ...]:
-        """What rr/_native.c replays from: this cursor (its read-ahead and context deques) and
-        the run's services (the monotonic clock's last reading)."""
-        return (self, self._ahead, self._ahead.popleft, self._behind.append, services)
+        """What rr/_native.c replays from: this cursor (its read-ahead and context deques), the
+        run's services (the monotonic clock's last reading) and the trace's cursor, if attached."""
+        return (self, self._ahead, self._ahead.popleft, self._behind.append, services, self._source, self._n)
+
+    def _recent(self) -> list[tuple[int, "Event"]]:
+        """The events consumed last, oldest first."""
+        entries: list[tuple[int, int, Any]] = list(self._behind)
+        if self._cursor is not None:   # with those native calls took, by when they were consumed
+            entries = sorted(entries + self._cursor.recent(), key=lambda e: e[0])[-self.CONTEXT:]
+        out = []
+        for _, index, event in entries:
+            if type(event) is int:   # a frame offset: read the event again
+                from .trace.records import event_from_raw
+                event = event_from_raw(self._cursor.event_at(event))
+            out.append((index, event))
+        return out
 
     # ------------------------------------------------------------ checking what the guest gets
     def guard(self, name: str, impl: Callable[..., Any], ok: tuple[Callable[[], str], Check],
@@ -253,11 +295,12 @@ class Replayer(Tap):
         return guarded
 
     def _blame(self, name: str, mark: int, value: Any, expected: str, bad: BadValue) -> TraceCorrupt:
-        if self.consumed > mark and self._behind:
-            index, event = self._behind[-1]
+        recent = self._recent()
+        if self.consumed > mark and recent:
+            index, event = recent[-1]
             return self._invalid(index, event, bad, expected)
         # Nothing read in this call: the value was kept from an earlier event.
-        last = f" (last event read: {self._behind[-1][0]})" if self._behind else ""
+        last = f" (last event read: {recent[-1][0]})" if recent else ""
         return TraceCorrupt(f"{name} would hand the guest {show(value)}, kept from the trace{last}, "
                             f"which is not a valid {expected}: {bad.describe()}")
 
@@ -276,7 +319,7 @@ class Replayer(Tap):
 
     def _describe(self, what: str) -> str:
         lines = [f"replay diverged at event {self.index}: {what}"]
-        for i, ev in self._behind:
+        for i, ev in self._recent():
             lines.append(f"      {i:>6}  {format_event(ev)}")
         for offset, (i, ev) in enumerate(self._peek(self.CONTEXT)):
             lines.append(f"   {'>>' if offset == 0 else '  '} {i:>6}  {format_event(ev)}")

@@ -111,18 +111,18 @@ def test_the_native_encoder_writes_the_python_encoders_frames() -> None:
                 if shape == "bytes":
                     cases = [(n, b"\xa5" * n) for n in (0, 1, 23, 24, 255, 256, 70000)]
                     for n, data in cases:
-                        enc._crc = crc
+                        enc.state.crc = crc
                         want = bytes(enc.event(Event(name, [n], data)))
                         got, got_crc = native._native.encode(op, code, n, 0, 0, data, crc)
-                        assert (got, got_crc) == (want, enc._crc), (name, code, n)
+                        assert (got, got_crc) == (want, enc.state.crc), (name, code, n)
                     continue
                 for a in edges:
                     b = 999_999_999 if shape == "datetime" else a
                     result: object = a if shape == "u64" else [a, b]
-                    enc._crc = crc
+                    enc.state.crc = crc
                     want = bytes(enc.event(Event(name, [], result)))
                     got, got_crc = native._native.encode(op, code, 0, a, b, b"", crc)
-                    assert (got, got_crc) == (want, enc._crc), (name, code, a)
+                    assert (got, got_crc) == (want, enc.state.crc), (name, code, a)
 
 
 # ------------------------------------------------------------------ the same reports on both paths
@@ -246,3 +246,124 @@ def test_the_native_event_reader_reads_what_the_python_reader_reads(tmp_path: Pa
         read[path] = read_trace(trace)
     assert read["native"] == read["python"]
     assert read["native"].events == events
+
+
+# ------------------------------------------------------------------ the replay cursor
+
+
+def _cursors(monkeypatch: pytest.MonkeyPatch) -> list:  # type: ignore[type-arg]
+    """The native cursors the trace reader makes (rr/trace/cbor.py), as they are made."""
+    from rr.trace import cbor
+    made = []
+    def keep(*a):  # type: ignore[no-untyped-def]
+        cursor, data = real(*a)
+        if cursor is not None:
+            made.append(cursor)
+        return cursor, data
+    real = cbor._cursor
+    monkeypatch.setattr(cbor, "_cursor", keep)
+    return made
+
+
+@pytest.mark.parametrize("guest,args", [("hostcall_loop", ["random", "300"]), ("hostcall_loop", ["now", "300"]),
+                                        ("random_heavy", ["150", "150"])], ids=["random", "now", "heavy"])
+def test_native_calls_take_their_events_from_the_cursor(built: dict[str, Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch, guest: str,
+                                                        args: list[str]) -> None:
+    program = runner.load(built[guest])
+    trace = tmp_path / "t.cbor"
+    printed = _record(program, [guest, *args], trace, "native", monkeypatch)
+    events = read_trace(trace).events
+    made = _cursors(monkeypatch)
+    python_calls = _count_python_calls(monkeypatch)
+    assert _replay(program, trace, "native", monkeypatch) == printed
+    assert python_calls[0] == 0
+    [cursor] = made
+    # All but the first event, the last and those beside other calls (stdout writes, ...).
+    native_events = sum(e.call in native.OPS for e in events)
+    assert native_events - 10 <= cursor.taken < native_events, (cursor.taken, native_events)
+    made.clear()
+    assert _replay(program, trace, "python", monkeypatch) == printed
+    assert made == []   # RR_NATIVE=0: no cursor
+
+
+def _read_all(source, name: str):  # type: ignore[no-untyped-def]
+    from rr.trace import TraceError, open_trace
+    try:
+        with open_trace(source, name=name) as reader:
+            events = list(reader)
+            return ("read", reader.header, events, reader.outcome, reader.problem)
+    except TraceError as e:
+        return ("error", str(e))
+
+
+def test_the_cursor_reads_and_refuses_what_the_streaming_reader_does(built: dict[str, Path], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeded mutants of real recordings (tests/tracefuzz.py's byte and sealed mutations): read from
+    the mapped file through the cursor, streamed (an open stream is never mapped) and on the Python
+    path, each gives the same events, outcome and problem, or the same message."""
+    import random
+
+    import tracefuzz as tf
+    sources = []
+    for guest, args in (("hostcall_loop", ["random", "40"]), ("clock", []), ("random", [])):
+        trace = tmp_path / f"{guest}.cbor"
+        _record(runner.load(built[guest]), [guest, *args], trace, "native", monkeypatch)
+        sources.append(trace.read_bytes())
+    kinds = [*tf.BYTE_MUTATIONS, *tf.SEALED_MUTATIONS]
+    rng = random.Random(11)
+    made = _cursors(monkeypatch)
+    mutant, compared, mapped_ones = tmp_path / "m.cbor", 0, 0
+    for i in range(400):
+        data, kind = rng.choice(sources), kinds[i % len(kinds)]
+        try:
+            out, _ = (tf.BYTE_MUTATIONS.get(kind) or tf.SEALED_MUTATIONS[kind])(rng, data, "cbor")
+        except tf.NotApplicable:
+            continue
+        mutant.write_bytes(out)
+        monkeypatch.setenv("RR_NATIVE", "1")
+        made.clear()
+        mapped = _read_all(mutant, "m.cbor")
+        mapped_ones += bool(made)
+        streamed = _read_all(io.BytesIO(out), "m.cbor")
+        monkeypatch.setenv("RR_NATIVE", "0")
+        python = _read_all(mutant, "m.cbor")
+        assert mapped == streamed == python, (i, kind)
+        compared += 1
+    assert compared > 300 and mapped_ones > compared / 2
+
+
+def test_native_recording_counts_in_the_writers_state(built: dict[str, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events the recording reports are the trace's, on both paths: the C recorder counts in
+    the same state object as TraceWriter and SharedWriter (rr/trace/cbor.py ChainState)."""
+    program = runner.load(built["random_heavy"])
+    for path, flag in PATHS.items():
+        monkeypatch.setenv("RR_NATIVE", flag)
+        trace = tmp_path / f"{path}.cbor"
+        out = io.BytesIO()
+        rec = session.record(program, Sandbox(argv=["random_heavy", "40", "40"], stdout=out, stderr=out), trace)
+        assert rec.events == len(read_trace(trace).events) >= 80, path
+
+
+def test_the_trace_lock_behaves_as_a_threading_lock() -> None:
+    import threading
+    lock = native._native.Lock()
+    assert not lock.locked()
+    with lock:
+        assert lock.locked()
+        got: list[bool] = []
+        t = threading.Thread(target=lambda: got.append(lock.locked()))
+        t.start()
+        t.join(30)
+        assert got == [True]
+    assert not lock.locked()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    waited: list[int] = []
+    lock.acquire()
+    t = threading.Thread(target=lambda: (lock.acquire(), waited.append(1), lock.release()))
+    t.start()
+    lock.release()   # the waiting thread gets it once this one lets go
+    t.join(30)
+    assert waited == [1] and not lock.locked()

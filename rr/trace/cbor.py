@@ -29,6 +29,9 @@ Version 1 (no frames, bare records after the magic) is still read: see _V1Record
 from __future__ import annotations
 
 import io
+import mmap
+import os
+import stat
 import zlib
 from collections.abc import Generator
 from typing import Any
@@ -104,10 +107,29 @@ def _encode(value: Any, out: bytearray, depth: int = 0) -> None:
         out += cbor2.dumps(normalize(value, depth))
 
 
-class CborEncoder:
+class ChainState:
+    """A trace writer's CRC chain, counts and flags (rr/_native.c's WriterState has the same
+    fields: the one the writers use when the native paths are on, so the native recorder
+    continues the same chain). `crc`: the chain so far; `written`: events written; `open`: events
+    may be written (TraceWriter); `guest_open`, `guest_events`: merge.SharedWriter's."""
+
+    __slots__ = ("crc", "written", "open", "guest_open", "guest_events")
+
     def __init__(self) -> None:
+        self.crc = self.written = self.open = self.guest_events = 0
+        self.guest_open = 1
+
+
+def new_state() -> Any:
+    from ..nativelib import lib
+    native = lib()
+    return native.WriterState() if native is not None else ChainState()
+
+
+class CborEncoder:
+    def __init__(self, state: Any = None) -> None:
         self._codes: dict[str, int] = {}
-        self._crc = 0
+        self.state = ChainState() if state is None else state
 
     @staticmethod
     def _unsealed(record: bytes, size: int | None = None) -> bytearray:
@@ -124,7 +146,8 @@ class CborEncoder:
 
     def _seal(self, frame: bytearray) -> bytearray:
         """Append the checksum: this moves the chain on, so frames are sealed in file order."""
-        crc = self._crc = zlib.crc32(frame, self._crc)
+        st = self.state
+        crc = st.crc = zlib.crc32(frame, st.crc)
         frame += crc.to_bytes(_CRC, "big")
         return frame
 
@@ -157,7 +180,8 @@ class CborEncoder:
                                                                 "name": e.call})))
             self._codes[e.call] = len(self._codes)
             return definition + self._seal(frame)
-        crc = self._crc = zlib.crc32(frame, self._crc)   # _seal, inlined on the hot path
+        st = self.state
+        crc = st.crc = zlib.crc32(frame, st.crc)   # _seal, inlined on the hot path
         frame += crc.to_bytes(_CRC, "big")
         return frame
 
@@ -173,8 +197,37 @@ def _fast_event_record() -> Any:
     return native.event_record if native is not None else None
 
 
+def _cursor(src: ByteSource, crc: int, names: list[str]) -> tuple[Any, Any]:
+    """(rr/_native.c's Cursor over a read-only mapping of the file from the first frame after the
+    header on, the mapping) for a regular file read from its start; (None, None) otherwise (a pipe,
+    gzip, RR_NATIVE=0, no extension): the records are then read through `src`."""
+    from ..nativelib import OPS, lib
+    native, f = lib(), getattr(src, "file", None)
+    if native is None or f is None:
+        return None, None
+    try:
+        fd = f.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, None
+        data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError):
+        return None, None
+    return native.Cursor(data, src.pos, crc, names, OPS), data
+
+
+def _damaged_length(n: int) -> str:
+    return (f"the record's length ({n - _CRC} bytes) runs past the end of the file, but whole records "
+            f"follow it: a damaged length, not a cut")
+
+
+_MISMATCH = ("checksum mismatch: the record is damaged, or records before it were dropped, duplicated, "
+             "reordered or inserted")
+_UNFILLED = "the record does not fill its frame"
+
+
 _RESYNC_SPAN = 1 << 16
 _ZERO_TAIL = 2 << 20   # read at most this far to see that a mapped recording's zero tail ends the file
+_CHUNK_SLACK = 1 << 16   # the streaming loop's window may hold up to a read chunk more than that
 
 
 def _goes_on(data: bytes, start: int) -> bool:
@@ -219,6 +272,9 @@ class CborDecoder:
         self._names: list[str] = []
         self._crc = 0
         self.framed = True   # False for a version-1 file (no frames, no checksums)
+        # The native cursor (see _cursor) the records are read from once the header is read
+        self.cursor: Any = None
+        self._mapped: Any = None
 
     def header(self) -> dict[str, Any] | None:
         """The raw header, None if the file ends inside it; RecordError if it is not a header."""
@@ -244,6 +300,8 @@ class CborDecoder:
                 raw = cbor2.loads(record)
             except Exception as e:  # noqa: BLE001 - any decoder failure: the bytes are not a header
                 raise RecordError(f"not an rr trace: undecodable header ({e})", 0) from None
+            if isinstance(raw, dict) and raw.get("t") == "header":
+                self.cursor, self._mapped = _cursor(src, self._crc, self._names)
         else:
             try:
                 raw = self._dec.decode()
@@ -284,6 +342,8 @@ class CborDecoder:
         last record, or None at a clean end."""
         if not self.framed:
             return (yield from self._v1_records())
+        if self.cursor is not None:
+            return (yield from self._mapped_records())
         src, dec = self._src, self._dec
         window, start = b"", 0     # `start`: offset in `window` of the next frame
         base = src.pos             # file offset of window[0]
@@ -327,15 +387,12 @@ class CborDecoder:
                 dec.fp = view
                 if end > len(window):
                     if _goes_on(window, start):
-                        raise RecordError(f"the record's length ({n - _CRC} bytes) runs past the end "
-                                          f"of the file, but whole records follow it: a damaged "
-                                          f"length, not a cut", pos)
+                        raise RecordError(_damaged_length(n), pos)
                     return pos
             body, tail = start + size, end - _CRC
             crc = zlib.crc32(mv[start:tail], crc)
             if crc != int.from_bytes(mv[tail:end], "big"):
-                raise RecordError("checksum mismatch: the record is damaged, or records before it "
-                                  "were dropped, duplicated, reordered or inserted", pos)
+                raise RecordError(_MISMATCH, pos)
             if fast is not None and window[body] in _EVENT_HEADS:
                 raw = fast(window, body, tail, self._names)
                 if raw is not None:   # else the Python decoder decodes it, or says what is wrong
@@ -350,18 +407,74 @@ class CborDecoder:
             except Exception as e:  # noqa: BLE001 - cbor2 raises many types on bytes it rejects
                 raise RecordError(f"undecodable record: {e}", pos) from None
             if view.tell() != tail:
-                raise RecordError("the record does not fill its frame", pos)
+                raise RecordError(_UNFILLED, pos)
             start = end
             yield kind, raw, pos
 
-    def _unwritten(self, rest: bytes) -> bool | None:
+    def _mapped_records(self) -> Generator[tuple[str, Any, int], None, int | None]:
+        """records() from the native cursor over the mapped file: the cursor takes the frames it
+        checks and decodes itself (and a native host call may take its own event from it between
+        two of these steps: rr/_native.c, cursor_take); every other frame is read here, from the
+        cursor's position and CRC chain, with the checks and messages of the streaming loop above."""
+        cur, data = self.cursor, self._mapped
+        size = len(data)
+        try:
+            while True:
+                got = cur.step()
+                if got is not None:
+                    yield got
+                    continue
+                start = cur.pos
+                if start == size:
+                    self._src.pos = start   # the bytes read, for the reader's messages
+                    return None
+                head = data[start]
+                try:
+                    n, hs = self._frame_size(data, start)
+                except RecordError as e:
+                    if head == 0:
+                        unwritten = self._unwritten(data[start:start + _ZERO_TAIL + _CHUNK_SLACK],
+                                                    start + _ZERO_TAIL + _CHUNK_SLACK < size)
+                        if unwritten is not None:
+                            return start if unwritten else None
+                    raise RecordError(str(e), start) from None
+                if n is None:
+                    return start
+                end = start + hs + n
+                if end > size:
+                    if _goes_on(data, start):
+                        raise RecordError(_damaged_length(n), start)
+                    return start
+                body, tail = start + hs, end - _CRC
+                crc = zlib.crc32(memoryview(data)[start:tail], cur.crc)
+                if crc != int.from_bytes(data[tail:end], "big"):
+                    raise RecordError(_MISMATCH, start)
+                view = self._dec.fp = io.BytesIO(data[body:tail])
+                try:
+                    kind, raw = self._record(data[body])
+                except RecordError as e:
+                    raise RecordError(str(e), start) from None
+                except Exception as e:  # noqa: BLE001 - cbor2 raises many types on bytes it rejects
+                    raise RecordError(f"undecodable record: {e}", start) from None
+                if view.tell() != tail - body:
+                    raise RecordError(_UNFILLED, start)
+                cur.pos, cur.crc = end, crc
+                if kind == "outcome":
+                    cur.live = False   # what follows is an error for the reader to report
+                yield kind, raw, start
+        finally:
+            cur.live = False
+
+    def _unwritten(self, rest: bytes, more: bool | None = None) -> bool | None:
         """Whether a 0x00 where a frame starts is the unwritten end of a recording killed while
         it wrote through a mapping (writer._MappedSink: the file is extended ahead with zeros, at
         most 1 MiB, and a record's first byte is stored last), not damage: False when only zeros
         follow (killed between records), True when no whole frame follows (killed while writing
         one: torn), None when whole frames follow (damage)."""
-        rest += self._read_at_least(_ZERO_TAIL)
-        if not rest.strip(b"\0") and not self._src.has(1):
+        if more is None:   # streaming: read on (mapped: `rest` is that much and `more` says if any follows)
+            rest += self._read_at_least(_ZERO_TAIL)
+            more = self._src.has(1)
+        if not rest.strip(b"\0") and not more:
             return False
         return None if _goes_on(rest, 0) else True
 

@@ -44,23 +44,29 @@ def iter_records(f: BinaryIO, name: str = "<stream>", found: dict[str, Any] | No
             if getattr(decoder, "framed", file_version >= 2) != (file_version >= 2):
                 raise RecordError(f"corrupt header: version {file_version} in the layout of another version")
             header = header_from_raw(raw_header)
+            # The native cursor (cbor.py): its counts are these; native host calls may take
+            # events from it only when they need no upgrade
+            cursor = getattr(decoder, "cursor", None)
             if found is not None:
                 found["file_version"] = file_version   # the header itself is upgraded
+                found["cursor"] = cursor
         except RecordError as e:
             raise TraceError(f"{name}: {e}") from None
+        counts = cursor if cursor is not None else _Counts()
+        counts.index = 1   # records so far, the header being record 0
+        if cursor is not None:
+            cursor.live = file_version == CURRENT_VERSION
         yield header
 
-        events = 0
-        index = 1   # records so far, the header being record 0
         outcome_at: int | None = None   # where the outcome record starts
 
         def fail(e: RecordError) -> TraceError:
             why = " ".join(str(e).splitlines())   # one line, whatever the record held
             if outcome_at is not None:
                 return TraceError(f"{name}: data after the outcome record, at {label.format(e.pos)} "
-                                  f"(the trace is whole up to there: {events} events and the outcome)")
-            return TraceError(f"{name}: corrupt record {index} at {label.format(e.pos)} "
-                              f"(after {events} events): {why}")
+                                  f"(the trace is whole up to there: {counts.events} events and the outcome)")
+            return TraceError(f"{name}: corrupt record {counts.index} at {label.format(e.pos)} "
+                              f"(after {counts.events} events): {why}")
 
         records = decoder.records()
         try:
@@ -84,17 +90,17 @@ def iter_records(f: BinaryIO, name: str = "<stream>", found: dict[str, Any] | No
                     except RecordError as e:
                         raise RecordError(str(e), pos) from None
                     yield record
-                    events += kind == "event"
-                index += 1
+                    counts.events += kind == "event"
+                counts.index += 1
         except RecordError as e:
             raise fail(e) from None
 
         if torn is not None:
             if outcome_at is not None:
                 raise fail(RecordError("torn", torn))
-            return f"truncated after {events} events: torn record at {label.format(torn)}"
+            return f"truncated after {counts.events} events: torn record at {label.format(torn)}"
         if outcome_at is None:
-            return f"no outcome: the recording ended after {events} events ({src.pos} bytes)"
+            return f"no outcome: the recording ended after {counts.events} events ({src.pos} bytes)"
         return None
     except TraceError:
         raise
@@ -102,6 +108,15 @@ def iter_records(f: BinaryIO, name: str = "<stream>", found: dict[str, Any] | No
         raise TraceError(f"{name}: cannot read: {e.strerror or e}") from None
     except (MemoryError, RecursionError) as e:   # bounded by design; never a traceback
         raise TraceError(f"{name}: cannot read: {type(e).__name__}") from None
+
+
+class _Counts:
+    """iter_records' counts when there is no native cursor to keep them."""
+
+    __slots__ = ("events", "index")
+
+    def __init__(self) -> None:
+        self.events = self.index = 0
 
 
 def _detect(src: ByteSource, name: str, gunzip: Gunzip | None) -> cbor.CborDecoder | jsonl.JsonlDecoder:
@@ -141,6 +156,8 @@ class TraceReader:
             self.header: Header = next(self._records)  # type: ignore[assignment]
             # The format version the file was written in (`header.version` is the upgraded one).
             self.file_version: int = found["file_version"]
+            # rr/_native.c's cursor the events are read from (None: read through Python alone)
+            self.cursor = found.get("cursor")
         except BaseException:
             self._f.close()
             raise
@@ -186,6 +203,8 @@ class TraceReader:
         return self._finished("problem") is None
 
     def close(self) -> None:
+        if self.cursor is not None:
+            self.cursor.close()
         self._f.close()
 
     def __enter__(self) -> TraceReader:

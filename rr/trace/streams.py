@@ -121,7 +121,17 @@ class Gunzip:
 
 
 def file_source(f: BinaryIO) -> ByteSource:
-    return ByteSource(lambda: f.read(_CHUNK))
+    src = ByteSource(lambda: f.read(_CHUNK))
+    # A regular file read from its start can be mapped instead (cbor.CborDecoder: the native cursor)
+    src.file = f if _at_start(f) else None   # type: ignore[attr-defined]
+    return src
+
+
+def _at_start(f: BinaryIO) -> bool:
+    try:
+        return f.seekable() and f.tell() == 0
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class Sink:

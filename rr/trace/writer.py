@@ -26,7 +26,7 @@ import os
 import tempfile
 from types import TracebackType
 
-from .cbor import CborEncoder
+from .cbor import CborEncoder, new_state
 from .errors import TraceExistsError, TraceNameError, TraceOutputError
 from .jsonl import JsonlEncoder
 from .model import Event, Header, Outcome
@@ -83,11 +83,16 @@ class TraceWriter:
         except OSError as e:
             raise TraceOutputError(f"{self.path}: cannot create the trace: {e.strerror}") from None
         self._sink: Sink = GzipSink(f) if gz else _MappedSink.or_plain(f) if self.fmt == "cbor" and _mapped() else Sink(f)
-        self._encoder = CborEncoder() if self.fmt == "cbor" else JsonlEncoder()
+        # The CRC chain, counts and flags, shared with the native recorder (rr/_native.c)
+        self.state = new_state()
+        self._encoder = CborEncoder(self.state) if self.fmt == "cbor" else JsonlEncoder()
         self._state = "header"   # -> "events" -> "ended" -> "closed"
-        self.events_written = 0
         self.error: OSError | None = None   # the write that failed, if one did
         self.kept: str | None = None        # after closing: the file that holds the records
+
+    @property
+    def events_written(self) -> int:
+        return self.state.written  # type: ignore[no-any-return]
 
     @property
     def size(self) -> int:
@@ -105,6 +110,7 @@ class TraceWriter:
             self._sink.write(data)
         except OSError as e:
             self.error = e
+            self.state.open = 0
             raise self._failure() from None
 
     def _failure(self) -> TraceOutputError:
@@ -116,6 +122,7 @@ class TraceWriter:
         self._expect("header", "the header")
         self._write(self._encoder.header(header_to_raw(header)))
         self._state = "events"
+        self.state.open = 1
         if self._replaces is None:
             self._publish()
 
@@ -139,17 +146,18 @@ class TraceWriter:
     def write_event(self, event: Event) -> None:
         self._expect("events", "an event")
         self._write(self._encoder.event(event))
-        self.events_written += 1
+        self.state.written += 1
 
     def write_block(self, events: list[Event]) -> None:
         """Several events with one write: a server trace's request block (trace/served.py),
         so that a kill leaves either the whole block or a torn last record."""
         self._expect("events", "an event")
         self._write(b"".join(self._encoder.event(event) for event in events))
-        self.events_written += len(events)
+        self.state.written += len(events)
 
     def write_outcome(self, outcome: Outcome) -> None:
         self._expect("events", "the outcome")
+        self.state.open = 0
         self._write(self._encoder.outcome(outcome_to_raw(outcome)))
         self._state = "ended"
 
@@ -158,6 +166,7 @@ class TraceWriter:
         without an outcome reads back as incomplete. After a failed write this is abort()."""
         if self._state == "closed":
             return
+        self.state.open = 0
         if self.error is None:
             try:
                 self._sink.close()
@@ -183,6 +192,7 @@ class TraceWriter:
         if self._state == "closed":
             return
         self._state = "closed"
+        self.state.open = 0
         try:
             self._sink.close(finish=self.error is None)
         except OSError as e:
@@ -224,8 +234,13 @@ class _MappedSink(Sink):
     as its unwritten end (rr/trace/cbor.py); closing truncates it to the records."""
 
     def __init__(self, f: object):
-        super().__init__(f)  # type: ignore[arg-type]
+        self._f = f  # type: ignore[assignment]
         self.map = _native_lib().MapSink(f.fileno())  # type: ignore[union-attr]
+
+    @property
+    def written(self) -> int:  # type: ignore[override]
+        """Bytes of records written, by this sink and by native recording (rr/_native.c)."""
+        return self.map.used  # type: ignore[no-any-return]
 
     @classmethod
     def or_plain(cls, f: object) -> Sink:
@@ -243,7 +258,6 @@ class _MappedSink(Sink):
 
     def write(self, data: bytes) -> None:
         self.map.write(data)
-        self.written += len(data)
 
     def close(self, finish: bool = True) -> None:
         try:
