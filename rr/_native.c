@@ -148,11 +148,31 @@ static int mapsink_reserve(MapSink *m, size_t n) {
     return 0;
 }
 
+#define PWRITE_MIN ((size_t)16 << 10)
+
+static int pwrite_all(int fd, const uint8_t *data, size_t n, off_t at) {
+    while (n > 0) {
+        ssize_t w = pwrite(fd, data, n, at);
+        if (w < 0) { if (errno == EINTR) continue; return -1; }
+        data += w; n -= (size_t)w; at += w;
+    }
+    return 0;
+}
+
 /* 0, or -1 with errno set (nothing written). */
 static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
     if (m->closed) { errno = EBADF; return -1; }
     if (n == 0) return 0;
     if (mapsink_reserve(m, n) < 0) return -1;
+    if (n >= PWRITE_MIN) {
+        /* A large record (socket and stream bytes): copied into the file's pages by the kernel,
+         * which costs a fraction of faulting each fresh page of the mapping in (20 MiB: ~3 ms
+         * against ~25 ms). The same pages, the same order: the first byte still goes last. */
+        if (pwrite_all(m->fd, data + 1, n - 1, m->used + 1) < 0 || pwrite_all(m->fd, data, 1, m->used) < 0)
+            return -1;
+        m->used += (off_t)n;
+        return 0;
+    }
     uint8_t *at = m->base + (m->used - m->map_start);
     memcpy(at + 1, data + 1, n - 1);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
