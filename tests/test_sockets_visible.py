@@ -7,6 +7,7 @@ Real guests (tests/guests/README_SOCKETS.md), real loopback echo servers, a real
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -207,6 +208,10 @@ class _Ends:
         self.ended.set()
 
 
+async def _on_loop(function, *args):  # type: ignore[no-untyped-def]
+    return function(*args)
+
+
 def _exchange_through_the_relay(payload: bytes) -> tuple[socket.socket, list, list, int]:  # type: ignore[type-arg]
     """In process: one connection through the recording proxy's SOCKS5 relay, `payload` sent and
     its echo read back, closed; (the socket rr got, the ended flows, the echo server's peers,
@@ -218,7 +223,9 @@ def _exchange_through_the_relay(payload: bytes) -> tuple[socket.socket, list, li
     with PeerNotingServer() as server:
         proxy = EmbeddedProxy("record", on_flow=lambda record: None, relay=True).start()
         try:
-            proxy._portal.call(proxy._master.addons.add, ends)   # white-box: see the flow's end
+            loop = proxy._master.event_loop   # white-box: an addon of the test's, added on the loop
+            added = asyncio.run_coroutine_threadsafe(_on_loop(proxy._master.addons.add, ends), loop)
+            added.result(timeout=30)
             with connect.routed_through(proxy):
                 ours = connect.connect(socket.AF_INET, ("127.0.0.1", server.port), None)
             with ours:
