@@ -293,8 +293,10 @@ class _DumpLines:
         self._tcp_line(flow)
 
     def _tcp_line(self, flow: Any) -> None:
-        sent = sum(len(m.content) for m in flow.messages if m.from_client)
-        received = sum(len(m.content) for m in flow.messages if not m.from_client)
+        from proxy_addon.relay import BYTES_KEY   # a handed-over connection's counts (relay.py)
+        sent, received = flow.metadata.get(BYTES_KEY) or (
+            sum(len(m.content) for m in flow.messages if m.from_client),
+            sum(len(m.content) for m in flow.messages if not m.from_client))
         host, port = flow.server_conn.address[:2]
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         outcome = f"error: {flow.error.msg}" if flow.error is not None else f"sent {sent}B received {received}B"
@@ -512,9 +514,10 @@ class EmbeddedProxy:
         master.addons.chain.insert(0, master.addons.chain.pop())
         master.addons.add(self.addon)
         if self._relay:
-            from proxy_addon.relay import RawRelay
+            from proxy_addon.relay import RawRelay, decide_at_start
 
             _decide_when_the_server_closes_first()
+            decide_at_start()
             self.relay_addon = RawRelay()
             master.addons.add(self.relay_addon)
         if self._dump:

@@ -160,6 +160,9 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
                         from .host.sockets.connect import routed_through
                         stack.enter_context(routed_through(proxy))
                 outcome = runner.run(program, sandbox, tap, limits, services, on_stop=shared.seal)
+                if relay:
+                    from .host.sockets.connect import settle
+                    settle()   # the web UI shows every byte once the guest has finished
             except (signals.Signalled, KeyboardInterrupt) as e:
                 # Stopped before the guest ran: it had completed no host call, and its replay
                 # is refused the first one.

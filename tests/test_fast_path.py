@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -180,6 +181,21 @@ def test_short_reads_of_every_length_mod_3(n: int) -> None:
     data = bytes([0xFF, 0x00, 0x80, 0x7F, 0x3D, 0x41, 0xC3, 0xA9])[:n]
     ran = rr_run(guests.c_guest("echo_stdin"), stdin=data, env=FAST)
     assert ran.status == 0 and ran.stdout == data
+
+
+def test_the_native_base64_of_reads_is_binascii_s() -> None:
+    # rr/_native.c's encoder of read bytes (when built and RR_NATIVE is not 0) against CPython's
+    from rr.host import fast_streams
+    from rr.nativelib import built
+
+    lib = built()
+    if lib is None:
+        pytest.skip("the native extension is not built")
+    rng = random.Random(11)
+    for n in [*range(20), 4095, 4096, 4097, 65535, 65536, 65537, 1 << 20]:
+        data = bytes(rng.getrandbits(8) for _ in range(n)) if n < 5000 else rng.randbytes(n)
+        assert lib.base64_ascii(data) == fast_streams._base64_python(data)
+        assert lib.base64_ascii(memoryview(data)) == fast_streams._base64_python(data)
 
 
 @pytest.mark.parametrize("reply", ["\u0100AAA", "abc"], ids=["above-0xff", "not-base64"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -233,6 +234,34 @@ def test_options_set_before_connecting_hold_on_the_connected_socket() -> None:
             funcs["[method]tcp-socket.set-keep-alive-count"](host, s, 0)
         assert bad.value.payload == "invalid-argument"
         s.close()
+
+
+def test_a_tcp_stream_hands_out_what_arrived_in_order_whatever_the_read_sizes() -> None:
+    """TcpInput.take over a real connected pair: chunks bigger than the reads are taken from an
+    offset, smaller ones joined up to the read's size, then the end of the stream."""
+    from rr.host.context import HostContext, Sandbox
+    from rr.host.io import StreamClosed
+    from rr.host.sockets.streams import TcpInput
+    from rr.tap import Tap
+
+    host = HostContext(Sandbox(argv=["t"], sockets=grant("inherit-network")), Tap())
+    ours, theirs = socket.socketpair()
+    stream = TcpInput(host, "tcp-1-in", ours)
+    sent = bytes(range(256)) * 1024 + b"tail"          # 256 KiB and 4 bytes
+    theirs.sendall(sent)
+    theirs.close()
+    got, sizes = b"", (1000, 70000, 3, 65536)
+    for i in range(10_000):                             # bounded: each read takes >= 1 byte once ready
+        host.wait_for(stream.available)
+        try:
+            data = stream.take(sizes[i % len(sizes)])
+        except StreamClosed:
+            break
+        assert 0 < len(data) <= sizes[i % len(sizes)]
+        got += data
+    assert got == sent
+    stream.close()
+    ours.close()
 
 
 def test_a_header_grant_that_is_no_grant_is_a_bad_trace(wat_dir: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Real guests (tests/guests/README_SOCKETS.md), real loopback echo servers, a real
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -193,3 +194,83 @@ def test_the_relay_serves_only_connections_rr_announced() -> None:
     assert proxy.relay_addon.refused == 1
     assert server.connections == 1
     assert local[0] == "127.0.0.1" and local[1] != proxy.socks_listeners[socket.AF_INET][1]
+
+
+class _Ends:
+    """An addon noting the TCP flows the proxy ended (on its loop thread)."""
+
+    def __init__(self) -> None:
+        self.flows: list = []  # type: ignore[type-arg]
+        self.ended = threading.Event()
+
+    def tcp_end(self, flow) -> None:  # type: ignore[no-untyped-def]
+        self.flows.append(flow)
+        self.ended.set()
+
+
+async def _on_loop(function, *args):  # type: ignore[no-untyped-def]
+    return function(*args)
+
+
+def _exchange_through_the_relay(payload: bytes) -> tuple[socket.socket, list, list, int]:  # type: ignore[type-arg]
+    """In process: one connection through the recording proxy's SOCKS5 relay, `payload` sent and
+    its echo read back, closed; (the socket rr got, the ended flows, the echo server's peers,
+    its connection count)."""
+    from rr.host.sockets import connect
+    from rr.proxy import EmbeddedProxy
+
+    ends = _Ends()
+    with PeerNotingServer() as server:
+        proxy = EmbeddedProxy("record", on_flow=lambda record: None, relay=True).start()
+        try:
+            loop = proxy._master.event_loop   # white-box: an addon of the test's, added on the loop
+            added = asyncio.run_coroutine_threadsafe(_on_loop(proxy._master.addons.add, ends), loop)
+            added.result(timeout=30)
+            with connect.routed_through(proxy):
+                ours = connect.connect(socket.AF_INET, ("127.0.0.1", server.port), None)
+            with ours:
+                ours.sendall(payload)
+                got = b""
+                while len(got) < len(payload) and (chunk := ours.recv(1 << 16)):
+                    got += chunk
+                assert got == payload
+                peer = ours.getpeername()
+            assert ends.ended.wait(30), "the proxy did not end the flow"
+        finally:
+            proxy.stop()
+        return peer, ends.flows, server.peers, server.connections
+
+
+def test_the_proxy_hands_its_upstream_socket_over_and_keeps_a_bounded_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes go to the server on mitmproxy's own upstream socket (not through its event loop);
+    the flow gets them from rr, its messages holding the first KEPT_BYTES each way, its totals
+    all of them."""
+    from proxy_addon import relay
+
+    monkeypatch.setattr(relay, "KEPT_BYTES", 1000)
+    payload = bytes(range(256)) * 20   # 5120 bytes each way
+    peer, flows, server_peers, connections = _exchange_through_the_relay(payload)
+    (flow,) = flows
+    assert tuple(peer[:2]) == tuple(flow.server_conn.address[:2])   # connected to the server itself
+    assert connections == 1 and server_peers == [tuple(flow.server_conn.sockname[:2])]
+    sent = b"".join(m.content for m in flow.messages if m.from_client)
+    received = b"".join(m.content for m in flow.messages if not m.from_client)
+    assert sent == received == payload[:1000]
+    assert flow.metadata[relay.BYTES_KEY] == [len(payload), len(payload)]
+    assert f"{len(payload)} bytes sent, {len(payload)} received" in flow.comment
+
+
+def test_without_a_handover_mitmproxy_relays_the_bytes_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where mitmproxy's internals are not what relay.py expects it hands nothing over: the same
+    exchange then crosses the proxy, every byte in the flow."""
+    from proxy_addon import relay
+
+    monkeypatch.setattr(relay.RawRelay, "_hand_over", lambda self, data, upstream: None)
+    payload = b"through the proxy\n" * 100
+    peer, flows, server_peers, connections = _exchange_through_the_relay(payload)
+    (flow,) = flows
+    assert tuple(peer[:2]) != tuple(flow.server_conn.address[:2])   # connected to the SOCKS5 listener
+    assert connections == 1 and server_peers == [tuple(flow.server_conn.sockname[:2])]
+    assert b"".join(m.content for m in flow.messages if m.from_client) == payload
+    assert b"".join(m.content for m in flow.messages if not m.from_client) == payload
+    assert relay.BYTES_KEY not in flow.metadata
