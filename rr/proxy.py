@@ -355,6 +355,7 @@ class EmbeddedProxy:
     request; see `addon.mismatches` / `addon.unused()`.
     web: also serve mitmweb on a free loopback port (`web_url` holds the access token).
     dump: one line per flow on stderr. verbose: mitmproxy's log on stderr.
+    bodies: record: where streamed bodies' pieces go; replay: where they come from (rr/merge.py).
     relay (record only): also SOCKS5 listeners on 127.0.0.1 and ::1 (`socks_listeners`) that pass
     raw TCP through untouched and visible; `relay_addon` admits the connections rr announces."""
 
@@ -375,6 +376,8 @@ class EmbeddedProxy:
         redaction: dict[str, Any] | None = None,
         reverse: str | None = None,
         relay: bool = False,
+        bodies: Any = None,
+        stream_above: int | None = None,
     ) -> None:
         if mode not in ("record", "replay"):
             raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
@@ -400,6 +403,10 @@ class EmbeddedProxy:
         self.reverse_port: int | None = None
         # Not beside `rr serve`'s reverse listener: ignore_hosts would turn its HTTP into raw TCP.
         self._relay = relay and mode == "record" and reverse is None
+        # Streamed bodies (proxy_addon/record.py, streamreplay.py): record: where their pieces
+        # go (merge.SharedWriter); replay: where they come from (merge.FlowIndex).
+        self._bodies = bodies
+        self._stream_above = stream_above
         self.port: int | None = None
         self.socks_listeners: dict[int, tuple[str, int]] = {}  # socket family -> SOCKS5 listener
         self.relay_addon: Any = None
@@ -429,9 +436,13 @@ class EmbeddedProxy:
             self.confdir.mkdir(parents=True, exist_ok=True)
             if self.mode == "record":
                 assert self._on_flow is not None
-                self.addon = RecordAddon(self._on_flow, self._redaction)
+                self.addon = RecordAddon(self._on_flow, self._redaction, bodies=self._bodies,
+                                         **({"stream_above": self._stream_above} if self._stream_above else {}))
             else:
-                self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows)
+                self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows, bodies=self._bodies)
+                if self._bodies is not None:
+                    from proxy_addon.streamreplay import install
+                    install()
             self.credentials = new_credentials()
             self.gate = GuestGate(self.credentials)
             ready = threading.Event()
