@@ -20,7 +20,7 @@ import pytest
 
 import guests
 import rr
-from httpservers import TestServer, pattern_bytes
+from httpservers import TestServer, make_tls_files, pattern_bytes
 from rr.redact import Redaction
 from rr.merge import BODY_CALL, BODY_END_CALL, FLOW_CALL, flow_records, is_streamed
 from rr.trace import open_trace
@@ -90,6 +90,19 @@ def test_a_large_body_is_recorded_in_pieces_and_replays_offline(route: str, serv
     # Export joins the pieces of the exchange: one record, the whole body.
     (rec,) = flow_records(trace)
     assert rec["response"]["body"] == pattern_bytes(BIG) and "streamed" not in rec["response"]
+
+
+def test_a_large_body_over_tls_replays_offline(http_get: Path, tmp_path: Path) -> None:
+    (tmp_path / "tls").mkdir()
+    tls = make_tls_files(tmp_path / "tls")
+    with TestServer(tls) as server:
+        trace = tmp_path / "tls.cbor"
+        recorded = rr.record(http_get, trace, [server.url(f"/bytes?n={BIG}"), "--summary"], allow_http=["localhost"],
+                             ca_cert=tls.ca_cert)
+        assert recorded.exit_status == 0 and summary(BIG) in recorded.stdout, recorded.stderr
+        assert sum(e.call == BODY_CALL for e in events(trace)) > 1
+    replayed = rr.replay(http_get, trace)
+    assert (replayed.exit_status, replayed.stdout) == (0, recorded.stdout), replayed.message
 
 
 def test_a_chunked_body_within_the_threshold_stays_one_record(server: TestServer, http_get: Path,
