@@ -313,7 +313,9 @@ class _DumpLines:
         if flow.error is not None:
             outcome = f"error: {flow.error.msg}"
         else:
-            outcome = f"{flow.response.status_code} {len(flow.response.raw_content or b'')}B"
+            streamer = flow.metadata.get("rr.streamer")   # proxy_addon/record.py: a streamed body
+            size = streamer.size if streamer is not None and streamer.started else len(flow.response.raw_content or b"")
+            outcome = f"{flow.response.status_code} {size}B"
         from proxy_addon.flowrecord import META_INCOMING
         incoming = flow.metadata.get(META_INCOMING)
         tag = "in" if incoming else flow.metadata.get(META_FLOW_ID, "-")
@@ -536,7 +538,8 @@ class EmbeddedProxy:
             "confdir": str(self.confdir),
             # Never connect before the request hook ran: replay must open no connection at all.
             "connection_strategy": "lazy",
-            # Bodies are recorded whole: stream_large_bodies would record them empty.
+            # Bodies are recorded whole, or streamed by rr's record addon (which records the
+            # pieces): stream_large_bodies would record them empty.
             "stream_large_bodies": None,
             "body_size_limit": None,
             # HTTP/1.1 upstream, like wasmtime's own wasi:http client.
