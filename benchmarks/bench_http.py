@@ -135,6 +135,8 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     one = measure("one", concurrent, [f"{base}/plain"], rounds)
     print(f"  whole processes: peak memory of a {big_mib} MiB body ...", file=sys.stderr, flush=True)
     big = measure("big", get, [f"{base}/bytes?n={big_mib * MiB}", "--summary"], 1)
+    # The same body without a content-length (chunked): streamed once it passes the threshold.
+    big_chunked = measure("bigc", get, [f"{base}/chunked-bytes?n={big_mib * MiB}", "--summary"], 1)
 
     def per_request(name: str, mode: str) -> float | None:
         a, b = many[name][mode], one[name][mode]
@@ -147,14 +149,21 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     def secs(cases: dict[str, dict[str, wp.Case | None]], mode: str) -> "Callable[[str], float | None]":
         return lambda name: None if cases[name][mode] is None else cases[name][mode].median * 1e3  # type: ignore[union-attr]
 
-    def above_run(name: str, mode: str) -> float | None:
-        c, r = big[name][mode], big[name]["run"]
+    def above_run(name: str, mode: str, cases: dict[str, dict[str, wp.Case | None]] = big) -> float | None:
+        c, r = cases[name][mode], cases[name]["run"]
         return None if c is None or r is None else c.peak_mb - r.peak_mb
+
+    def memory_row(what: str, cases: dict[str, dict[str, wp.Case | None]]) -> list[str]:
+        over = {m: above_run("now", m, cases) or 0.0 for m in ("record", "replay")}
+        return [f"{big_mib} MiB {what}, peak RSS, MB",
+                *(both("{:.0f}", lambda name, m=m: cases[name][m].peak_mb  # type: ignore[union-attr]
+                       if cases[name][m] is not None else None) for m in MODES), "",
+                f"rec, rep <= run + {MEMORY_ABOVE_RUN_MB}",
+                " / ".join(f"{m} +{over[m]:.0f} {'ok' if over[m] <= MEMORY_ABOVE_RUN_MB else 'MISS'}" for m in over)]
 
     run_body = body["now"]["run"].median  # type: ignore[union-attr]
     body_x = {m: body["now"][m].median / run_body for m in ("record", "replay")}  # type: ignore[union-attr]
     each = {m: per_request("now", m) or 0.0 for m in MODES}
-    over = {m: above_run("now", m) or 0.0 for m in ("record", "replay")}
     return [
         [f"{mib} MiB GET, whole process, ms", *(both("{:.0f}", secs(body, m)) for m in MODES),
          f"{cli_body.median * 1e3:.0f}", f"rec, rep <= {WHOLE_BODY_X:g}x run",
@@ -164,10 +173,8 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
          "rec <= 2x run, rep <= run",
          f"rec {'ok' if each['record'] <= 2 * each['run'] else 'MISS'} / "
          f"rep {'ok' if each['replay'] <= each['run'] else 'MISS'}"],
-        [f"{big_mib} MiB body, peak RSS, MB", *(both("{:.0f}", lambda name, m=m: big[name][m].peak_mb  # type: ignore[union-attr]
-                                                     if big[name][m] is not None else None) for m in MODES), "",
-         f"rec, rep <= run + {MEMORY_ABOVE_RUN_MB}",
-         " / ".join(f"{m} +{over[m]:.0f} {'ok' if over[m] <= MEMORY_ABOVE_RUN_MB else 'MISS'}" for m in over)],
+        memory_row("body", big),
+        memory_row("chunked body (no length)", big_chunked),
     ]
 
 

@@ -7,7 +7,9 @@
                   "body": b"..."},                          # de-chunked
       "response": None | {"status": 200, "reason": "OK", "http_version": "HTTP/1.1",
                           "headers": [[b"name", b"value"], ...],
-                          "body": b"..."},        # de-chunked, content-encoding NOT decoded
+                          "body": b"...",         # de-chunked, content-encoding NOT decoded
+                          "streamed": True},      # only for a streamed body: then body is b""
+                                                  # and the trace holds it in pieces (rr/merge.py)
       "error": None | {"kind": "refused", "message": "..."},   # kind in errors.KINDS
       "guest_request": {...},   # only when edited in the web UI: the request as the guest sent
                                 # it ("request" is the one that went upstream); replay matches this
@@ -19,7 +21,8 @@ Header names and values are bytes: HTTP allows obs-text bytes in values, and byt
 only representation that is lossless for every header mitmproxy can receive.
 The response is the one the guest got: after any edit made while the flow was intercepted.
 A record has either a response or an error: mitmproxy buffers whole responses, so when the
-exchange fails the client got no part of the response, only rr's error 502.
+exchange fails the client got no part of the response, only rr's error 502. (A streamed body
+that fails part-way has its error in the trace's record of how the body ended.)
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ def request_to_record(req: http.Request) -> dict[str, Any]:
     }
 
 
+def response_to_record(resp: http.Response) -> dict[str, Any]:
+    return {
+        "status": resp.status_code,
+        "reason": resp.reason,
+        "http_version": resp.http_version,
+        "headers": _headers_to_record(resp.headers),
+        "body": resp.raw_content or b"",
+    }
+
+
 def guest_request(rec: FlowRecord) -> dict[str, Any]:
     """The request as the guest sent it: what a replayed request must match."""
     return rec.get("guest_request") or rec["request"]
@@ -90,13 +103,7 @@ def flow_to_record(flow: http.HTTPFlow, sent: dict[str, Any] | None = None,
         timings["end"] = flow.error.timestamp
     elif flow.response is not None:
         resp = flow.response
-        response = {
-            "status": resp.status_code,
-            "reason": resp.reason,
-            "http_version": resp.http_version,
-            "headers": _headers_to_record(resp.headers),
-            "body": resp.raw_content or b"",
-        }
+        response = response_to_record(resp)
         timings["response_start"] = resp.timestamp_start
         timings["end"] = resp.timestamp_end if resp.timestamp_end is not None else time.time()
     else:

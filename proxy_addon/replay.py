@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
@@ -14,8 +14,18 @@ from .errors import HEADER_MISMATCH, error_response
 from .flowrecord import META_FLOW_ID, FlowRecord, guest_request, request_to_record, response_from_record
 from .matching import differences, format_mismatch
 from .redaction import Redactor, Rules
+from .streamreplay import RecordedBody, serve_at
 
 NO_UPSTREAM = "rr replay: upstream connections are disabled"
+_STREAMED = "rr.streamed"
+
+
+class BodySource(Protocol):
+    """A streamed response's recorded body, piece by piece (rr/merge.py FlowIndex)."""
+
+    def body_chunk(self, flow_id: str) -> bytes | None: ...
+    def body_end(self, flow_id: str) -> dict[str, Any] | None: ...
+    def drop_body(self, flow_id: str) -> None: ...
 
 
 class ReplayAddon:
@@ -23,13 +33,15 @@ class ReplayAddon:
     then checks method, URL, end-to-end headers and body against the request as the guest
     sent it while recording. A recorded response is answered as recorded, a recorded error
     as the same x-rr-error 502 that record mode produced. Anything else gets a 502 with
-    x-rr-mismatch: 1 and is described in `mismatches`.
+    x-rr-mismatch: 1 and is described in `mismatches`. A streamed response (`streamed` in its
+    record) is served from `bodies` as the guest reads it (proxy_addon/streamreplay.py).
 
     Run it with connection_strategy=lazy: then the `server_connect` hook below is the only way
     a connection could still be opened, and it refuses."""
 
     def __init__(self, records: Iterable[FlowRecord] = (), redaction: Rules | None = None,
-                 fetch: Callable[[str | None], Iterable[FlowRecord]] | None = None) -> None:
+                 fetch: Callable[[str | None], Iterable[FlowRecord]] | None = None,
+                 bodies: BodySource | None = None) -> None:
         """`records` up front, and/or `fetch(flow_id)`: the records known once the one for
         `flow_id` has been read (None: all of them), for records read as they are needed."""
         # The recording's redaction rules: the live request loses the same secrets before it
@@ -41,6 +53,7 @@ class ReplayAddon:
                 raise ValueError(f"duplicate flow id in records: {rec['id']!r}")
             self._records[rec["id"]] = rec
         self._fetch = fetch
+        self._bodies = bodies
         self._fetched_all = fetch is None
         self._used: set[str] = set()
         self._lock = threading.Lock()  # the proxy thread writes, the host's thread reads
@@ -80,9 +93,25 @@ class ReplayAddon:
             )
         elif rec["error"] is not None:
             flow.response = error_response(502, rec["error"]["message"], rec["error"]["kind"])
+        elif rec["response"].get("streamed") and self._bodies is not None:
+            self._stream(flow, rec)
         else:
             flow.response = response_from_record(rec["response"], now, now)
         flow.is_replay = "response"
+
+    def _stream(self, flow: http.HTTPFlow, rec: FlowRecord) -> None:
+        """Send the flow to its recorded upstream; what the guest sent goes nowhere."""
+        bodies, flow_id = self._bodies, rec["id"]
+        assert bodies is not None
+        body = RecordedBody(rec["response"], lambda: bodies.body_chunk(flow_id), lambda: bodies.body_end(flow_id),
+                            lambda: bodies.drop_body(flow_id))
+        host, port = serve_at(body)
+        flow.request.data.host, flow.request.data.port, flow.request.data.scheme = host, port, b"http"
+        flow.metadata[_STREAMED] = True
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(_STREAMED) and flow.response is not None:
+            flow.response.stream = True   # passed on as it is read, never held whole
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         data.server.error = NO_UPSTREAM

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from .exchange import Body, body_of, error_text, header_text
 from .inspect import outcome_text
-from .merge import is_flow, record_problem
+from .merge import BODY_CALL, end_problem, is_body, is_flow, is_streamed, record_problem
 from .output import DIGEST_BYTES, STREAMS
 from .tap import format_event
 from .trace import Event, Header, Outcome, TraceReader, open_trace, to_jsonable
@@ -168,6 +168,7 @@ def _walk(ra: TraceReader, rb: TraceReader, a: Side, b: Side, context: int) -> t
     pairs = _Pairs(context)
     sides = [(iter(ra), a, {False: deque(), True: deque()}), (iter(rb), b, {False: deque(), True: deque()})]
     (_, _, qa), (_, _, qb) = sides
+    streams: list[dict[str, Any]] = [{}, {}]   # per side: streamed exchanges whose body is open
     live = [True, True]
     while any(live):
         for n, (events, side, queues) in enumerate(sides):
@@ -176,10 +177,15 @@ def _walk(ra: TraceReader, rb: TraceReader, a: Side, b: Side, context: int) -> t
             event = next(events, None)
             if event is None:
                 live[n] = False
+                for item in streams[n].values():
+                    queues[True].append(item.exchange(None))
+                continue
+            side.counts[event.interface] += 1
+            if _fold(event, streams[n], side.events, queues[True]):
+                side.events += 1
                 continue
             queues[is_flow(event)].append((side.events, event))
             side.events += 1
-            side.counts[event.interface] += 1
         for flow in (False, True):
             while qa[flow] and qb[flow]:
                 pairs.add(qa[flow].popleft(), qb[flow].popleft())
@@ -193,6 +199,42 @@ def _walk(ra: TraceReader, rb: TraceReader, a: Side, b: Side, context: int) -> t
         for item in qb[flow]:
             pairs.add(None, item)
     return pairs.rows, pairs.differing, pairs.total
+
+
+class _Streamed:
+    """A streamed exchange being read: its body digested piece by piece (how the pieces were cut
+    depends on timing, so only the bytes count)."""
+
+    def __init__(self, index: int, head: Event):
+        self.index, self.head = index, head
+        self.size, self.sha = 0, hashlib.sha256()
+
+    def exchange(self, end: Any) -> tuple[int, Event]:
+        rec = self.head.result
+        response = {**rec["response"], "body_digest": f"{self.size} bytes, sha256 {self.sha.hexdigest()}"}
+        if end is None:
+            return self.index, Event(self.head.call, self.head.args, {**rec, "response": response,
+                                                                      "error": {"kind": "other", "message": "the trace ends inside the body"}})
+        return self.index, Event(self.head.call, self.head.args, {**rec, "response": response, "error": end.get("error"),
+                                                                  "trailers": end.get("trailers")})
+
+
+def _fold(event: Event, open_: dict[str, Any], index: int, flows: deque) -> bool:
+    """Take a streamed exchange's head and body events into one exchange, put into `flows` at
+    its end; False for any other event."""
+    if is_flow(event) and isinstance(event.result, dict) and is_streamed(event.result) \
+            and record_problem(event.result) is None:
+        open_[event.result["id"]] = _Streamed(index, event)
+        return True
+    if not is_body(event) or end_problem(event) is not None or event.args[0] not in open_:
+        return False
+    if event.call == BODY_CALL:
+        streamed = open_[event.args[0]]
+        streamed.size += len(event.result)
+        streamed.sha.update(event.result)
+    else:
+        flows.append(open_.pop(event.args[0]).exchange(event.result))
+    return True
 
 
 class _Pairs:

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from .errors import UsageError
 from .exchange import Body, body_of, error_text, header_text
-from .merge import is_flow, record_problem
+from .merge import BODY_CALL, is_flow, record_problem
 from .sockview import SocketNotes
 from .tap import format_event
 from .trace import Event, Header, Outcome, Summary, TraceReader, open_trace, summarize, to_jsonable
@@ -251,6 +251,8 @@ def _exchange_lines(rec: dict[str, Any], body_limit: int) -> list[str]:
 def _message_lines(mark: str, first: str | None, message: dict[str, Any], body_limit: int) -> list[str]:
     lines = [f"{mark} {first}"] if first else []
     lines += [f"{mark} {_printable(header_text(n))}: {_printable(header_text(v))}" for n, v in message["headers"]]
+    if message.get("streamed") is True:
+        return [*lines, mark, f"{mark} (body streamed: in the {BODY_CALL} events that follow)"]
     body = body_of(message)
     if body.wire:
         lines.append(mark)

@@ -316,7 +316,9 @@ class _DumpLines:
         if flow.error is not None:
             outcome = f"error: {flow.error.msg}"
         else:
-            outcome = f"{flow.response.status_code} {len(flow.response.raw_content or b'')}B"
+            streamer = flow.metadata.get("rr.streamer")   # proxy_addon/record.py: a streamed body
+            size = streamer.size if streamer is not None and streamer.started else len(flow.response.raw_content or b"")
+            outcome = f"{flow.response.status_code} {size}B"
         from proxy_addon.flowrecord import META_INCOMING
         incoming = flow.metadata.get(META_INCOMING)
         tag = "in" if incoming else flow.metadata.get(META_FLOW_ID, "-")
@@ -358,6 +360,7 @@ class EmbeddedProxy:
     request; see `addon.mismatches` / `addon.unused()`.
     web: also serve mitmweb on a free loopback port (`web_url` holds the access token).
     dump: one line per flow on stderr. verbose: mitmproxy's log on stderr.
+    bodies: record: where streamed bodies' pieces go; replay: where they come from (rr/merge.py).
     relay (record only): also SOCKS5 listeners on 127.0.0.1 and ::1 (`socks_listeners`) that pass
     raw TCP through untouched and visible; `relay_addon` admits the connections rr announces."""
 
@@ -378,6 +381,8 @@ class EmbeddedProxy:
         redaction: dict[str, Any] | None = None,
         reverse: str | None = None,
         relay: bool = False,
+        bodies: Any = None,
+        stream_above: int | None = None,
     ) -> None:
         if mode not in ("record", "replay"):
             raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
@@ -403,6 +408,10 @@ class EmbeddedProxy:
         self.reverse_port: int | None = None
         # Not beside `rr serve`'s reverse listener: ignore_hosts would turn its HTTP into raw TCP.
         self._relay = relay and mode == "record" and reverse is None
+        # Streamed bodies (proxy_addon/record.py, streamreplay.py): record: where their pieces
+        # go (merge.SharedWriter); replay: where they come from (merge.FlowIndex).
+        self._bodies = bodies
+        self._stream_above = stream_above
         self.port: int | None = None
         self.socks_listeners: dict[int, tuple[str, int]] = {}  # socket family -> SOCKS5 listener
         self.relay_addon: Any = None
@@ -432,9 +441,13 @@ class EmbeddedProxy:
             self.confdir.mkdir(parents=True, exist_ok=True)
             if self.mode == "record":
                 assert self._on_flow is not None
-                self.addon = RecordAddon(self._on_flow, self._redaction)
+                self.addon = RecordAddon(self._on_flow, self._redaction, bodies=self._bodies,
+                                         **({"stream_above": self._stream_above} if self._stream_above else {}))
             else:
-                self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows)
+                self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows, bodies=self._bodies)
+                if self._bodies is not None:
+                    from proxy_addon.streamreplay import install
+                    install()
             self.credentials = new_credentials()
             self.gate = GuestGate(self.credentials)
             ready = threading.Event()
@@ -529,7 +542,8 @@ class EmbeddedProxy:
             "confdir": str(self.confdir),
             # Never connect before the request hook ran: replay must open no connection at all.
             "connection_strategy": "lazy",
-            # Bodies are recorded whole: stream_large_bodies would record them empty.
+            # Bodies are recorded whole, or streamed by rr's record addon (which records the
+            # pieces): stream_large_bodies would record them empty.
             "stream_large_bodies": None,
             "body_size_limit": None,
             # HTTP/1.1 upstream, like wasmtime's own wasi:http client.

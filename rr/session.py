@@ -23,7 +23,7 @@ from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
 from .host.http.grant import ALL, BadPattern, HttpGrant
-from .merge import BadFlowRecord, FlowIndex, SharedWriter, is_flow
+from .merge import BadFlowRecord, FlowIndex, SharedWriter, is_side, stream_above
 from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, format_event
 from .trace import (ComponentInfo, Header, TraceError, TraceExistsError, TraceNameError, TraceOutputError,
                     TraceWriter, open_trace)
@@ -154,7 +154,8 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
                 relay = _relays_tcp(program, sandbox)
                 if program.imports_interface("wasi:http/") or relay:
                     proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow,
-                                                             redaction=rules, relay=relay))
+                                                             redaction=rules, relay=relay, bodies=shared,
+                                                             stream_above=stream_above()))
                     services.update(_proxy_transport(proxy, stack))
                     if relay:
                         from .host.sockets.connect import routed_through
@@ -330,7 +331,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             if output.is_failure(event):
                 outputs.recorded_failure(event)   # when read: before the guest's next write
                 return True
-            return is_flow(event)
+            return is_side(event)
 
         index = FlowIndex(reader)
         # Native calls take events straight from the trace's cursor when there is one and no
@@ -351,7 +352,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             except redact.BadRedaction as e:
                 raise BadTrace(f"{trace_path}: {e}") from None
             proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", fetch_flows=index.find,
-                                                     redaction=rules))
+                                                     redaction=rules, bodies=index))
             services.update(_proxy_transport(proxy, stack))
         try:
             outcome = runner.run(program, sandbox, tap, limits, services, replay_stop=stop)

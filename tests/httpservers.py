@@ -10,6 +10,8 @@ Routes of `TestServer` (GET unless said otherwise):
   /chunked               200, Transfer-Encoding: chunked, several chunks
   /gzip                  200, Content-Encoding: gzip (body sent compressed)
   /bytes?n=N             200, N bytes of every value 0..255 repeated (binary, large)
+  /chunked-bytes?n=N     the same N bytes, Transfer-Encoding: chunked (64 KiB chunks)
+  /cut?n=N               content-length N, then N // 2 of those bytes and the connection closes
   /status/N              status N, small text body
   /redirect              302 to /plain
   /slow?s=SECONDS        sleeps, then 200 "slow"
@@ -104,6 +106,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 block = _PATTERN[: min(remaining, len(_PATTERN))]
                 self.wfile.write(block)
                 remaining -= len(block)
+        elif path == "/chunked-bytes":
+            n = int(query.get("n", "256"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            data = pattern_bytes(n)
+            for at in range(0, n, 65536):
+                chunk = data[at:at + 65536]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "/cut":
+            n = int(query.get("n", "256"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write(pattern_bytes(n // 2))
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
         elif path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
             self._send(status, f"status {status}\n".encode(), {"Content-Type": "text/plain"})

@@ -36,6 +36,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import random
 import signal
 import subprocess
@@ -91,6 +92,7 @@ class GuestCase:
     stdin: bytes = b""
     flags: tuple[str, ...] = ()
     http: bool = False
+    env: tuple[tuple[str, str], ...] = ()   # for the recording only
 
 
 def guest_stderr(stderr: bytes) -> bytes:
@@ -135,6 +137,10 @@ def guest_cases(workdir: Path, http_url: str | None, random_heavy: Path | None =
     if http_url is not None:
         flags = ("--allow-http", "127.0.0.1") if rr_help_mentions("--allow-http") else ()
         cases.append(GuestCase("http_get", C_BIN / "http_get.wasm", (http_url,), flags=flags, http=True))
+        # A body streamed in pieces (rr/merge.py BODY_CALL): a low threshold, so a few of them.
+        big = re.sub(r"/[^/]*$", "/bytes?n=200000", http_url)
+        cases.append(GuestCase("http_stream", C_BIN / "http_get.wasm", (big, "--summary"), flags=flags, http=True,
+                               env=(("RR_HTTP_STREAM_ABOVE", "65536"),)))
     return cases
 
 
@@ -145,7 +151,7 @@ def record(case: GuestCase, workdir: Path) -> Recording:
     trace = workdir / f"{case.name}.cbor"
     done = subprocess.run([*RR, "record", str(case.wasm), "-t", str(trace), "--force", *case.flags,
                            "--", *case.args], input=case.stdin, capture_output=True, cwd=REPO,
-                          env=_env(), timeout=120)
+                          env={**_env(), **dict(case.env)}, timeout=120)
     if not trace.exists() or b"rr: recorded" not in done.stderr:
         raise RuntimeError(f"recording {case.name} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
     traces = {"cbor": trace}

@@ -11,6 +11,12 @@ to v + 1. Codec-level layout changes must be handled in the codec itself.
 Optional fields added within version 2 (absent in older traces, which read as before; an rr
 from before a field refuses a trace that has it, as a corrupt record):
   outcome.output   what the guest wrote to stdout/stderr (rr/output.py): replay compares it.
+  streamed bodies  an HTTP response body over the proxy's threshold (4 MiB) is not in its flow
+                   record (`response.streamed: true`, body empty) but in events of its own that
+                   follow it: `rr:http.body [flow id, "response"] -> bytes`, one per piece in
+                   order, then `rr:http.body-end [flow id, "response"] -> {size, trailers,
+                   error, end}` (rr/merge.py). Plain events to the codecs: framed and
+                   checksummed as every record; an older rr refuses them as unknown calls.
 """
 
 from __future__ import annotations
