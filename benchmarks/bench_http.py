@@ -115,17 +115,22 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     trees = {"now": wp.REPO, "before": wp.baseline_tree()}
     allow = ["--allow-http", "127.0.0.1"]
 
-    def modes(name: str, tree: Path | None, tag: str, wasm: str, args: list[str]) -> dict[str, wp.Case | None]:
+    def modes(name: str, tree: Path | None, tag: str, wasm: str, args: list[str],
+              expect: int) -> dict[str, wp.Case | None]:
         trace = str(work / f"whole-{tag}-{name}.cbor")
-        return {"run": wp.rr(tree, "run", *allow, wasm, "--", *args),
-                "record": wp.rr(tree, "record", *allow, wasm, "-t", trace, "--force", "--", *args),
-                "replay": wp.rr(tree, "replay", wasm, trace)}
+        return {"run": wp.rr(tree, "run", *allow, wasm, "--", *args, expect=expect),
+                "record": wp.rr(tree, "record", *allow, wasm, "-t", trace, "--force", "--", *args, expect=expect),
+                "replay": wp.rr(tree, "replay", wasm, trace, expect=expect)}
 
-    def measure(tag: str, wasm: str, args: list[str], k: int) -> dict[str, dict[str, wp.Case | None]]:
-        cases = {name: modes(name, tree, tag, wasm, args) for name, tree in trees.items()}
+    def measure(tag: str, wasm: str, args: list[str], k: int, expect: int = 0) -> dict[str, dict[str, wp.Case | None]]:
+        cases = {name: modes(name, tree, tag, wasm, args, expect) for name, tree in trees.items()}
         wp.interleaved([c for m in cases.values() for c in m.values()], k)
         return cases
 
+    print("  whole processes: the usage run (no request) ...", file=sys.stderr, flush=True)
+    usage = measure("usage", get, [], rounds, expect=1)
+    cli_usage = wp.wasmtime("-S", "http", get, expect=1)
+    wp.interleaved([cli_usage], rounds)
     print(f"  whole processes: a {mib} MiB GET ...", file=sys.stderr, flush=True)
     body = measure("body", get, [f"{base}/bytes?n={mib * MiB}", "--summary"], rounds)
     cli_body = wp.wasmtime("-S", "http", get, f"{base}/bytes?n={mib * MiB}", "--summary")
@@ -164,7 +169,11 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     run_body = body["now"]["run"].median  # type: ignore[union-attr]
     body_x = {m: body["now"][m].median / run_body for m in ("record", "replay")}  # type: ignore[union-attr]
     each = {m: per_request("now", m) or 0.0 for m in MODES}
+    fixed = {m: (usage["now"][m].median - usage["now"]["run"].median) * 1e3  # type: ignore[union-attr]
+             for m in ("record", "replay")}
     return [
+        ["no request (usage run: the proxy's import and start), ms", *(both("{:.0f}", secs(usage, m)) for m in MODES),
+         f"{cli_usage.median * 1e3:.0f}", "", " / ".join(f"{m} +{fixed[m]:.0f} ms" for m in fixed)],
         [f"{mib} MiB GET, whole process, ms", *(both("{:.0f}", secs(body, m)) for m in MODES),
          f"{cli_body.median * 1e3:.0f}", f"rec, rep <= {WHOLE_BODY_X:g}x run",
          " / ".join(f"{m} {body_x[m]:.2f}x {'ok' if body_x[m] <= WHOLE_BODY_X else 'MISS'}" for m in body_x)],
