@@ -2,19 +2,26 @@
 p50 / p99 latency for a small handler.
 
     python benchmarks/bench_serve.py [--requests N] [--concurrency C] [--guest serve_c|http_app_py]
+                                     [--rounds R] [--baseline COMMIT | --no-baseline]
 
 Each server runs as its own process on a free loopback port (tests/guests.py `Served`); the
 client is this process: C threads, each with one keep-alive http.client connection, sending
 GET / until N requests have been answered (after 20 warm-up requests that are not counted).
 Latency is per request, from send to the last body byte. Target (from the issue): recording
-adds at most 1.5x to plain rr serve's latency (p50).
+adds at most 1.5x to plain rr serve's latency (p50). With a baseline (default: main before the
+serve-trust work, BASELINE below; `git archive` of it, as benchmarks/whole_process.py does) its
+`rr serve` and `rr serve -t` run beside this tree's, round by round (R rounds, medians), so the
+"before" column is measured under the same load.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import http.client
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +35,31 @@ import guests  # noqa: E402
 
 RECORD_TARGET = 1.5
 WARM_UP = 20
+BASELINE = "2ec7554"   # main before rr serve's stop, replay and per-request changes of this round
+
+
+class ServedIn(guests.Served):
+    """`rr serve` of the tree at `cwd` (`python -m rr` there imports that tree's rr)."""
+
+    def __init__(self, cwd: Path, component: Path, *flags: str) -> None:  # noqa: D107 - as Served's
+        self.port = guests.free_port()
+        cmd = [sys.executable, "-m", "rr", "serve", "--addr", f"127.0.0.1:{self.port}", *flags, str(component)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=guests._clean_env(None), cwd=cwd)
+        self._wait_listening()
+
+
+def baseline(commit: str) -> Path | None:
+    """The baseline tree, with this tree's C extension when its source is the same (it is built
+    at install, so `git archive` has none: without it the baseline would run the Python path)."""
+    from whole_process import baseline_tree
+    tree = baseline_tree(commit)
+    if tree is None:
+        return None
+    for built in (REPO / "rr").glob("_native*.so"):
+        if filecmp.cmp(REPO / "rr" / "_native.c", tree / "rr" / "_native.c", shallow=False):
+            shutil.copy2(built, tree / "rr" / built.name)
+    return tree
 
 
 def load(port: int, total: int, concurrency: int) -> tuple[float, list[float]]:
@@ -88,22 +120,39 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--guest", default="serve_c", choices=["serve_c", "http_app_py"])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--baseline", default=BASELINE, help=f"the 'before' commit (default {BASELINE})")
+    p.add_argument("--no-baseline", action="store_true")
     args = p.parse_args()
+    sys.path.insert(0, str(REPO / "benchmarks"))
     component = guests.c_guest(args.guest)
     wasmtime_flags = ("-S", "cli") if args.guest == "http_app_py" else ()
-    rows: dict[str, dict[str, float]] = {}
+    before = None if args.no_baseline else baseline(args.baseline)
+    runs: dict[str, list[dict[str, float]]] = {}
+    size = 0
     with tempfile.TemporaryDirectory() as tmp:
-        rows["wasmtime serve"] = measure("wasmtime serve", guests.Served(component, *wasmtime_flags, wasmtime=True),
-                                         args.requests, args.concurrency)
-        rows["rr serve"] = measure("rr serve", guests.Served(component), args.requests, args.concurrency)
         trace = Path(tmp) / "bench.cbor"
-        rows["rr serve -t"] = measure("rr serve -t", guests.Served(component, "-t", str(trace)),
-                                      args.requests, args.concurrency)
-        size = trace.stat().st_size
-    print(f"{args.guest}: {args.requests} x GET / with {args.concurrency} in flight, keep-alive, loopback")
-    print(f"{'':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, row in rows.items():
-        print(f"{name:16} {row['rps']:8.0f} {row['p50']:8.2f} {row['p99']:8.2f}")
+        cases = {"wasmtime serve": lambda: guests.Served(component, *wasmtime_flags, wasmtime=True),
+                 "rr serve": lambda: ServedIn(REPO, component),
+                 "rr serve -t": lambda: ServedIn(REPO, component, "-t", str(trace), "--force")}
+        if before is not None:
+            cases["rr serve (before)"] = lambda: ServedIn(before, component)
+            cases["rr serve -t (before)"] = lambda: ServedIn(before, component, "-t", str(trace), "--force")
+        for _ in range(args.rounds):   # every case once a round: the machine's load hits all alike
+            for name, start in cases.items():
+                runs.setdefault(name, []).append(measure(name, start(), args.requests, args.concurrency))
+                if name == "rr serve -t":
+                    size = trace.stat().st_size
+    rows = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")} for name, rs in runs.items()}
+    print(f"{args.guest}: {args.requests} x GET / with {args.concurrency} in flight, keep-alive, loopback; "
+          f"median of {args.rounds} rounds" + (f"; before = {args.baseline}" if before is not None else ""))
+    print(f"{'':22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s before':>13} {'vs wasmtime':>12}")
+    wt = rows["wasmtime serve"]["rps"]
+    for name in ("wasmtime serve", "rr serve", "rr serve -t"):
+        row = rows[name]
+        old = rows.get(f"{name} (before)")
+        shown = f"{old['rps']:13.0f}" if old else f"{'':>13}"
+        print(f"{name:22} {row['rps']:8.0f} {row['p50']:8.2f} {row['p99']:8.2f} {shown} {row['rps'] / wt:11.2f}x")
     ratio = rows["rr serve -t"]["p50"] / rows["rr serve"]["p50"]
     verdict = "meets" if ratio <= RECORD_TARGET else "misses"
     print(f"recording / plain rr serve p50: {ratio:.2f}x ({verdict} the <= {RECORD_TARGET}x target); "

@@ -259,10 +259,11 @@ def _sigterm_in_flight(tmp_path, upstream):
 
 def test_kill_9_keeps_every_finished_request(tmp_path):
     trace = tmp_path / "killed.cbor"
-    server = guests.Served(C_APP, "-t", str(trace))
+    server = guests.Served(C_APP, "--allow-http", "127.0.0.1", "-t", str(trace))
     try:
         request(server.url("/"))
-        request(server.url("/random"))
+        with TestServer() as upstream:   # a flow in the trace too (its check once hid the note)
+            request(server.url(f"/fetch?url={upstream.url('/plain')}"))
     finally:
         server.proc.kill()
     server.proc.wait(60)
