@@ -40,7 +40,9 @@ from .redaction import Redactor, Rules
 
 logger = logging.getLogger(__name__)
 _EMITTED = "rr.emitted"
-_STREAMER = "rr.streamer"
+# A streamed body's size, set when it ends (the --dump line shows it): plain data, as
+# everything in a flow's metadata (the web UI and .mitm files serialise it).
+META_STREAMED = "rr.streamed"
 
 
 class BodySink(Protocol):
@@ -65,6 +67,7 @@ class RecordAddon:
         # flow.id -> the request as the guest sent it / as it went upstream; dropped on emit
         self._from_guest: dict[str, dict[str, Any]] = {}
         self._upstream: dict[str, dict[str, Any]] = {}
+        self._streamers: dict[str, _Streamer] = {}   # flow.id -> its body's streamer, until it ends
 
     @property
     def redacted_values(self) -> set[bytes]:
@@ -84,20 +87,19 @@ class RecordAddon:
             return   # a malformed length: mitmproxy's own handling, buffered as before
         if size == 0 or size is not None and 0 < size <= self._stream_above:
             return
-        streamer = _Streamer(self, flow, held=size is None or size < 0)
-        flow.metadata[_STREAMER] = streamer
+        streamer = self._streamers[flow.id] = _Streamer(self, flow, held=size is None or size < 0)
         flow.response.stream = streamer
 
     async def response(self, flow: http.HTTPFlow) -> None:
         await flow.wait_for_resume()
-        streamer = flow.metadata.get(_STREAMER)
+        streamer = self._streamers.pop(flow.id, None)
         if streamer is not None and streamer.started:
             streamer.end(None)
         else:
             self._emit(flow, streamer.sent if streamer is not None else None)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        streamer = flow.metadata.get(_STREAMER)
+        streamer = self._streamers.pop(flow.id, None)
         if streamer is not None and streamer.started:
             assert flow.error is not None
             streamer.end({"kind": classify(flow.error.msg), "message": flow.error.msg})
@@ -186,6 +188,7 @@ class _Streamer:
         if flow.metadata.get(_EMITTED):
             return
         flow.metadata[_EMITTED] = True
+        flow.metadata[META_STREAMED] = self.size
         response = flow.response
         trailers = None
         if response is not None and response.trailers is not None:

@@ -350,7 +350,8 @@ def _exchange_json(rec: dict[str, Any], body_limit: int) -> dict[str, Any]:
 def _message_json(message: dict[str, Any], body_limit: int) -> dict[str, Any]:
     return {"http_version": message["http_version"],
             "headers": [[header_text(n), header_text(v)] for n, v in message["headers"]],
-            "body": _body_json(body_of(message), body_limit)}
+            # A streamed body is in the BODY_CALL events that follow, not here.
+            "body": {"streamed": True} if message.get("streamed") is True else _body_json(body_of(message), body_limit)}
 
 
 def _body_json(body: Body, limit: int) -> dict[str, Any]:

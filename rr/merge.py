@@ -306,6 +306,7 @@ class FlowIndex:
         self._bodies: dict[str, deque[bytes]] = {}   # streamed flow id -> pieces not served yet
         self._ends: dict[str, dict[str, Any]] = {}
         self._dropped: set[str] = set()              # bodies the proxy stopped serving
+        self._serving = True                         # False: the run is over, no body is kept
         self._done = False
         self._held: TraceError | None = None   # a read error find() met, for the replayer to meet too
         self.error: TraceError | None = None   # the first bad flow record or read error find() met
@@ -353,7 +354,7 @@ class FlowIndex:
                 self._done = True
                 raise BadFlowRecord(f"{self._reader.path}: event {index} ({event.call}): {problem}")
             if event.call == BODY_CALL:
-                if flow_id not in self._dropped:
+                if self._serving and flow_id not in self._dropped:
                     self._bodies[flow_id].append(event.result)
                 return Event(BODY_CALL, event.args, b"")
             self._ends[flow_id] = event.result
@@ -396,6 +397,13 @@ class FlowIndex:
         """How a streamed body ended (BODY_END_CALL's result), None if the trace does not say."""
         with self._lock:
             return self._ends.get(flow_id)
+
+    def drop_bodies(self) -> None:
+        """The guest has finished: the rest of the trace is read for its end, keeping no body."""
+        with self._lock:
+            self._serving = False
+            for pieces in self._bodies.values():
+                pieces.clear()
 
     def drop_body(self, flow_id: str) -> None:
         """The proxy serves no more of this body: its pieces are not kept."""

@@ -316,8 +316,8 @@ class _DumpLines:
         if flow.error is not None:
             outcome = f"error: {flow.error.msg}"
         else:
-            streamer = flow.metadata.get("rr.streamer")   # proxy_addon/record.py: a streamed body
-            size = streamer.size if streamer is not None and streamer.started else len(flow.response.raw_content or b"")
+            streamed = flow.metadata.get("rr.streamed")   # proxy_addon/record.py: a streamed body's size
+            size = streamed if streamed is not None else len(flow.response.raw_content or b"")
             outcome = f"{flow.response.status_code} {size}B"
         from proxy_addon.flowrecord import META_INCOMING
         incoming = flow.metadata.get(META_INCOMING)

@@ -516,6 +516,8 @@ def _leftover(tap: Replayer) -> list[tuple[int, Any]]:
 
 
 def _drain(reader) -> None:  # type: ignore[no-untyped-def]
+    if isinstance(reader, FlowIndex):
+        reader.drop_bodies()   # the guest has finished: bodies it never read are not kept
     try:
         for _ in reader:
             pass
