@@ -227,6 +227,84 @@ def _decide_when_the_server_closes_first() -> None:
     layer.NextLayer._handle_event = _handle_event  # type: ignore[method-assign]
 
 
+def _http1_trailers() -> None:
+    """mitmproxy's HTTP/1 layer has no trailers (mitmproxy issue 2474): a chunked body that ends
+    in trailer fields raised NotImplementedError inside the layer, so the guest's response never
+    ended (a recording hung on a keep-alive connection where `rr run` reads the body), and a flow
+    with trailers could not be sent to an HTTP/1 peer (AssertionError). Read: the fields become
+    the flow's Request/ResponseTrailers event, as HTTP/2's do. Send: they go into the last chunk.
+    (The guest does not see them either way: http.client drops trailers, see README.)"""
+    import h11
+    from h11._readers import ChunkedReader
+    from mitmproxy import http
+    from mitmproxy.proxy import commands
+    from mitmproxy.proxy.layers.http import _events as ev
+    from mitmproxy.proxy.layers.http import _http1
+    from mitmproxy.proxy.layers.http._base import ReceiveHttp
+
+    conn = _http1.Http1Connection
+    if getattr(conn.read_body, "rr_trailers", False):
+        return
+    read_body = conn.read_body
+    ends = {ev.RequestEndOfMessage: ev.RequestTrailers, ev.ResponseEndOfMessage: ev.ResponseTrailers}
+
+    class KeepingTrailers:
+        """h11's ChunkedReader that ends the message without its trailer fields, keeping them."""
+
+        def __init__(self, inner: ChunkedReader) -> None:
+            self.inner = inner
+            self.trailers: Any = None
+
+        def __call__(self, buf: Any) -> Any:
+            event = self.inner(buf)
+            if isinstance(event, h11.EndOfMessage) and event.headers:
+                self.trailers = http.Headers([(bytes(n), bytes(v)) for n, v in event.headers.raw_items()])
+                event = h11.EndOfMessage()
+            return event
+
+        def read_eof(self) -> Any:
+            return self.inner.read_eof()
+
+    def _read_body(self: Any, event: Any) -> Any:
+        reader = self.body_reader
+        if type(reader) is ChunkedReader:
+            reader = self.body_reader = KeepingTrailers(reader)
+        gen, reply = read_body(self, event), None
+        while True:   # as `yield from`, with the trailers put in before the end of the message
+            try:
+                command = gen.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            kind = ends.get(type(command.event)) if isinstance(command, ReceiveHttp) else None
+            if kind is not None and isinstance(reader, KeepingTrailers) and reader.trailers is not None:
+                trailers, reader.trailers = reader.trailers, None
+                yield ReceiveHttp(kind(command.event.stream_id, trailers))
+            reply = yield command
+
+    def sending(send: Any) -> Any:
+        def _send(self: Any, event: Any) -> Any:
+            if isinstance(event, (ev.RequestTrailers, ev.ResponseTrailers)):
+                self.rr_trailers = event.trailers   # sent with the end of the message
+                return
+            trailers = getattr(self, "rr_trailers", None) if type(event) in ends else None
+            gen, reply = send(self, event), None
+            while True:
+                try:
+                    command = gen.send(reply)
+                except StopIteration as stop:
+                    return stop.value
+                if trailers and isinstance(command, commands.SendData) and command.data == b"0\r\n\r\n":
+                    command = commands.SendData(command.connection, b"0\r\n" + bytes(trailers) + b"\r\n")
+                    self.rr_trailers = None
+                reply = yield command
+        return _send
+
+    _read_body.rr_trailers = True  # type: ignore[attr-defined]
+    conn.read_body = _read_body  # type: ignore[method-assign]
+    for side in (_http1.Http1Server, _http1.Http1Client):
+        side.send = sending(side.send)  # type: ignore[method-assign]
+
+
 class WebUIError(RuntimeError):
     """The web UI cannot listen where it was asked to (port in use, address not local)."""
 
@@ -509,6 +587,7 @@ class EmbeddedProxy:
 
     async def _run_master(self, ready: threading.Event) -> None:
         _skip_ca_key_check()
+        _http1_trailers()
         from mitmproxy import options
         from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
         from mitmproxy.master import Master

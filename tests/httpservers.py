@@ -8,6 +8,7 @@ Routes of `TestServer` (GET unless said otherwise):
   /plain                 200 text/plain "hello, rr\n"
   /echo       (any)      200, body = request body, x-method = request method
   /chunked               200, Transfer-Encoding: chunked, several chunks
+  /trailers              the same chunks, then a trailer field (x-checksum) after the last one
   /gzip                  200, Content-Encoding: gzip (body sent compressed)
   /bytes?n=N             200, N bytes of every value 0..255 repeated (binary, large)
   /chunked-bytes?n=N     the same N bytes, Transfer-Encoding: chunked (64 KiB chunks)
@@ -93,6 +94,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for chunk in CHUNKS:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
+        elif path == "/trailers":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Trailer", "x-checksum")
+            self.end_headers()
+            for chunk in CHUNKS:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\nx-checksum: %d\r\n\r\n" % sum(map(len, CHUNKS)))
         elif path == "/gzip":
             self._send(200, GZIP_BODY, {"Content-Type": "text/plain", "Content-Encoding": "gzip"})
         elif path == "/bytes":
