@@ -73,6 +73,7 @@ class _Handover:
         self.flow: Any = None
         self.pending: list[tuple[bool, bytes]] = []   # (from_client, content) not in the flow yet
         self.view_due = False
+        self.released = False                          # the client closed its duplicate
         self.totals = [0, 0]                           # sent, received
         self.kept = [0, 0]                             # content kept in the flow's messages
 
@@ -127,11 +128,14 @@ class RawRelay:
 
     def release(self, client_address: Any) -> None:
         """The client is done with a handed-over socket (it closed its duplicate): mitmproxy
-        reads the upstream again, so it sees its end, closes it and ends the flow."""
+        reads the upstream again, so it sees its end, closes it and ends the flow. (The handover
+        is kept until then: its flow may not even have started yet.)"""
         with self._lock:
-            h = self._handovers.pop(_key(client_address), None)
-        if h is not None:
-            h.loop.call_soon_threadsafe(self._give_back, h)
+            h = self._handovers.get(_key(client_address))
+            if h is None or h.released:
+                return
+            h.released = True
+        h.loop.call_soon_threadsafe(self._give_back, h)
 
     # ---- mitmproxy hooks (the proxy's loop thread) ------------------------------------------
 
@@ -187,6 +191,17 @@ class RawRelay:
                 return
             h.flow = flow
         self._flush(h)
+
+    def tcp_end(self, flow: Any) -> None:
+        """Before the addons after this one (rr's --dump line) read the flow's totals."""
+        with self._lock:
+            h = self._handovers.get(_key(flow.client_conn.peername))
+            if h is None or h.flow is not flow:
+                return
+            del self._handovers[_key(flow.client_conn.peername)]
+        self._flush(h)
+
+    tcp_error = tcp_end
 
     # ---- helpers ----------------------------------------------------------------------------
 
