@@ -66,13 +66,15 @@ class _Handover:
     """A connection whose bytes bypass mitmproxy: what the flow is told, and how to give the
     upstream back to mitmproxy when the client is done."""
 
-    def __init__(self, loop: Any, transport: Any, handler: Any):
+    def __init__(self, loop: Any, transport: Any, read_ready: Any, handler: Any):
         self.loop = loop
         self.transport = transport
+        self.read_ready = read_ready   # the transport's own read callback, given back at the end
         self.handler = handler
         self.flow: Any = None
         self.pending: list[tuple[bool, bytes]] = []   # (from_client, content) not in the flow yet
         self.view_due = False
+        self.released = False                          # the client closed its duplicate
         self.totals = [0, 0]                           # sent, received
         self.kept = [0, 0]                             # content kept in the flow's messages
 
@@ -127,11 +129,14 @@ class RawRelay:
 
     def release(self, client_address: Any) -> None:
         """The client is done with a handed-over socket (it closed its duplicate): mitmproxy
-        reads the upstream again, so it sees its end, closes it and ends the flow."""
+        reads the upstream again, so it sees its end, closes it and ends the flow. (The handover
+        is kept until then: its flow may not even have started yet.)"""
         with self._lock:
-            h = self._handovers.pop(_key(client_address), None)
-        if h is not None:
-            h.loop.call_soon_threadsafe(self._give_back, h)
+            h = self._handovers.get(_key(client_address))
+            if h is None or h.released:
+                return
+            h.released = True
+        h.loop.call_soon_threadsafe(self._give_back, h)
 
     # ---- mitmproxy hooks (the proxy's loop thread) ------------------------------------------
 
@@ -161,8 +166,9 @@ class RawRelay:
                 self._outcomes[key] = upstream
                 self._lock.notify_all()
                 return
-        if upstream.fd is not None:   # the client gave up meanwhile
-            os.close(upstream.fd)
+        if handover is not None:   # the client gave up meanwhile: mitmproxy sees the end
+            os.close(upstream.fd)  # type: ignore[arg-type]
+            self._give_back(handover)
 
     def server_connect_error(self, data: Any) -> None:
         if not self._ours(data.client):
@@ -188,6 +194,17 @@ class RawRelay:
             h.flow = flow
         self._flush(h)
 
+    def tcp_end(self, flow: Any) -> None:
+        """Before the addons after this one (rr's --dump line) read the flow's totals."""
+        with self._lock:
+            h = self._handovers.get(_key(flow.client_conn.peername))
+            if h is None or h.flow is not flow:
+                return
+            del self._handovers[_key(flow.client_conn.peername)]
+        self._flush(h)
+
+    tcp_error = tcp_end
+
     # ---- helpers ----------------------------------------------------------------------------
 
     def _ours(self, client: connection.Client) -> bool:
@@ -206,6 +223,7 @@ class RawRelay:
             buffered = reader._buffer
             sock = transport.get_extra_info("socket")
             fd = sock.fileno()
+            read_ready = transport._read_ready_cb
             if not isinstance(buffered, bytearray) or fd < 0 or not isinstance(reader._paused, bool):
                 return None
             import asyncio
@@ -213,13 +231,16 @@ class RawRelay:
         except (AttributeError, KeyError, TypeError, RuntimeError) as e:
             logger.debug("rr: relaying %s through mitmproxy (%r)", data.client.peername, e)
             return None
+        # No read of mitmproxy's from now on: pausing unregisters the socket, and a read asyncio
+        # queued before that (to run later in this loop round) is made to do nothing.
         transport.pause_reading()
+        transport._read_ready_cb = _no_read
         upstream.fd = os.dup(fd)
         # What mitmproxy's reader already took from the socket is the client's to read first.
         upstream.early = bytes(buffered)
         buffered.clear()
         reader._paused = False   # so that a later read does not resume the transport itself
-        return _Handover(loop, transport, handler)
+        return _Handover(loop, transport, read_ready, handler)
 
     def _tick(self) -> None:
         """Every TICK_S while connections are handed over: their new bytes go into their flows.
@@ -277,7 +298,12 @@ class RawRelay:
 
     def _give_back(self, h: _Handover) -> None:
         self._flush(h)
+        h.transport._read_ready_cb = h.read_ready
         h.transport.resume_reading()
+
+
+def _no_read() -> None:
+    pass
 
 
 def _note_totals(flow: Any, totals: list[int], kept: list[int]) -> None:

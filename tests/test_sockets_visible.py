@@ -274,3 +274,27 @@ def test_without_a_handover_mitmproxy_relays_the_bytes_itself(monkeypatch: pytes
     assert b"".join(m.content for m in flow.messages if m.from_client) == payload
     assert b"".join(m.content for m in flow.messages if not m.from_client) == payload
     assert relay.BYTES_KEY not in flow.metadata
+
+
+def test_a_server_that_speaks_first_is_heard_whole_through_the_handover() -> None:
+    """Bytes the server sends at once may reach mitmproxy's reader before the socket is handed
+    over: the client still gets every one of them first, in order."""
+    from rr.host.sockets import connect
+    from rr.proxy import EmbeddedProxy
+
+    greeting = bytes(range(256)) * 800   # 200 KiB on accept, then the server closes
+    with TcpEchoServer(send=greeting) as server:
+        proxy = EmbeddedProxy("record", on_flow=lambda record: None, relay=True).start()
+        try:
+            for _ in range(5):
+                with connect.routed_through(proxy):
+                    ours = connect.connect(socket.AF_INET, ("127.0.0.1", server.port), 10)
+                with ours:
+                    ours.settimeout(30)
+                    got = b""
+                    while chunk := ours.recv(1 << 16):
+                        got += chunk
+                assert got == greeting
+        finally:
+            proxy.stop()
+    assert server.connections == 5
