@@ -58,7 +58,6 @@ def replay_if_server_trace(args: argparse.Namespace, report: Callable[[str], Non
     from ..trace import TraceError, open_trace
     from ..trace.served import is_server_trace
     from . import load
-    from .replay import replay_server_trace
 
     try:
         regular = stat.S_ISREG(os.stat(args.trace).st_mode)
@@ -83,6 +82,7 @@ def replay_if_server_trace(args: argparse.Namespace, report: Callable[[str], Non
         if known:
             raise
         return None   # not a handler: a command's trace, replayed (or refused) as one
+    from .replay import replay_server_trace   # here: a command's replay must not import the server side
     return replay_server_trace(program, args.trace, sys.stdout.buffer, sys.stderr.buffer,
                                args.request, args.until, report)
 
