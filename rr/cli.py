@@ -50,6 +50,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line `rr: <command>: <message> (see rr <command> --help)`
     with the usage status, instead of two lines of usage and status 2."""
 
+    def __init__(self, *args, formatter_class: type[argparse.HelpFormatter] = _Formatter, **kwargs):  # type: ignore[no-untyped-def]
+        # From the start, not set afterwards: every add_argument makes a formatter (see _Formatter).
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
     def error(self, message: str):  # type: ignore[no-untyped-def]
         raise UsageError(_usage_message(self.prog, message))
 
