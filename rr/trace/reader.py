@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import cbor, jsonl
+from . import cbor
 from .errors import RecordError, TraceError, TraceNotFoundError
 from .model import Event, Header, Outcome, Trace
 from .records import event_from_raw, header_from_raw, outcome_from_raw
 from .streams import GZIP_MAGIC, ByteSource, Gunzip, file_source
 from .versions import CURRENT_VERSION, upgrade_event, upgrade_header
+
+if TYPE_CHECKING:
+    from .jsonl import JsonlDecoder
 
 Record = Header | Event | Outcome
 
@@ -119,7 +122,7 @@ class _Counts:
         self.events = self.index = 0
 
 
-def _detect(src: ByteSource, name: str, gunzip: Gunzip | None) -> cbor.CborDecoder | jsonl.JsonlDecoder:
+def _detect(src: ByteSource, name: str, gunzip: Gunzip | None) -> cbor.CborDecoder | JsonlDecoder:
     head = src.peek(len(cbor.MAGIC))
     if not head:
         if gunzip is not None and gunzip.truncated:
@@ -128,7 +131,8 @@ def _detect(src: ByteSource, name: str, gunzip: Gunzip | None) -> cbor.CborDecod
     if head == cbor.MAGIC:
         return cbor.CborDecoder(src)
     if head[:1] == b"{":
-        return jsonl.JsonlDecoder(src)
+        from .jsonl import JsonlDecoder   # here: a CBOR trace's reader needs no json
+        return JsonlDecoder(src)
     if len(head) < len(cbor.MAGIC) and (cbor.MAGIC.startswith(head) or GZIP_MAGIC.startswith(head)):
         raise TraceError(f"{name}: truncated inside the header ({len(head)} bytes)")
     shown = src.peek(8).hex(" ")

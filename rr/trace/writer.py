@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .cbor import CborEncoder, new_state
 from .errors import TraceExistsError, TraceNameError, TraceOutputError
-from .jsonl import JsonlEncoder
 from .model import Event, Header, Outcome
 from .records import header_to_raw, outcome_to_raw
 from .streams import GzipSink, Sink
+
+if TYPE_CHECKING:
+    from .jsonl import JsonlEncoder
 
 from ..nativelib import lib as _native_lib   # the C extension: no wasmtime in it or in that module
 
@@ -85,7 +87,11 @@ class TraceWriter:
         self._sink: Sink = GzipSink(f) if gz else _MappedSink.or_plain(f) if self.fmt == "cbor" and _mapped() else Sink(f)
         # The CRC chain, counts and flags, shared with the native recorder (rr/_native.c)
         self.state = new_state()
-        self._encoder = CborEncoder(self.state) if self.fmt == "cbor" else JsonlEncoder()
+        if self.fmt == "cbor":
+            self._encoder: CborEncoder | JsonlEncoder = CborEncoder(self.state)
+        else:
+            from .jsonl import JsonlEncoder   # here: a CBOR trace's writer needs no json
+            self._encoder = JsonlEncoder()
         self._state = "header"   # -> "events" -> "ended" -> "closed"
         self.error: OSError | None = None   # the write that failed, if one did
         self.kept: str | None = None        # after closing: the file that holds the records
@@ -276,6 +282,7 @@ def _create_beside(path: str) -> tuple[str, object]:
     try:
         return temp, open(temp, "xb+", buffering=0)   # read too: the mapping needs it
     except FileExistsError:
+        import tempfile   # rarely: not at start-up
         fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                     prefix=os.path.basename(path) + ".", suffix=".partial")
         return temp, os.fdopen(fd, "wb", buffering=0)
