@@ -22,7 +22,6 @@ from . import __version__, output, redact, runner, signals
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
-from .host.http.grant import ALL, BadPattern, HttpGrant
 from .merge import BadFlowRecord, FlowIndex, SharedWriter, is_side, stream_above
 from .tap import Divergence, Recorder, Replayer, ReplayStopped, TraceCorrupt, format_event
 from .trace import (ComponentInfo, Header, TraceError, TraceExistsError, TraceNameError, TraceOutputError,
@@ -289,6 +288,7 @@ def recorded_sockets(header: Header, trace_path: str):  # type: ignore[no-untype
 
 
 def recorded_http_allow(header: Header, trace_path: str) -> list[str]:
+    from .host.http.grant import ALL, BadPattern, HttpGrant   # here: a recording needs none of it
     # Traces from before the grant existed have no such field: their guests could reach anything.
     patterns = header.extra.get(HTTP_ALLOW, [ALL])
     try:
