@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rr", description="Record and replay WASI 0.2 command components.",
                 allow_abbrev=False)
     p.add_argument("--version", action="version", version=f"rr {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")  # a missing one is checked in _parse
+    # prog given: argparse would format a usage line to find "rr" (and ask the terminal's width)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", prog="rr")  # a missing one is checked in _parse
 
     run = sub.add_parser("run", help="run a component in the sandbox (nothing recorded)")
     _add_component(run)
