@@ -293,6 +293,7 @@ class _JsonView:
     def __init__(self, out: TextIO, body_limit: int):
         self.out = out
         self.body_limit = body_limit
+        self._request: Any = None   # a server trace: the request block the events belong to
 
     def _line(self, obj: dict[str, Any]) -> None:
         self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
@@ -307,7 +308,16 @@ class _JsonView:
         }})
 
     def event(self, index: int, event: Event) -> None:
+        from .trace.served import SERVE_REQUEST, SERVE_RESPONSE
+
         obj: dict[str, Any] = {"event": index, "call": event.call, "args": to_jsonable(event.args)}
+        if event.call == SERVE_REQUEST and event.args:
+            self._request = to_jsonable(event.args[0])
+        if self._request is not None:
+            # Its request block, as the text view groups them (`jq 'select(.request == 3)'`).
+            obj["request"] = self._request
+        if event.call == SERVE_RESPONSE:
+            self._request = None
         if _is_exchange(event):
             obj["http"] = _exchange_json(event.result, self.body_limit)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import re
 import socket
 import subprocess
@@ -297,6 +298,19 @@ def test_inspect_groups_events_by_request(recording):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("== request ") == 11 and done.stdout.count("== response ") == 11
     assert re.search(r"== response \d+: 500, the handler trapped: ", done.stdout)
+    # --json: every event of a block carries its request's number
+    done = rr("inspect", str(trace), "--json")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    events = [line for line in lines if "event" in line]
+    blocks: dict[int, list[str]] = {}
+    for e in events:
+        assert "request" in e, e   # a server trace's events are all inside request blocks
+        blocks.setdefault(e["request"], []).append(e["call"])
+    assert len(blocks) == 11
+    for n, calls in blocks.items():
+        assert calls[0] == "rr:serve/incoming-request" and calls[-1] == "rr:serve/response", (n, calls)
+        assert calls.count("rr:serve/incoming-request") == 1
 
 
 def test_dump_shows_incoming_and_outgoing_exchanges_live(tmp_path):
