@@ -333,6 +333,26 @@ def test_the_cursor_reads_and_refuses_what_the_streaming_reader_does(built: dict
     assert compared > 300 and mapped_ones > compared / 2
 
 
+def test_the_pages_behind_the_cursor_are_given_back_and_read_alike(built: dict[str, Path], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay gives back the mapping's pages the cursor has passed (rr/trace/cbor.py
+    _RELEASE_EVERY, or its memory grows with the trace); given back at every page, a real
+    recording still reads as it does streamed, and replays."""
+    import mmap
+
+    from rr.trace import cbor
+    program = runner.load(built["hostcall_loop"])
+    trace = tmp_path / "r.cbor"
+    printed = _record(program, ["hostcall_loop", "random", "5000"], trace, "native", monkeypatch)
+    assert trace.stat().st_size > 8 * mmap.PAGESIZE
+    monkeypatch.setenv("RR_NATIVE", "1")
+    streamed = _read_all(io.BytesIO(trace.read_bytes()), "r.cbor")
+    monkeypatch.setattr(cbor, "_RELEASE_EVERY", 1)
+    made = _cursors(monkeypatch)
+    assert _read_all(trace, "r.cbor") == streamed and made
+    assert _replay(program, trace, "native", monkeypatch) == printed
+
+
 def test_native_recording_counts_in_the_writers_state(built: dict[str, Path], tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The events the recording reports are the trace's, on both paths: the C recorder counts in

@@ -427,8 +427,9 @@ class CborDecoder:
             while True:
                 if cur.pos - released >= _RELEASE_EVERY:
                     done = cur.pos - cur.pos % mmap.PAGESIZE
-                    data.madvise(mmap.MADV_DONTNEED, released, done - released)
-                    released = done
+                    if done > released:
+                        data.madvise(mmap.MADV_DONTNEED, released, done - released)
+                        released = done
                 got = cur.step()
                 if got is not None:
                     yield got
