@@ -227,6 +227,19 @@ def _decide_when_the_server_closes_first() -> None:
     layer.NextLayer._handle_event = _handle_event  # type: ignore[method-assign]
 
 
+def _edited(gen: Any, edit: Callable[[Any], list[Any]]) -> Any:
+    """`yield from gen` for a mitmproxy layer's command generator, each command it yields
+    replaced by the commands `edit` makes of it; the reply to the last goes back to `gen`."""
+    reply = None
+    while True:
+        try:
+            command = gen.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        for command in edit(command):
+            reply = yield command
+
+
 def _http1_trailers() -> None:
     """mitmproxy's HTTP/1 layer has no trailers (mitmproxy issue 2474): a chunked body that ends
     in trailer fields raised NotImplementedError inside the layer, so the guest's response never
@@ -269,17 +282,14 @@ def _http1_trailers() -> None:
         reader = self.body_reader
         if type(reader) is ChunkedReader:
             reader = self.body_reader = KeepingTrailers(reader)
-        gen, reply = read_body(self, event), None
-        while True:   # as `yield from`, with the trailers put in before the end of the message
-            try:
-                command = gen.send(reply)
-            except StopIteration as stop:
-                return stop.value
+        def trailers_first(command: Any) -> list[Any]:   # before the end of the message
             kind = ends.get(type(command.event)) if isinstance(command, ReceiveHttp) else None
-            if kind is not None and isinstance(reader, KeepingTrailers) and reader.trailers is not None:
-                trailers, reader.trailers = reader.trailers, None
-                yield ReceiveHttp(kind(command.event.stream_id, trailers))
-            reply = yield command
+            if kind is None or not isinstance(reader, KeepingTrailers) or reader.trailers is None:
+                return [command]
+            trailers, reader.trailers = reader.trailers, None
+            return [ReceiveHttp(kind(command.event.stream_id, trailers)), command]
+
+        return (yield from _edited(read_body(self, event), trailers_first))
 
     def sending(send: Any) -> Any:
         def _send(self: Any, event: Any) -> Any:
@@ -287,16 +297,14 @@ def _http1_trailers() -> None:
                 self.rr_trailers = event.trailers   # sent with the end of the message
                 return
             trailers = getattr(self, "rr_trailers", None) if type(event) in ends else None
-            gen, reply = send(self, event), None
-            while True:
-                try:
-                    command = gen.send(reply)
-                except StopIteration as stop:
-                    return stop.value
+
+            def in_last_chunk(command: Any) -> list[Any]:
                 if trailers and isinstance(command, commands.SendData) and command.data == b"0\r\n\r\n":
-                    command = commands.SendData(command.connection, b"0\r\n" + bytes(trailers) + b"\r\n")
                     self.rr_trailers = None
-                reply = yield command
+                    return [commands.SendData(command.connection, b"0\r\n" + bytes(trailers) + b"\r\n")]
+                return [command]
+
+            return (yield from _edited(send(self, event), in_last_chunk))
         return _send
 
     _read_body.rr_trailers = True  # type: ignore[attr-defined]
