@@ -100,6 +100,12 @@ class RecordAddon:
 
     def error(self, flow: http.HTTPFlow) -> None:
         streamer = self._streamers.pop(flow.id, None)
+        if streamer is not None and not streamer.started:
+            # A held body that failed: mitmproxy sent the guest the head when streaming began
+            # (only the pieces were held back), so the trace has the head, then the failure,
+            # as the guest got them; a failed flow without a response would replay the failure
+            # at the head instead.
+            streamer.start()
         if streamer is not None and streamer.started:
             assert flow.error is not None
             streamer.end({"kind": classify(flow.error.msg), "message": flow.error.msg})
@@ -109,6 +115,9 @@ class RecordAddon:
     def _head(self, flow: http.HTTPFlow) -> str:
         """A streamed flow's record, without its body, out now; its id."""
         record = flow_to_record(flow, sent=self._upstream.get(flow.id), from_guest=self._from_guest.get(flow.id))
+        if record["response"] is None and flow.response is not None:
+            # failed after its head (error, above): the failure goes into the body's end
+            record["response"], record["error"] = response_to_record(flow.response), None
         assert record["response"] is not None
         record["response"]["body"] = b""
         record["response"]["streamed"] = True
@@ -152,9 +161,10 @@ class _Streamer:
         self.flow_id = ""
         self.sent: dict[str, Any] | None = None   # a held body that ended small: as the guest got it
         if not held:
-            self._start()
+            self.start()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """The flow's head record, out now (its pieces follow)."""
         self.started = True
         self.flow_id = self._addon._head(self._flow)
 
@@ -174,7 +184,7 @@ class _Streamer:
                 response.raw_content = data
                 self.sent = response_to_record(response)
                 return [data] if data else []
-            self._start()
+            self.start()
         if not data:
             return []
         self.size += len(data)

@@ -13,6 +13,7 @@ Routes of `TestServer` (GET unless said otherwise):
   /bytes?n=N             200, N bytes of every value 0..255 repeated (binary, large)
   /chunked-bytes?n=N     the same N bytes, Transfer-Encoding: chunked (64 KiB chunks)
   /cut?n=N               content-length N, then N // 2 of those bytes and the connection closes
+  /chunked-cut?n=N       chunked, N // 2 bytes in one chunk, then the connection closes (no last chunk)
   /status/N              status N, small text body
   /redirect              302 to /plain
   /slow?s=SECONDS        sleeps, then 200 "slow"
@@ -134,6 +135,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(n))
             self.end_headers()
             self.wfile.write(pattern_bytes(n // 2))
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif path == "/chunked-cut":
+            n = int(query.get("n", "256"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n%s\r\n" % (n // 2, pattern_bytes(n // 2)))
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -126,6 +126,20 @@ def test_a_body_cut_short_by_the_server_replays_the_same(server: TestServer, htt
     assert (replayed.exit_status, replayed.stdout) == (recorded.exit_status, recorded.stdout), replayed.message
 
 
+def test_a_chunked_body_cut_short_within_the_threshold_replays_the_same(server: TestServer, http_get: Path,
+                                                                         tmp_path: Path) -> None:
+    """A body of unknown length is held back, but its head reaches the guest at once: cut short
+    before the threshold, the trace has that head, then the failure (it replayed the failure at
+    the head: 121)."""
+    trace = tmp_path / "chunked-cut.cbor"
+    recorded = record(http_get, trace, server.url("/chunked-cut?n=2000"))
+    assert recorded.exit_status == 1 and b"status 200" in recorded.stdout, recorded.message
+    (end,) = [e.result for e in events(trace) if e.call == BODY_END_CALL]
+    assert end["error"] is not None
+    replayed = rr.replay(http_get, trace)
+    assert (replayed.exit_status, replayed.stdout) == (recorded.exit_status, recorded.stdout), replayed.message
+
+
 def test_body_redaction_holds_the_body_whole_so_no_secret_is_split(server: TestServer, tmp_path: Path) -> None:
     """A match may straddle two pieces: with --redact-body nothing is streamed, and the secret
     (placed across a 64 KiB boundary, where pieces would be cut) is gone from the trace."""
