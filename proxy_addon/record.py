@@ -90,8 +90,19 @@ class RecordAddon:
         streamer = self._streamers[flow.id] = _Streamer(self, flow, held=size is None or size < 0)
         flow.response.stream = streamer
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Any:
+        # Awaitable only while an earlier addon (the web UI's intercept) holds the flow: a
+        # plain call otherwise, which mitmproxy's hooks run without a task (rr/proxyhooks.py).
+        if flow.intercepted:
+            return self._response_resumed(flow)
+        self._response(flow)
+        return None
+
+    async def _response_resumed(self, flow: http.HTTPFlow) -> None:
         await flow.wait_for_resume()
+        self._response(flow)
+
+    def _response(self, flow: http.HTTPFlow) -> None:
         streamer = self._streamers.pop(flow.id, None)
         if streamer is not None and streamer.started:
             streamer.end(None)

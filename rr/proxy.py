@@ -596,6 +596,8 @@ class EmbeddedProxy:
     async def _run_master(self, ready: threading.Event) -> None:
         _skip_ca_key_check()
         _http1_trailers()
+        from . import proxyhooks
+        proxyhooks.install()
         from mitmproxy import options
         from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
         from mitmproxy.master import Master
