@@ -282,6 +282,9 @@ def _http1_trailers() -> None:
         reader = self.body_reader
         if type(reader) is ChunkedReader:
             reader = self.body_reader = KeepingTrailers(reader)
+        if not isinstance(reader, KeepingTrailers):   # no chunks, no trailers: as it is
+            return (yield from read_body(self, event))
+
         def trailers_first(command: Any) -> list[Any]:   # before the end of the message
             kind = ends.get(type(command.event)) if isinstance(command, ReceiveHttp) else None
             if kind is None or not isinstance(reader, KeepingTrailers) or reader.trailers is None:
@@ -297,6 +300,8 @@ def _http1_trailers() -> None:
                 self.rr_trailers = event.trailers   # sent with the end of the message
                 return
             trailers = getattr(self, "rr_trailers", None) if type(event) in ends else None
+            if not trailers:   # the common case: nothing to add
+                return (yield from send(self, event))
 
             def in_last_chunk(command: Any) -> list[Any]:
                 if trailers and isinstance(command, commands.SendData) and command.data == b"0\r\n\r\n":
@@ -311,6 +316,41 @@ def _http1_trailers() -> None:
     conn.read_body = _read_body  # type: ignore[method-assign]
     for side in (_http1.Http1Server, _http1.Http1Client):
         side.send = sending(side.send)  # type: ignore[method-assign]
+
+
+def _parsed_heads_unchecked() -> None:
+    """mitmproxy type-checks every field of a request's and a response's data as it creates
+    them (`MessageData.__post_init__`, under `__debug__` only: a check of mitmproxy's own
+    code), ~12 typing checks per message, twice per recorded flow. The heads its HTTP/1 layer
+    parses from the wire are made of bytes, ints and Headers by construction: those skip it.
+    Messages made from anything else (a trace's records: flowrecord.py) are still checked."""
+    from mitmproxy import http
+    from mitmproxy.net.http import http1
+
+    if getattr(http1.read_request_head, "rr_unchecked", False):
+        return
+    checked = http.MessageData.__dict__.get("__post_init__")
+    if checked is None:
+        return   # python -O: nothing to skip
+    parsing = threading.local()
+
+    def __post_init__(self: Any) -> None:
+        if not getattr(parsing, "on", False):
+            checked(self)
+
+    def unchecked(read: Callable[..., Any]) -> Callable[..., Any]:
+        def read_head(*args: Any, **kw: Any) -> Any:
+            parsing.on = True
+            try:
+                return read(*args, **kw)
+            finally:
+                parsing.on = False
+        read_head.rr_unchecked = True  # type: ignore[attr-defined]
+        return read_head
+
+    http.MessageData.__post_init__ = __post_init__  # type: ignore[attr-defined]
+    http1.read_request_head = unchecked(http1.read_request_head)
+    http1.read_response_head = unchecked(http1.read_response_head)
 
 
 class WebUIError(RuntimeError):
@@ -596,6 +636,7 @@ class EmbeddedProxy:
     async def _run_master(self, ready: threading.Event) -> None:
         _skip_ca_key_check()
         _http1_trailers()
+        _parsed_heads_unchecked()
         from . import proxyhooks
         proxyhooks.install()
         from mitmproxy import options

@@ -47,12 +47,10 @@ def install() -> None:
         sends its outcome back in)."""
         manager = handler.master.addons
         for event in (hook, hooks.UpdateHook([data])) if isinstance(data, flow.Flow) else (hook,):
-            name = event.name
-            args = event.args()
-            for top in manager.chain:
+            args = _args(event)
+            for top, funcs in _handlers(manager, event.name):
                 try:
-                    for _, func in (manager._iter_hooks(top, event) if hasattr(top, "addons")
-                                    else ((top, f) for f in (getattr(top, name, None),) if callable(f))):
+                    for func in funcs if funcs is not None else (f for _, f in manager._iter_hooks(top, event)):
                         result = func(*args)
                         if result is not None and inspect.isawaitable(result):
                             yield result
@@ -78,7 +76,7 @@ def install() -> None:
                 await data.wait_for_resume()
 
     async def handle_hook(self: ProxyConnectionHandler, hook: commands.StartHook) -> None:
-        (data,) = hook.args()
+        (data,) = _args(hook)
         pending = steps(self, hook, data)
         awaitable = _next(pending, None)
         if awaitable is not None or isinstance(data, flow.Flow) and data.intercepted:
@@ -93,7 +91,7 @@ def install() -> None:
     def in_line(self: Any, hook: commands.StartHook) -> bool:
         """Run `hook`'s handlers now: True if they are done (the reply is due), False if the
         rest went on in a task that replies itself."""
-        (data,) = hook.args()
+        (data,) = _args(hook)
         pending = steps(self, hook, data)
         awaitable = _next(pending, None)
         if awaitable is None and not (isinstance(data, flow.Flow) and data.intercepted):
@@ -158,3 +156,34 @@ def _next(pending: Generator[Any, None, None], error: BaseException | None) -> A
         return pending.throw(error) if error is not None else next(pending)
     except StopIteration:
         return None
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _args(hook: Any) -> list[Any]:
+    """`hook.args()` (its dataclass fields' values) without asking dataclasses every time."""
+    names = _FIELDS.get(type(hook))
+    if names is None:
+        import dataclasses
+        names = _FIELDS[type(hook)] = tuple(f.name for f in dataclasses.fields(hook))
+    return [getattr(hook, name) for name in names]
+
+
+def _handlers(manager: Any, name: str) -> list[tuple[Any, tuple[Any, ...] | None]]:
+    """The chain's addons that have a `name` hook, each with its handler (None: an addon with
+    children, whose hooks mitmproxy's `_iter_hooks` finds each time). Worked out once per hook
+    name while the chain stays the same."""
+    cache = manager.__dict__.get("_rr_handlers")
+    if cache is None or cache[0] != manager.chain:
+        cache = manager._rr_handlers = (list(manager.chain), {})
+    found = cache[1].get(name)
+    if found is None:
+        found = []
+        for top in manager.chain:
+            if hasattr(top, "addons"):
+                found.append((top, None))
+            elif callable(func := getattr(top, name, None)):
+                found.append((top, (func,)))
+        cache[1][name] = found
+    return found
