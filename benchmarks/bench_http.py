@@ -1,7 +1,7 @@
 """HTTP through rr: the host's own requests (`rr run`) vs the embedded proxy (`rr record`,
 `rr replay`) vs the wasmtime CLI, side by side.
 
-    python benchmarks/bench_http.py [--quick] [--rounds K] [--requests N] [--mib M]
+    python benchmarks/bench_http.py [--quick] [--rounds K] [--requests N] [--mib M] [--whole-only | --requests-only]
 
 The upstream is tests/httpservers.py's TestServer on 127.0.0.1, in a subprocess of its own
 (so it does not share rr's GIL). rr's modes run in this process (rr.runner.run,
@@ -187,6 +187,29 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     ]
 
 
+def request_rows(get: Path, concurrent: Path, base: str, n: int, rounds: int,
+                 work: Path) -> tuple[list[str], list[list[str]]]:
+    """The in-process table's per-request rows alone (`--requests-only`)."""
+    small = f"{base}/plain"
+    print("  timing one GET ...", file=sys.stderr, flush=True)
+    usage = modes_of(get, ["http_get"], work, rounds, expect=1)
+    one = minus(modes_of(get, ["http_get", small], work, rounds), usage, 1e3)
+    print(f"  timing {n} requests in one run ...", file=sys.stderr, flush=True)
+    many = modes_of(concurrent, ["http_concurrent", *[small] * n], work, rounds)
+    each = minus(many, modes_of(concurrent, ["http_concurrent", small], work, rounds), 1e3 / (n - 1))
+    paths = list(one["run"])
+    print(f"\nbench_http --requests-only: loopback upstream in its own process; median of {rounds}; "
+          f"cells are {' | '.join(paths)}\n")
+    return (["measure", "rr run (direct)", "rr record (proxy)", "rr replay (proxy)", "target", "verdict"], [
+        ["one small GET, ms", *(cell(one[m], "{:.2f}") for m in MODES), "rec <= 2x run",
+         verdicts({p: one["record"][p] <= RECORD_RATIO_TARGET * one["run"][p] for p in paths})],
+        ["", "", "", "", "rep <= run", verdicts({p: one["replay"][p] <= one["run"][p] for p in paths})],
+        [f"each of {n} GETs in one run, ms", *(cell(each[m], "{:.2f}") for m in MODES), "rec <= 2x run",
+         verdicts({p: each["record"][p] <= RECORD_RATIO_TARGET * each["run"][p] for p in paths})],
+        ["", "", "", "", "rep <= run", verdicts({p: each["replay"][p] <= each["run"][p] for p in paths})],
+    ])
+
+
 def verdicts(ok: dict[str, bool]) -> str:
     return " / ".join(f"{p} {'ok' if v else 'MISS'}" for p, v in ok.items())
 
@@ -199,6 +222,8 @@ def main() -> int:
     p.add_argument("--mib", type=int, help="body size in MiB (default 10, --quick 4)")
     p.add_argument("--big-mib", type=int, help="body size for peak memory, MiB (default 400, --quick 64)")
     p.add_argument("--whole-only", action="store_true", help="only the whole-process table")
+    p.add_argument("--requests-only", action="store_true",
+                   help="only the in-process per-request rows (one GET, each of N in flight): ~1-2 min")
     opts = p.parse_args()
     rounds = opts.rounds or (3 if opts.quick else 9)
     n = opts.requests or (10 if opts.quick else 50)
@@ -209,6 +234,9 @@ def main() -> int:
     big_mib = opts.big_mib or (64 if opts.quick else 400)
     with tempfile.TemporaryDirectory(prefix="rr-bench-http-") as tmp, upstream() as base:
         work = Path(tmp)
+        if opts.requests_only:
+            print_table(*request_rows(get, concurrent, base, n, rounds, work))
+            return 0
         whole = whole_processes(base, max(3, rounds // 2), n, mib, big_mib, work)
         whole_header = ["whole `python -m rr` (now vs before " + wp.BASELINE + ")", "rr run", "rr record",
                         "rr replay", "wasmtime CLI", "target", "verdict"]
