@@ -858,7 +858,7 @@ out:
     return rc;
 }
 
-static int cursor_take(func *f, uint64_t n, value *v);   /* below: the replay cursor */
+static int cursor_take(func *f, uint64_t n, value *v, int gil);   /* below: the replay cursor */
 
 /* ---- the callback wasmtime calls */
 
@@ -904,12 +904,17 @@ static void *native_call(void *env, void *ctx, void *ty, val *args, size_t nargs
         if (buf != small) free(buf);
         return err;
     }
+    /* replay: straight from the cursor without the GIL when it can tell alone */
+    if (cursor_take(f, n, &v, 0) == 0) {
+        lower(f->op, &v, &results[0]);
+        return NULL;
+    }
     PyGILState_STATE g = PyGILState_Ensure();
     void *err = NULL;
     int rc;
-    {   /* replay */
+    {
         PyObject *keep = NULL;
-        rc = cursor_take(f, n, &v);
+        rc = cursor_take(f, n, &v, 1);
         if (rc > 0) rc = replay_event(f, n, &v, &keep);
         if (rc > 0) goto plain;
         if (rc < 0) { err = fail_with_exception(f); goto done; }
@@ -1160,6 +1165,17 @@ static int event_op(Cursor *c, const uint8_t *p, const uint8_t *end) {
     return r;
 }
 
+/* event_op without the GIL: -2 when the call's op is not cached yet. */
+static int event_op_cached(Cursor *c, const uint8_t *p, const uint8_t *end) {
+    cursor k = {p, end};
+    if (k.p >= k.end || (*k.p != 0x83 && *k.p != 0x84)) return -1;
+    k.p++;
+    uint8_t major;
+    uint64_t code;
+    if (read_head(&k, &major, &code) < 0 || major != 0) return -1;
+    return code < CODE_CACHE && c->code_op[code] != -2 ? c->code_op[code] : -2;
+}
+
 static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     PyObject *buffer, *names, *native;
     Py_ssize_t pos;
@@ -1303,9 +1319,23 @@ static int uint_at(cursor *k, uint64_t *out) {
     return read_head(k, &major, out) < 0 || major != 0 ? -1 : 0;
 }
 
+/* Whether a read-ahead queue (a collections.deque) is empty. Without the GIL only an exact
+ * deque is read, by its size field: in cursor mode no other thread reads the trace or fills
+ * these queues (no replay proxy: rr/session.py), so only this thread, which is here, changes it. */
+static PyTypeObject *deque_type;
+
+static int queue_empty(PyObject *q, int gil) {
+    if (Py_IS_TYPE(q, deque_type)) return Py_SIZE(q) == 0 ? 1 : 0;
+    if (!gil) return 2;
+    Py_ssize_t len = PyObject_Size(q);
+    return len < 0 ? -1 : len == 0;
+}
+
 /* 0: the event was this call's and is consumed into *v, 1: use the other paths (nothing was
- * changed), -1: an exception is set. */
-static int cursor_take(func *f, uint64_t n, value *v) {
+ * changed), 2: (gil == 0) it takes the GIL to tell, -1: an exception is set. Without the GIL
+ * it reads only C state, immutable tuples and what queue_empty reads; a call definition not
+ * yet seen, a name to compare, the monotonic clock's last reading need the GIL. */
+static int cursor_take(func *f, uint64_t n, value *v, int gil) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
     PyObject *source = st[P_SOURCE];
     if (source == Py_None) return 1;
@@ -1315,16 +1345,18 @@ static int cursor_take(func *f, uint64_t n, value *v) {
     if (st[P_PROGRESS] != (PyObject *)c) return 1;   /* not attached (--until) */
     PyObject *queues[3] = {st[P_AHEAD], src[S_QUEUE1], src[S_QUEUE2]};
     for (int i = 0; i < 3; i++) {
-        Py_ssize_t len = PyObject_Size(queues[i]);
-        if (len != 0) return len < 0 ? -1 : 1;
+        int empty = queue_empty(queues[i], gil);
+        if (empty != 1) return empty == 0 ? 1 : empty;
     }
     frame_t fr, next;
     if (frame_at(c, c->pos, c->crc, &fr) < 0) return 1;
     const uint8_t *b = c->buf.buf;
     cursor k = {b + fr.body, b + fr.tail};
     uint64_t code;
-    if (*k.p++ != 0x83 || uint_at(&k, &code) < 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
+    if (*k.p++ != 0x83 || uint_at(&k, &code) < 0) return 1;
     if (code != f->code || c->names != f->code_names) {
+        if (!gil) return 2;
+        if (code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
         PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)code);
         if (name != f->name && !(PyUnicode_CheckExact(name) && PyUnicode_Compare(name, f->name) == 0)) {
             if (PyErr_Occurred()) PyErr_Clear();
@@ -1353,8 +1385,11 @@ static int cursor_take(func *f, uint64_t n, value *v) {
         }
     }
     if (k.p != k.end) return 1;
-    if (frame_at(c, fr.end, fr.crc, &next) < 0 || event_op(c, b + next.body, b + next.tail) < 0) return 1;
+    if (frame_at(c, fr.end, fr.crc, &next) < 0) return 1;
+    int next_op = gil ? event_op(c, b + next.body, b + next.tail) : event_op_cached(c, b + next.body, b + next.tail);
+    if (next_op < 0) return next_op == -2 ? 2 : 1;
     if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
+        if (!gil) return 2;
         PyObject *last = PyDict_GetItemWithError(st[P_SERVICES], s_mono_last);   /* borrowed */
         if (last == NULL && PyErr_Occurred()) return -1;
         if (last != NULL && last != Py_None) {
@@ -1367,9 +1402,8 @@ static int cursor_take(func *f, uint64_t n, value *v) {
         Py_DECREF(now);
         if (r < 0) return -1;
     }
-    /* Consumed: the reader's counts, FlowIndex's and the replayer's move on as if the Python
-     * path had read and handed out this event. */
-    if (add_to_attr(src[S_FLOWS], s__index, 1) < 0) return -1;
+    /* Consumed: the reader's counts, FlowIndex's (it adds `taken`) and the replayer's move on
+     * as if the Python path had read and handed out this event. */
     int slot = c->ring_next;
     c->ring[slot].seq = ++c->consumed;
     c->ring[slot].index = c->read++;
@@ -1446,6 +1480,21 @@ static PyObject *py_make(PyObject *self, PyObject *args) {
         }
     }
     return PyLong_FromVoidPtr(f);
+}
+
+/* The floor (benchmarks/bench_run.py): a callback that does nothing but hand back a constant of
+ * the call's shape, registered like native_call; the least any host on wasmtime's component C
+ * API pays per call. Not for the bytes shape. */
+static void *floor_call(void *env, void *ctx, void *ty, val *args, size_t nargs, val *results, size_t nresults) {
+    func *f = env;
+    static const value constant = {1, 2, NULL, 0};
+    if (nresults != 1 || op_shape[f->op] == SHAPE_BYTES) return error_new("rr: the floor callback has no such call");
+    lower(f->op, &constant, &results[0]);
+    return NULL;
+}
+
+static PyObject *py_floor_address(PyObject *self, PyObject *unused) {
+    return PyLong_FromVoidPtr((void *)floor_call);
 }
 
 static PyObject *py_addresses(PyObject *self, PyObject *unused) {
@@ -1532,6 +1581,7 @@ static PyMethodDef methods[] = {
     {"setup", py_setup, METH_VARARGS, "setup(list_new_uninit, tuple_new_uninit, record_new_uninit, byte_vec_new, error_new)"},
     {"make", py_make, METH_VARARGS, "make(op, mode, counter, call, env_counted, env_plain, release, name, state, fail)"},
     {"addresses", py_addresses, METH_NOARGS, "(callback, finalizer) addresses"},
+    {"floor_address", py_floor_address, METH_NOARGS, "the benchmark's no-op callback (bench_run.py's floor)"},
     {"encode", py_encode, METH_VARARGS, "encode(op, code, n, a, b, data, crc) -> (frame, crc)"},
     {"event_record", py_event_record, METH_VARARGS, "event_record(buf, start, end, names) -> raw event dict or None"},
     {NULL},
@@ -1552,6 +1602,11 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_codes_get, "get"); INTERN(s__read, "_read"); INTERN(s__index, "_index");
     INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) return NULL;
+    deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque_type == NULL) return NULL;
     page_size = sysconf(_SC_PAGESIZE);
     if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0 || PyType_Ready(&CursorType) < 0
         || PyType_Ready(&WriterStateType) < 0 || PyType_Ready(&LockType) < 0)
