@@ -1618,7 +1618,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
         || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
         || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 4);   /* rr/nativelib.py ABI: bump both together */
+    PyModule_AddIntConstant(m, "ABI_VERSION", 5);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);
