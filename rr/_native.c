@@ -26,6 +26,7 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <stdint.h>
@@ -123,7 +124,7 @@ typedef struct MapSink_ {
     uint8_t *base;     /* the mapping: file offsets [map_start, map_end) */
     off_t map_start, map_end;
     off_t used;        /* end of the records written */
-    off_t pwritten;    /* end of the last record written with pwrite */
+    off_t pwritten;    /* end of the page holding the end of the last record written with pwrite */
     int closed;
 } MapSink;
 
@@ -165,7 +166,7 @@ static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
     if (m->closed) { errno = EBADF; return -1; }
     if (n == 0) return 0;
     if (mapsink_reserve(m, n) < 0) return -1;
-    if (n >= PWRITE_MIN || m->used / page_size < (m->pwritten + page_size - 1) / page_size) {
+    if (n >= PWRITE_MIN || m->used < m->pwritten) {
         /* A large record (socket and stream bytes): copied into the file's pages by the kernel,
          * which costs a fraction of faulting each fresh page of the mapping in (20 MiB: ~4 ms
          * against 25-50 ms); and a small one on a page such a record wrote, which the mapping
@@ -174,7 +175,7 @@ static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
         if (pwrite_all(m->fd, data + 1, n - 1, m->used + 1) < 0 || pwrite_all(m->fd, data, 1, m->used) < 0)
             return -1;
         m->used += (off_t)n;
-        m->pwritten = m->used;
+        m->pwritten = (m->used + page_size - 1) & ~(off_t)(page_size - 1);
         return 0;
     }
     uint8_t *at = m->base + (m->used - m->map_start);
@@ -450,7 +451,7 @@ static void lower(int op, const value *v, val *out) {
 
 /* ---- CBOR, as rr/trace/cbor.py writes it */
 
-static size_t head(uint8_t *out, uint8_t major, uint64_t n) {
+static inline size_t head(uint8_t *out, uint8_t major, uint64_t n) {
     if (n < 24) { out[0] = major | (uint8_t)n; return 1; }
     if (n < 0x100) { out[0] = major | 24; out[1] = (uint8_t)n; return 2; }
     if (n < 0x10000) { out[0] = major | 25; out[1] = (uint8_t)(n >> 8); out[2] = (uint8_t)n; return 3; }
@@ -491,6 +492,13 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
             ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
         p += 8;
         n -= 8;
+    }
+    if (n >= 4) {   /* an event frame is 10-20 bytes: one step of each */
+        uint32_t one = le32(p) ^ crc;
+        crc = crc_table[3][one & 0xff] ^ crc_table[2][(one >> 8) & 0xff] ^ crc_table[1][(one >> 16) & 0xff]
+            ^ crc_table[0][one >> 24];
+        p += 4;
+        n -= 4;
     }
     while (n--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
@@ -611,53 +619,60 @@ static PyTypeObject WriterStateType = {
 };
 
 /* The SharedWriter's lock: a plain lock Python uses with `with`, that the native recorder
- * takes without a method call (and never waits for: contended, the call goes the Python way). */
+ * takes without a method call (and never waits for: contended, the call goes the Python way).
+ * A pthread mutex: its try-lock is a few instructions (PyThread's lock also reads the clock). */
 typedef struct {
     PyObject_HEAD
-    PyThread_type_lock lock;
+    pthread_mutex_t mu;
+    int ready;
 } Lock;
 
 static PyObject *lock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     Lock *self = (Lock *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    self->lock = PyThread_allocate_lock();
-    if (self->lock == NULL) {
+    if (pthread_mutex_init(&self->mu, NULL) != 0) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+    self->ready = 1;
     return (PyObject *)self;
 }
 
 static void lock_dealloc(Lock *self) {
-    if (self->lock != NULL) PyThread_free_lock(self->lock);
+    if (self->ready) pthread_mutex_destroy(&self->mu);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *lock_acquire(Lock *self, PyObject *args) {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) Py_RETURN_TRUE;
-    for (;;) {
-        PyLockStatus r;
+    if (pthread_mutex_trylock(&self->mu) == 0) Py_RETURN_TRUE;
+    for (;;) {   /* waits without the GIL, a while at a time: signals are handled between (as threading.Lock) */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 20 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+        int r;
         Py_BEGIN_ALLOW_THREADS
-        r = PyThread_acquire_lock_timed(self->lock, -1, 1);
+        r = pthread_mutex_timedlock(&self->mu, &until);
         Py_END_ALLOW_THREADS
-        if (r == PY_LOCK_ACQUIRED) Py_RETURN_TRUE;
-        if (r == PY_LOCK_INTR && PyErr_CheckSignals() < 0) return NULL;   /* as threading.Lock */
+        if (r == 0) Py_RETURN_TRUE;
+        if (r != ETIMEDOUT) { errno = r; return PyErr_SetFromErrno(PyExc_OSError); }
+        if (PyErr_CheckSignals() < 0) return NULL;
     }
 }
 
 static PyObject *lock_release(Lock *self, PyObject *args) {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {   /* it was not held */
-        PyThread_release_lock(self->lock);
+    if (pthread_mutex_trylock(&self->mu) == 0) {   /* it was not held */
+        pthread_mutex_unlock(&self->mu);
         PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
         return NULL;
     }
-    PyThread_release_lock(self->lock);
+    pthread_mutex_unlock(&self->mu);
     Py_RETURN_NONE;
 }
 
 static PyObject *lock_locked(Lock *self, PyObject *unused) {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-        PyThread_release_lock(self->lock);
+    if (pthread_mutex_trylock(&self->mu) == 0) {
+        pthread_mutex_unlock(&self->mu);
         Py_RETURN_FALSE;
     }
     Py_RETURN_TRUE;
@@ -719,7 +734,7 @@ static int record_event(func *f, uint64_t n, const value *v, void **err) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
     WriterState *ws = (WriterState *)st[R_STATE];
     Lock *lock = (Lock *)st[R_LOCK];
-    if (!PyThread_acquire_lock(lock->lock, NOWAIT_LOCK)) return 1;   /* the proxy's thread is writing */
+    if (pthread_mutex_trylock(&lock->mu) != 0) return 1;   /* the proxy's thread is writing */
     int rc = 1;
     uint8_t small[256];
     uint8_t *frame = small;
@@ -730,19 +745,18 @@ static int record_event(func *f, uint64_t n, const value *v, void **err) {
     if (!ws->open) goto out;
     size_t need = 9 + 48 + (op_shape[f->op] == SHAPE_BYTES ? v->n : 0) + 4;
     if (need > sizeof small && (frame = malloc(need)) == NULL) goto out;
-    uint8_t rec_buf[64];
-    uint8_t *rec = op_shape[f->op] == SHAPE_BYTES ? frame + 9 : rec_buf;
-    size_t rec_len = encode_event(f->op, f->code, n, v, rec);
+    /* the record at frame + 9, its head right before it */
+    size_t rec_len = encode_event(f->op, f->code, n, v, frame + 9);
     uint8_t h[9];
     size_t hl = head(h, 0x40, rec_len + 4);
-    memmove(frame + hl, rec, rec_len);
-    memcpy(frame, h, hl);
+    uint8_t *at = frame + 9 - hl;
+    memcpy(at, h, hl);
     size_t len = hl + rec_len;
-    uint32_t crc = crc32_update(ws->crc, frame, len);
-    for (int i = 0; i < 4; i++) frame[len + i] = (uint8_t)(crc >> (24 - 8 * i));
+    uint32_t crc = crc32_update(ws->crc, at, len);
+    for (int i = 0; i < 4; i++) at[len + i] = (uint8_t)(crc >> (24 - 8 * i));
     len += 4;
 
-    int wrote = f->map != NULL ? mapsink_append(f->map, frame, len) : write_all(f->fd, frame, len);
+    int wrote = f->map != NULL ? mapsink_append(f->map, at, len) : write_all(f->fd, at, len);
     if (wrote < 0) {   /* as TraceWriter._write: the writer keeps the error and fails from now on */
         int e = errno;
         ws->open = 0;
@@ -768,7 +782,7 @@ static int record_event(func *f, uint64_t n, const value *v, void **err) {
     rc = 0;
 out:
     if (frame != small) free(frame);
-    PyThread_release_lock(lock->lock);
+    pthread_mutex_unlock(&lock->mu);
     return rc;
 }
 
@@ -971,7 +985,7 @@ static void native_release(void *env) {
 
 typedef struct { const uint8_t *p, *end; } cursor;
 
-static int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
+static inline int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
     if (c->p >= c->end) return -1;
     uint8_t b = *c->p++;
     *major = b >> 5;
@@ -980,8 +994,18 @@ static int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
     if (info > 27) return -1;
     size_t k = (size_t)1 << (info - 24);
     if ((size_t)(c->end - c->p) < k) return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < k; i++) v = (v << 8) | c->p[i];
+    uint64_t v;
+    if (k == 4) {   /* seconds and nanoseconds: big-endian loads, not a byte loop */
+        uint32_t w;
+        memcpy(&w, c->p, 4);
+        v = __builtin_bswap32(w);
+    } else if (k == 8) {
+        memcpy(&v, c->p, 8);
+        v = __builtin_bswap64(v);
+    } else {
+        v = 0;
+        for (size_t i = 0; i < k; i++) v = (v << 8) | c->p[i];
+    }
     c->p += k;
     *arg = v;
     return 0;
@@ -1114,7 +1138,7 @@ typedef struct { Py_ssize_t body, tail, end; uint32_t crc; } frame_t;
 
 /* The frame whose head is at `at`: 0 when it is whole and its checksum (chained from `crc`)
  * matches, else -1 (never an exception). */
-static int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) {
+static inline int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) {
     const uint8_t *b = c->buf.buf;
     Py_ssize_t len = c->buf.len;
     if (!c->has_buf || at < 0 || at >= len) return -1;
@@ -1314,7 +1338,7 @@ static PyTypeObject CursorType = {
 
 enum { S_CURSOR, S_QUEUE1, S_QUEUE2, S_FLOWS, S_SIZE };
 
-static int uint_at(cursor *k, uint64_t *out) {
+static inline int uint_at(cursor *k, uint64_t *out) {
     uint8_t major;
     return read_head(k, &major, out) < 0 || major != 0 ? -1 : 0;
 }
