@@ -162,7 +162,22 @@ static int pwrite_all(int fd, const uint8_t *data, size_t n, off_t at) {
 }
 
 /* 0, or -1 with errno set (nothing written). */
-static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
+static int mapsink_append_slow(MapSink *m, const uint8_t *data, size_t n);
+
+static inline int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
+    /* the common case: a small record on mapped pages no pwrite wrote */
+    if (!m->closed && n > 0 && n < PWRITE_MIN && m->used + (off_t)n <= m->map_end && m->used >= m->pwritten) {
+        uint8_t *at = m->base + (m->used - m->map_start);
+        memcpy(at + 1, data + 1, n - 1);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
+        __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
+        m->used += (off_t)n;
+        return 0;
+    }
+    return mapsink_append_slow(m, data, n);
+}
+
+static int mapsink_append_slow(MapSink *m, const uint8_t *data, size_t n) {
     if (m->closed) { errno = EBADF; return -1; }
     if (n == 0) return 0;
     if (mapsink_reserve(m, n) < 0) return -1;
@@ -319,18 +334,30 @@ static int fill_random(uint8_t *buf, size_t n) {
     return 0;
 }
 
-static __thread uint8_t pool[512];   /* per thread: several guests may run at once, without the GIL */
-static __thread size_t pool_left;
+/* per thread: several guests may run at once, without the GIL; one struct, so one TLS lookup */
+static __thread struct { uint8_t bytes[512]; size_t left; } pool;
 
 static int secure_bytes(uint8_t *out, size_t n) {
-    if (n > sizeof pool / 2) return fill_random(out, n);
-    if (pool_left < n) {
-        if (fill_random(pool, sizeof pool) < 0) return -1;
-        pool_left = sizeof pool;
+    if (n > sizeof pool.bytes / 2) return fill_random(out, n);
+    if (pool.left < n) {
+        if (fill_random(pool.bytes, sizeof pool.bytes) < 0) return -1;
+        pool.left = sizeof pool.bytes;
     }
-    memcpy(out, pool + sizeof pool - pool_left, n);
-    memset(pool + sizeof pool - pool_left, 0, n);   /* handed out once */
-    pool_left -= n;
+    memcpy(out, pool.bytes + sizeof pool.bytes - pool.left, n);
+    memset(pool.bytes + sizeof pool.bytes - pool.left, 0, n);   /* handed out once */
+    pool.left -= n;
+    return 0;
+}
+
+static int secure_u64(uint64_t *out) {   /* secure_bytes(out, 8), with fixed-size copies */
+    if (pool.left < 8) {
+        if (fill_random(pool.bytes, sizeof pool.bytes) < 0) return -1;
+        pool.left = sizeof pool.bytes;
+    }
+    uint8_t *at = pool.bytes + sizeof pool.bytes - pool.left;
+    memcpy(out, at, 8);
+    memset(at, 0, 8);
+    pool.left -= 8;
     return 0;
 }
 
@@ -391,11 +418,11 @@ static int live(int op, uint64_t n, uint8_t *buf, value *v) {
         v->bytes = buf; v->n = (size_t)n;
         return (op == OP_RANDOM_BYTES ? secure_bytes(buf, n) : insecure_bytes(buf, n));
     case OP_RANDOM_U64:
-        return secure_bytes((uint8_t *)&v->a, 8);
+        return secure_u64(&v->a);
     case OP_INSECURE_U64:
         return insecure_u64(&v->a);
     case OP_SEED:
-        return secure_bytes((uint8_t *)&v->a, 8) < 0 ? -1 : secure_bytes((uint8_t *)&v->b, 8);
+        return secure_u64(&v->a) < 0 ? -1 : secure_u64(&v->b);
     }
     return -1;
 }
@@ -457,11 +484,13 @@ static inline size_t head(uint8_t *out, uint8_t major, uint64_t n) {
     if (n < 0x10000) { out[0] = major | 25; out[1] = (uint8_t)(n >> 8); out[2] = (uint8_t)n; return 3; }
     if (n < 0x100000000ull) {
         out[0] = major | 26;
-        for (int i = 0; i < 4; i++) out[1 + i] = (uint8_t)(n >> (24 - 8 * i));
+        uint32_t be = __builtin_bswap32((uint32_t)n);
+        memcpy(out + 1, &be, 4);
         return 5;
     }
     out[0] = major | 27;
-    for (int i = 0; i < 8; i++) out[1 + i] = (uint8_t)(n >> (56 - 8 * i));
+    uint64_t be = __builtin_bswap64(n);
+    memcpy(out + 1, &be, 8);
     return 9;
 }
 
