@@ -334,8 +334,9 @@ static int fill_random(uint8_t *buf, size_t n) {
     return 0;
 }
 
-/* per thread: several guests may run at once, without the GIL; one struct, so one TLS lookup */
-static __thread struct { uint8_t bytes[512]; size_t left; } pool;
+/* per thread: several guests may run at once, without the GIL; one struct, so one TLS lookup.
+ * 4 KiB: getrandom costs ~2.4 us per 512 bytes here, ~11 us per 4 KiB (0.043 -> 0.022 us a u64) */
+static __thread struct { uint8_t bytes[4096]; size_t left; } pool;
 
 static int secure_bytes(uint8_t *out, size_t n) {
     if (n > sizeof pool.bytes / 2) return fill_random(out, n);
