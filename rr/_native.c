@@ -75,21 +75,29 @@ static int api_ready;
 /* ------------------------------------------------------------------ the host-call counter */
 
 /* HostContext.calls / .budget live here so that C and Python count the same calls. */
+/* mono_last / mono_seen: replay's last monotonic reading (rr/host/clocks.py _not_before), here so
+ * that a native replay checks and moves it without the GIL. */
 typedef struct {
     PyObject_HEAD
     long long calls;
     long long budget;
+    unsigned long long mono_last;
+    int mono_seen;
 } Counter;
 
 static PyMemberDef counter_members[] = {
     {"calls", T_LONGLONG, offsetof(Counter, calls), 0, "host calls the guest has made"},
     {"budget", T_LONGLONG, offsetof(Counter, budget), 0, "calls allowed (see HostContext)"},
+    {"mono_last", T_ULONGLONG, offsetof(Counter, mono_last), 0, "replay: the last monotonic reading"},
+    {"mono_seen", T_INT, offsetof(Counter, mono_seen), 0, "replay: whether mono_last is set"},
     {NULL},
 };
 
 static int counter_init(Counter *self, PyObject *args, PyObject *kw) {
     self->calls = 0;
     self->budget = PY_LLONG_MAX;
+    self->mono_last = 0;
+    self->mono_seen = 0;
     return 0;
 }
 
@@ -873,13 +881,7 @@ static int replay_event(func *f, uint64_t n, value *v, PyObject **keep) {
         }
     }
     if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
-        PyObject *last = PyDict_GetItemWithError(st[P_SERVICES], s_mono_last);   /* borrowed */
-        if (last == NULL && PyErr_Occurred()) { rc = -1; goto out; }
-        if (last != NULL && last != Py_None) {
-            uint64_t prev;
-            if (get_u64(last, &prev) < 0 || v->a < prev) goto out;
-        }
-        if (PyDict_SetItem(st[P_SERVICES], s_mono_last, result) < 0) { rc = -1; goto out; }
+        if (f->counter->mono_seen && v->a < f->counter->mono_last) goto out;
     }
     PyObject *popped = PyObject_CallNoArgs(st[P_POPLEFT]);
     if (popped == NULL) { rc = -1; goto out; }
@@ -893,6 +895,10 @@ static int replay_event(func *f, uint64_t n, value *v, PyObject **keep) {
     }
     Py_XDECREF(popped); Py_XDECREF(consumed); Py_XDECREF(entry); Py_XDECREF(r);
     if (rc == -1) goto out;
+    if (f->op == OP_MONO_NOW) {
+        f->counter->mono_last = v->a;
+        f->counter->mono_seen = 1;
+    }
     *keep = result;
     result = NULL;
     rc = 0;
@@ -1388,7 +1394,7 @@ static int queue_empty(PyObject *q, int gil) {
 /* 0: the event was this call's and is consumed into *v, 1: use the other paths (nothing was
  * changed), 2: (gil == 0) it takes the GIL to tell, -1: an exception is set. Without the GIL
  * it reads only C state, immutable tuples and what queue_empty reads; a call definition not
- * yet seen, a name to compare, the monotonic clock's last reading need the GIL. */
+ * yet seen, a name to compare need the GIL. */
 static int cursor_take(func *f, uint64_t n, value *v, int gil) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
     PyObject *source = st[P_SOURCE];
@@ -1443,18 +1449,9 @@ static int cursor_take(func *f, uint64_t n, value *v, int gil) {
     int next_op = gil ? event_op(c, b + next.body, b + next.tail) : event_op_cached(c, b + next.body, b + next.tail);
     if (next_op < 0) return next_op == -2 ? 2 : 1;
     if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
-        if (!gil) return 2;
-        PyObject *last = PyDict_GetItemWithError(st[P_SERVICES], s_mono_last);   /* borrowed */
-        if (last == NULL && PyErr_Occurred()) return -1;
-        if (last != NULL && last != Py_None) {
-            uint64_t prev;
-            if (get_u64(last, &prev) < 0 || v->a < prev) return 1;
-        }
-        PyObject *now = PyLong_FromUnsignedLongLong(v->a);
-        if (now == NULL) return -1;
-        int r = PyDict_SetItem(st[P_SERVICES], s_mono_last, now);
-        Py_DECREF(now);
-        if (r < 0) return -1;
+        if (f->counter->mono_seen && v->a < f->counter->mono_last) return 1;
+        f->counter->mono_last = v->a;
+        f->counter->mono_seen = 1;
     }
     /* Consumed: the reader's counts, FlowIndex's (it adds `taken`) and the replayer's move on
      * as if the Python path had read and handed out this event. */
@@ -1672,7 +1669,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
         || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
         || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 5);   /* rr/nativelib.py ABI: bump both together */
+    PyModule_AddIntConstant(m, "ABI_VERSION", 6);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

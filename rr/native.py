@@ -51,13 +51,16 @@ def describe() -> str:
 
 
 class _Counter:
-    """The Python path's host-call counter (the native one has the same two fields)."""
+    """The Python path's host-call counter (the native one has the same fields); replay's last
+    monotonic reading lives here too (rr/host/clocks.py), where native replay reads it."""
 
-    __slots__ = ("calls", "budget")
+    __slots__ = ("calls", "budget", "mono_last", "mono_seen")
 
     def __init__(self) -> None:
         self.calls = 0
         self.budget = 2**63 - 1
+        self.mono_last = 0
+        self.mono_seen = 0
 
 
 def new_counter() -> Any:
