@@ -1143,7 +1143,8 @@ static PyObject *py_event_record(PyObject *self, PyObject *args) {
 typedef struct {
     PyObject_HEAD
     Py_buffer buf;
-    int has_buf;
+    int has_buf;             /* frames may be read (not closed) */
+    int exported;            /* buf is held (until dealloc) */
     Py_ssize_t pos;          /* file offset of the next frame */
     unsigned int crc;        /* the chain up to pos */
     long long events, index; /* rr/trace/reader.py iter_records' counts */
@@ -1231,12 +1232,12 @@ static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     unsigned int crc;
     if (!PyArg_ParseTuple(args, "OnIO!O!", &buffer, &pos, &crc, &PyList_Type, &names, &PyDict_Type, &native))
         return -1;
-    if (self->has_buf) {
+    if (self->exported) {
         PyErr_SetString(PyExc_RuntimeError, "Cursor already initialised");
         return -1;
     }
     if (PyObject_GetBuffer(buffer, &self->buf, PyBUF_SIMPLE) < 0) return -1;
-    self->has_buf = 1;
+    self->has_buf = self->exported = 1;
     self->pos = pos;
     self->crc = crc;
     self->events = self->index = 0;
@@ -1251,14 +1252,18 @@ static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     return 0;
 }
 
+/* close(): no frame is read from here on, but the mapping stays exported until the cursor goes
+ * (its last holder being the native calls' state): a native call replays without the GIL, and a
+ * guest thread a stop gave up on may still be inside one while the trace is closed. */
 static void cursor_release(Cursor *self) {
-    if (self->has_buf) PyBuffer_Release(&self->buf);
-    self->has_buf = 0;
     self->live = 0;
+    self->has_buf = 0;
 }
 
 static void cursor_dealloc(Cursor *self) {
     cursor_release(self);
+    if (self->exported) PyBuffer_Release(&self->buf);
+    self->exported = 0;
     Py_XDECREF(self->names);
     Py_XDECREF(self->native);
     Py_TYPE(self)->tp_free((PyObject *)self);
