@@ -26,6 +26,8 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <stdint.h>
@@ -74,21 +76,29 @@ static int api_ready;
 /* ------------------------------------------------------------------ the host-call counter */
 
 /* HostContext.calls / .budget live here so that C and Python count the same calls. */
+/* mono_last / mono_seen: replay's last monotonic reading (rr/host/clocks.py _not_before), here so
+ * that a native replay checks and moves it without the GIL. */
 typedef struct {
     PyObject_HEAD
     long long calls;
     long long budget;
+    unsigned long long mono_last;
+    int mono_seen;
 } Counter;
 
 static PyMemberDef counter_members[] = {
     {"calls", T_LONGLONG, offsetof(Counter, calls), 0, "host calls the guest has made"},
     {"budget", T_LONGLONG, offsetof(Counter, budget), 0, "calls allowed (see HostContext)"},
+    {"mono_last", T_ULONGLONG, offsetof(Counter, mono_last), 0, "replay: the last monotonic reading"},
+    {"mono_seen", T_INT, offsetof(Counter, mono_seen), 0, "replay: whether mono_last is set"},
     {NULL},
 };
 
 static int counter_init(Counter *self, PyObject *args, PyObject *kw) {
     self->calls = 0;
     self->budget = PY_LLONG_MAX;
+    self->mono_last = 0;
+    self->mono_seen = 0;
     return 0;
 }
 
@@ -123,7 +133,7 @@ typedef struct MapSink_ {
     uint8_t *base;     /* the mapping: file offsets [map_start, map_end) */
     off_t map_start, map_end;
     off_t used;        /* end of the records written */
-    off_t pwritten;    /* end of the last record written with pwrite */
+    off_t pwritten;    /* end of the page holding the end of the last record written with pwrite */
     int closed;
 } MapSink;
 
@@ -161,11 +171,26 @@ static int pwrite_all(int fd, const uint8_t *data, size_t n, off_t at) {
 }
 
 /* 0, or -1 with errno set (nothing written). */
-static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
+static int mapsink_append_slow(MapSink *m, const uint8_t *data, size_t n);
+
+static inline int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
+    /* the common case: a small record on mapped pages no pwrite wrote */
+    if (!m->closed && n > 0 && n < PWRITE_MIN && m->used + (off_t)n <= m->map_end && m->used >= m->pwritten) {
+        uint8_t *at = m->base + (m->used - m->map_start);
+        memcpy(at + 1, data + 1, n - 1);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
+        __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
+        m->used += (off_t)n;
+        return 0;
+    }
+    return mapsink_append_slow(m, data, n);
+}
+
+static int mapsink_append_slow(MapSink *m, const uint8_t *data, size_t n) {
     if (m->closed) { errno = EBADF; return -1; }
     if (n == 0) return 0;
     if (mapsink_reserve(m, n) < 0) return -1;
-    if (n >= PWRITE_MIN || m->used / page_size < (m->pwritten + page_size - 1) / page_size) {
+    if (n >= PWRITE_MIN || m->used < m->pwritten) {
         /* A large record (socket and stream bytes): copied into the file's pages by the kernel,
          * which costs a fraction of faulting each fresh page of the mapping in (20 MiB: ~4 ms
          * against 25-50 ms); and a small one on a page such a record wrote, which the mapping
@@ -174,7 +199,7 @@ static int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
         if (pwrite_all(m->fd, data + 1, n - 1, m->used + 1) < 0 || pwrite_all(m->fd, data, 1, m->used) < 0)
             return -1;
         m->used += (off_t)n;
-        m->pwritten = m->used;
+        m->pwritten = (m->used + page_size - 1) & ~(off_t)(page_size - 1);
         return 0;
     }
     uint8_t *at = m->base + (m->used - m->map_start);
@@ -318,18 +343,31 @@ static int fill_random(uint8_t *buf, size_t n) {
     return 0;
 }
 
-static __thread uint8_t pool[512];   /* per thread: several guests may run at once, without the GIL */
-static __thread size_t pool_left;
+/* per thread: several guests may run at once, without the GIL; one struct, so one TLS lookup.
+ * 4 KiB: getrandom costs ~2.4 us per 512 bytes here, ~11 us per 4 KiB (0.043 -> 0.022 us a u64) */
+static __thread struct { uint8_t bytes[4096]; size_t left; } pool;
 
 static int secure_bytes(uint8_t *out, size_t n) {
-    if (n > sizeof pool / 2) return fill_random(out, n);
-    if (pool_left < n) {
-        if (fill_random(pool, sizeof pool) < 0) return -1;
-        pool_left = sizeof pool;
+    if (n > sizeof pool.bytes / 2) return fill_random(out, n);
+    if (pool.left < n) {
+        if (fill_random(pool.bytes, sizeof pool.bytes) < 0) return -1;
+        pool.left = sizeof pool.bytes;
     }
-    memcpy(out, pool + sizeof pool - pool_left, n);
-    memset(pool + sizeof pool - pool_left, 0, n);   /* handed out once */
-    pool_left -= n;
+    memcpy(out, pool.bytes + sizeof pool.bytes - pool.left, n);
+    memset(pool.bytes + sizeof pool.bytes - pool.left, 0, n);   /* handed out once */
+    pool.left -= n;
+    return 0;
+}
+
+static int secure_u64(uint64_t *out) {   /* secure_bytes(out, 8), with fixed-size copies */
+    if (pool.left < 8) {
+        if (fill_random(pool.bytes, sizeof pool.bytes) < 0) return -1;
+        pool.left = sizeof pool.bytes;
+    }
+    uint8_t *at = pool.bytes + sizeof pool.bytes - pool.left;
+    memcpy(out, at, 8);
+    memset(at, 0, 8);
+    pool.left -= 8;
     return 0;
 }
 
@@ -390,11 +428,11 @@ static int live(int op, uint64_t n, uint8_t *buf, value *v) {
         v->bytes = buf; v->n = (size_t)n;
         return (op == OP_RANDOM_BYTES ? secure_bytes(buf, n) : insecure_bytes(buf, n));
     case OP_RANDOM_U64:
-        return secure_bytes((uint8_t *)&v->a, 8);
+        return secure_u64(&v->a);
     case OP_INSECURE_U64:
         return insecure_u64(&v->a);
     case OP_SEED:
-        return secure_bytes((uint8_t *)&v->a, 8) < 0 ? -1 : secure_bytes((uint8_t *)&v->b, 8);
+        return secure_u64(&v->a) < 0 ? -1 : secure_u64(&v->b);
     }
     return -1;
 }
@@ -450,17 +488,19 @@ static void lower(int op, const value *v, val *out) {
 
 /* ---- CBOR, as rr/trace/cbor.py writes it */
 
-static size_t head(uint8_t *out, uint8_t major, uint64_t n) {
+static inline size_t head(uint8_t *out, uint8_t major, uint64_t n) {
     if (n < 24) { out[0] = major | (uint8_t)n; return 1; }
     if (n < 0x100) { out[0] = major | 24; out[1] = (uint8_t)n; return 2; }
     if (n < 0x10000) { out[0] = major | 25; out[1] = (uint8_t)(n >> 8); out[2] = (uint8_t)n; return 3; }
     if (n < 0x100000000ull) {
         out[0] = major | 26;
-        for (int i = 0; i < 4; i++) out[1 + i] = (uint8_t)(n >> (24 - 8 * i));
+        uint32_t be = __builtin_bswap32((uint32_t)n);
+        memcpy(out + 1, &be, 4);
         return 5;
     }
     out[0] = major | 27;
-    for (int i = 0; i < 8; i++) out[1 + i] = (uint8_t)(n >> (56 - 8 * i));
+    uint64_t be = __builtin_bswap64(n);
+    memcpy(out + 1, &be, 8);
     return 9;
 }
 
@@ -491,6 +531,13 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
             ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
         p += 8;
         n -= 8;
+    }
+    if (n >= 4) {   /* an event frame is 10-20 bytes: one step of each */
+        uint32_t one = le32(p) ^ crc;
+        crc = crc_table[3][one & 0xff] ^ crc_table[2][(one >> 8) & 0xff] ^ crc_table[1][(one >> 16) & 0xff]
+            ^ crc_table[0][one >> 24];
+        p += 4;
+        n -= 4;
     }
     while (n--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
@@ -611,56 +658,52 @@ static PyTypeObject WriterStateType = {
 };
 
 /* The SharedWriter's lock: a plain lock Python uses with `with`, that the native recorder
- * takes without a method call (and never waits for: contended, the call goes the Python way). */
+ * takes without a method call (and never waits for: contended, the call goes the Python way).
+ * A futex word (0 free, 1 held, 2 held and waited for): taking and letting go of it uncontended
+ * is one atomic instruction each (PyThread's lock also reads the clock; a pthread mutex is two
+ * calls' worth more). */
 typedef struct {
     PyObject_HEAD
-    PyThread_type_lock lock;
+    int state;
 } Lock;
 
-static PyObject *lock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    Lock *self = (Lock *)type->tp_alloc(type, 0);
-    if (self == NULL) return NULL;
-    self->lock = PyThread_allocate_lock();
-    if (self->lock == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    return (PyObject *)self;
+static inline int lock_try(Lock *l) {
+    int free_ = 0;
+    return __atomic_compare_exchange_n(&l->state, &free_, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
-static void lock_dealloc(Lock *self) {
-    if (self->lock != NULL) PyThread_free_lock(self->lock);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+static inline void lock_unlock(Lock *l) {
+    if (__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2)
+        syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static PyObject *lock_acquire(Lock *self, PyObject *args) {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) Py_RETURN_TRUE;
-    for (;;) {
-        PyLockStatus r;
+    if (lock_try(self)) Py_RETURN_TRUE;
+    for (;;) {   /* waits without the GIL, a while at a time: signals are handled between (as threading.Lock) */
+        if (__atomic_exchange_n(&self->state, 2, __ATOMIC_ACQUIRE) == 0) Py_RETURN_TRUE;
+        struct timespec wait = {0, 20 * 1000 * 1000};
+        long r;
+        int e;
         Py_BEGIN_ALLOW_THREADS
-        r = PyThread_acquire_lock_timed(self->lock, -1, 1);
+        r = syscall(SYS_futex, &self->state, FUTEX_WAIT_PRIVATE, 2, &wait, NULL, 0);
+        e = errno;
         Py_END_ALLOW_THREADS
-        if (r == PY_LOCK_ACQUIRED) Py_RETURN_TRUE;
-        if (r == PY_LOCK_INTR && PyErr_CheckSignals() < 0) return NULL;   /* as threading.Lock */
+        if (r < 0 && e != EAGAIN && e != EINTR && e != ETIMEDOUT) { errno = e; return PyErr_SetFromErrno(PyExc_OSError); }
+        if (r < 0 && e != EAGAIN && PyErr_CheckSignals() < 0) return NULL;
     }
 }
 
 static PyObject *lock_release(Lock *self, PyObject *args) {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {   /* it was not held */
-        PyThread_release_lock(self->lock);
+    if (__atomic_load_n(&self->state, __ATOMIC_RELAXED) == 0) {
         PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
         return NULL;
     }
-    PyThread_release_lock(self->lock);
+    lock_unlock(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *lock_locked(Lock *self, PyObject *unused) {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-        PyThread_release_lock(self->lock);
-        Py_RETURN_FALSE;
-    }
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(__atomic_load_n(&self->state, __ATOMIC_RELAXED) != 0);
 }
 
 static PyMethodDef lock_methods[] = {
@@ -677,8 +720,7 @@ static PyTypeObject LockType = {
     .tp_name = "rr._native.Lock",
     .tp_basicsize = sizeof(Lock),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = lock_new,
-    .tp_dealloc = (destructor)lock_dealloc,
+    .tp_new = PyType_GenericNew,
     .tp_methods = lock_methods,
     .tp_doc = "The trace's write lock (rr/merge.py SharedWriter), taken by native recording too.",
 };
@@ -719,7 +761,7 @@ static int record_event(func *f, uint64_t n, const value *v, void **err) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
     WriterState *ws = (WriterState *)st[R_STATE];
     Lock *lock = (Lock *)st[R_LOCK];
-    if (!PyThread_acquire_lock(lock->lock, NOWAIT_LOCK)) return 1;   /* the proxy's thread is writing */
+    if (!lock_try(lock)) return 1;   /* the proxy's thread is writing */
     int rc = 1;
     uint8_t small[256];
     uint8_t *frame = small;
@@ -730,19 +772,18 @@ static int record_event(func *f, uint64_t n, const value *v, void **err) {
     if (!ws->open) goto out;
     size_t need = 9 + 48 + (op_shape[f->op] == SHAPE_BYTES ? v->n : 0) + 4;
     if (need > sizeof small && (frame = malloc(need)) == NULL) goto out;
-    uint8_t rec_buf[64];
-    uint8_t *rec = op_shape[f->op] == SHAPE_BYTES ? frame + 9 : rec_buf;
-    size_t rec_len = encode_event(f->op, f->code, n, v, rec);
+    /* the record at frame + 9, its head right before it */
+    size_t rec_len = encode_event(f->op, f->code, n, v, frame + 9);
     uint8_t h[9];
     size_t hl = head(h, 0x40, rec_len + 4);
-    memmove(frame + hl, rec, rec_len);
-    memcpy(frame, h, hl);
+    uint8_t *at = frame + 9 - hl;
+    memcpy(at, h, hl);
     size_t len = hl + rec_len;
-    uint32_t crc = crc32_update(ws->crc, frame, len);
-    for (int i = 0; i < 4; i++) frame[len + i] = (uint8_t)(crc >> (24 - 8 * i));
+    uint32_t crc = crc32_update(ws->crc, at, len);
+    for (int i = 0; i < 4; i++) at[len + i] = (uint8_t)(crc >> (24 - 8 * i));
     len += 4;
 
-    int wrote = f->map != NULL ? mapsink_append(f->map, frame, len) : write_all(f->fd, frame, len);
+    int wrote = f->map != NULL ? mapsink_append(f->map, at, len) : write_all(f->fd, at, len);
     if (wrote < 0) {   /* as TraceWriter._write: the writer keeps the error and fails from now on */
         int e = errno;
         ws->open = 0;
@@ -768,7 +809,7 @@ static int record_event(func *f, uint64_t n, const value *v, void **err) {
     rc = 0;
 out:
     if (frame != small) free(frame);
-    PyThread_release_lock(lock->lock);
+    lock_unlock(lock);
     return rc;
 }
 
@@ -829,13 +870,7 @@ static int replay_event(func *f, uint64_t n, value *v, PyObject **keep) {
         }
     }
     if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
-        PyObject *last = PyDict_GetItemWithError(st[P_SERVICES], s_mono_last);   /* borrowed */
-        if (last == NULL && PyErr_Occurred()) { rc = -1; goto out; }
-        if (last != NULL && last != Py_None) {
-            uint64_t prev;
-            if (get_u64(last, &prev) < 0 || v->a < prev) goto out;
-        }
-        if (PyDict_SetItem(st[P_SERVICES], s_mono_last, result) < 0) { rc = -1; goto out; }
+        if (f->counter->mono_seen && v->a < f->counter->mono_last) goto out;
     }
     PyObject *popped = PyObject_CallNoArgs(st[P_POPLEFT]);
     if (popped == NULL) { rc = -1; goto out; }
@@ -849,6 +884,10 @@ static int replay_event(func *f, uint64_t n, value *v, PyObject **keep) {
     }
     Py_XDECREF(popped); Py_XDECREF(consumed); Py_XDECREF(entry); Py_XDECREF(r);
     if (rc == -1) goto out;
+    if (f->op == OP_MONO_NOW) {
+        f->counter->mono_last = v->a;
+        f->counter->mono_seen = 1;
+    }
     *keep = result;
     result = NULL;
     rc = 0;
@@ -858,7 +897,7 @@ out:
     return rc;
 }
 
-static int cursor_take(func *f, uint64_t n, value *v);   /* below: the replay cursor */
+static int cursor_take(func *f, uint64_t n, value *v, int gil);   /* below: the replay cursor */
 
 /* ---- the callback wasmtime calls */
 
@@ -904,12 +943,17 @@ static void *native_call(void *env, void *ctx, void *ty, val *args, size_t nargs
         if (buf != small) free(buf);
         return err;
     }
+    /* replay: straight from the cursor without the GIL when it can tell alone */
+    if (cursor_take(f, n, &v, 0) == 0) {
+        lower(f->op, &v, &results[0]);
+        return NULL;
+    }
     PyGILState_STATE g = PyGILState_Ensure();
     void *err = NULL;
     int rc;
-    {   /* replay */
+    {
         PyObject *keep = NULL;
-        rc = cursor_take(f, n, &v);
+        rc = cursor_take(f, n, &v, 1);
         if (rc > 0) rc = replay_event(f, n, &v, &keep);
         if (rc > 0) goto plain;
         if (rc < 0) { err = fail_with_exception(f); goto done; }
@@ -966,7 +1010,7 @@ static void native_release(void *env) {
 
 typedef struct { const uint8_t *p, *end; } cursor;
 
-static int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
+static inline int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
     if (c->p >= c->end) return -1;
     uint8_t b = *c->p++;
     *major = b >> 5;
@@ -975,8 +1019,18 @@ static int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
     if (info > 27) return -1;
     size_t k = (size_t)1 << (info - 24);
     if ((size_t)(c->end - c->p) < k) return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < k; i++) v = (v << 8) | c->p[i];
+    uint64_t v;
+    if (k == 4) {   /* seconds and nanoseconds: big-endian loads, not a byte loop */
+        uint32_t w;
+        memcpy(&w, c->p, 4);
+        v = __builtin_bswap32(w);
+    } else if (k == 8) {
+        memcpy(&v, c->p, 8);
+        v = __builtin_bswap64(v);
+    } else {
+        v = 0;
+        for (size_t i = 0; i < k; i++) v = (v << 8) | c->p[i];
+    }
     c->p += k;
     *arg = v;
     return 0;
@@ -1089,7 +1143,8 @@ static PyObject *py_event_record(PyObject *self, PyObject *args) {
 typedef struct {
     PyObject_HEAD
     Py_buffer buf;
-    int has_buf;
+    int has_buf;             /* frames may be read (not closed) */
+    int exported;            /* buf is held (until dealloc) */
     Py_ssize_t pos;          /* file offset of the next frame */
     unsigned int crc;        /* the chain up to pos */
     long long events, index; /* rr/trace/reader.py iter_records' counts */
@@ -1109,7 +1164,7 @@ typedef struct { Py_ssize_t body, tail, end; uint32_t crc; } frame_t;
 
 /* The frame whose head is at `at`: 0 when it is whole and its checksum (chained from `crc`)
  * matches, else -1 (never an exception). */
-static int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) {
+static inline int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) {
     const uint8_t *b = c->buf.buf;
     Py_ssize_t len = c->buf.len;
     if (!c->has_buf || at < 0 || at >= len) return -1;
@@ -1160,18 +1215,29 @@ static int event_op(Cursor *c, const uint8_t *p, const uint8_t *end) {
     return r;
 }
 
+/* event_op without the GIL: -2 when the call's op is not cached yet. */
+static int event_op_cached(Cursor *c, const uint8_t *p, const uint8_t *end) {
+    cursor k = {p, end};
+    if (k.p >= k.end || (*k.p != 0x83 && *k.p != 0x84)) return -1;
+    k.p++;
+    uint8_t major;
+    uint64_t code;
+    if (read_head(&k, &major, &code) < 0 || major != 0) return -1;
+    return code < CODE_CACHE && c->code_op[code] != -2 ? c->code_op[code] : -2;
+}
+
 static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     PyObject *buffer, *names, *native;
     Py_ssize_t pos;
     unsigned int crc;
     if (!PyArg_ParseTuple(args, "OnIO!O!", &buffer, &pos, &crc, &PyList_Type, &names, &PyDict_Type, &native))
         return -1;
-    if (self->has_buf) {
+    if (self->exported) {
         PyErr_SetString(PyExc_RuntimeError, "Cursor already initialised");
         return -1;
     }
     if (PyObject_GetBuffer(buffer, &self->buf, PyBUF_SIMPLE) < 0) return -1;
-    self->has_buf = 1;
+    self->has_buf = self->exported = 1;
     self->pos = pos;
     self->crc = crc;
     self->events = self->index = 0;
@@ -1186,14 +1252,18 @@ static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     return 0;
 }
 
+/* close(): no frame is read from here on, but the mapping stays exported until the cursor goes
+ * (its last holder being the native calls' state): a native call replays without the GIL, and a
+ * guest thread a stop gave up on may still be inside one while the trace is closed. */
 static void cursor_release(Cursor *self) {
-    if (self->has_buf) PyBuffer_Release(&self->buf);
-    self->has_buf = 0;
     self->live = 0;
+    self->has_buf = 0;
 }
 
 static void cursor_dealloc(Cursor *self) {
     cursor_release(self);
+    if (self->exported) PyBuffer_Release(&self->buf);
+    self->exported = 0;
     Py_XDECREF(self->names);
     Py_XDECREF(self->native);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1298,14 +1368,28 @@ static PyTypeObject CursorType = {
 
 enum { S_CURSOR, S_QUEUE1, S_QUEUE2, S_FLOWS, S_SIZE };
 
-static int uint_at(cursor *k, uint64_t *out) {
+static inline int uint_at(cursor *k, uint64_t *out) {
     uint8_t major;
     return read_head(k, &major, out) < 0 || major != 0 ? -1 : 0;
 }
 
+/* Whether a read-ahead queue (a collections.deque) is empty. Without the GIL only an exact
+ * deque is read, by its size field: in cursor mode no other thread reads the trace or fills
+ * these queues (no replay proxy: rr/session.py), so only this thread, which is here, changes it. */
+static PyTypeObject *deque_type;
+
+static int queue_empty(PyObject *q, int gil) {
+    if (Py_IS_TYPE(q, deque_type)) return Py_SIZE(q) == 0 ? 1 : 0;
+    if (!gil) return 2;
+    Py_ssize_t len = PyObject_Size(q);
+    return len < 0 ? -1 : len == 0;
+}
+
 /* 0: the event was this call's and is consumed into *v, 1: use the other paths (nothing was
- * changed), -1: an exception is set. */
-static int cursor_take(func *f, uint64_t n, value *v) {
+ * changed), 2: (gil == 0) it takes the GIL to tell, -1: an exception is set. Without the GIL
+ * it reads only C state, immutable tuples and what queue_empty reads; a call definition not
+ * yet seen, a name to compare need the GIL. */
+static int cursor_take(func *f, uint64_t n, value *v, int gil) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
     PyObject *source = st[P_SOURCE];
     if (source == Py_None) return 1;
@@ -1315,16 +1399,18 @@ static int cursor_take(func *f, uint64_t n, value *v) {
     if (st[P_PROGRESS] != (PyObject *)c) return 1;   /* not attached (--until) */
     PyObject *queues[3] = {st[P_AHEAD], src[S_QUEUE1], src[S_QUEUE2]};
     for (int i = 0; i < 3; i++) {
-        Py_ssize_t len = PyObject_Size(queues[i]);
-        if (len != 0) return len < 0 ? -1 : 1;
+        int empty = queue_empty(queues[i], gil);
+        if (empty != 1) return empty == 0 ? 1 : empty;
     }
     frame_t fr, next;
     if (frame_at(c, c->pos, c->crc, &fr) < 0) return 1;
     const uint8_t *b = c->buf.buf;
     cursor k = {b + fr.body, b + fr.tail};
     uint64_t code;
-    if (*k.p++ != 0x83 || uint_at(&k, &code) < 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
+    if (*k.p++ != 0x83 || uint_at(&k, &code) < 0) return 1;
     if (code != f->code || c->names != f->code_names) {
+        if (!gil) return 2;
+        if (code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
         PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)code);
         if (name != f->name && !(PyUnicode_CheckExact(name) && PyUnicode_Compare(name, f->name) == 0)) {
             if (PyErr_Occurred()) PyErr_Clear();
@@ -1353,23 +1439,16 @@ static int cursor_take(func *f, uint64_t n, value *v) {
         }
     }
     if (k.p != k.end) return 1;
-    if (frame_at(c, fr.end, fr.crc, &next) < 0 || event_op(c, b + next.body, b + next.tail) < 0) return 1;
+    if (frame_at(c, fr.end, fr.crc, &next) < 0) return 1;
+    int next_op = gil ? event_op(c, b + next.body, b + next.tail) : event_op_cached(c, b + next.body, b + next.tail);
+    if (next_op < 0) return next_op == -2 ? 2 : 1;
     if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
-        PyObject *last = PyDict_GetItemWithError(st[P_SERVICES], s_mono_last);   /* borrowed */
-        if (last == NULL && PyErr_Occurred()) return -1;
-        if (last != NULL && last != Py_None) {
-            uint64_t prev;
-            if (get_u64(last, &prev) < 0 || v->a < prev) return 1;
-        }
-        PyObject *now = PyLong_FromUnsignedLongLong(v->a);
-        if (now == NULL) return -1;
-        int r = PyDict_SetItem(st[P_SERVICES], s_mono_last, now);
-        Py_DECREF(now);
-        if (r < 0) return -1;
+        if (f->counter->mono_seen && v->a < f->counter->mono_last) return 1;
+        f->counter->mono_last = v->a;
+        f->counter->mono_seen = 1;
     }
-    /* Consumed: the reader's counts, FlowIndex's and the replayer's move on as if the Python
-     * path had read and handed out this event. */
-    if (add_to_attr(src[S_FLOWS], s__index, 1) < 0) return -1;
+    /* Consumed: the reader's counts, FlowIndex's (it adds `taken`) and the replayer's move on
+     * as if the Python path had read and handed out this event. */
     int slot = c->ring_next;
     c->ring[slot].seq = ++c->consumed;
     c->ring[slot].index = c->read++;
@@ -1446,6 +1525,21 @@ static PyObject *py_make(PyObject *self, PyObject *args) {
         }
     }
     return PyLong_FromVoidPtr(f);
+}
+
+/* The floor (benchmarks/bench_run.py): a callback that does nothing but hand back a constant of
+ * the call's shape, registered like native_call; the least any host on wasmtime's component C
+ * API pays per call. Not for the bytes shape. */
+static void *floor_call(void *env, void *ctx, void *ty, val *args, size_t nargs, val *results, size_t nresults) {
+    func *f = env;
+    static const value constant = {1, 2, NULL, 0};
+    if (nresults != 1 || op_shape[f->op] == SHAPE_BYTES) return error_new("rr: the floor callback has no such call");
+    lower(f->op, &constant, &results[0]);
+    return NULL;
+}
+
+static PyObject *py_floor_address(PyObject *self, PyObject *unused) {
+    return PyLong_FromVoidPtr((void *)floor_call);
 }
 
 static PyObject *py_addresses(PyObject *self, PyObject *unused) {
@@ -1532,6 +1626,7 @@ static PyMethodDef methods[] = {
     {"setup", py_setup, METH_VARARGS, "setup(list_new_uninit, tuple_new_uninit, record_new_uninit, byte_vec_new, error_new)"},
     {"make", py_make, METH_VARARGS, "make(op, mode, counter, call, env_counted, env_plain, release, name, state, fail)"},
     {"addresses", py_addresses, METH_NOARGS, "(callback, finalizer) addresses"},
+    {"floor_address", py_floor_address, METH_NOARGS, "the benchmark's no-op callback (bench_run.py's floor)"},
     {"encode", py_encode, METH_VARARGS, "encode(op, code, n, a, b, data, crc) -> (frame, crc)"},
     {"event_record", py_event_record, METH_VARARGS, "event_record(buf, start, end, names) -> raw event dict or None"},
     {NULL},
@@ -1552,6 +1647,11 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_codes_get, "get"); INTERN(s__read, "_read"); INTERN(s__index, "_index");
     INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) return NULL;
+    deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque_type == NULL) return NULL;
     page_size = sysconf(_SC_PAGESIZE);
     if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MapSinkType) < 0 || PyType_Ready(&CursorType) < 0
         || PyType_Ready(&WriterStateType) < 0 || PyType_Ready(&LockType) < 0)
@@ -1563,7 +1663,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
         || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
         || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 4);   /* rr/nativelib.py ABI: bump both together */
+    PyModule_AddIntConstant(m, "ABI_VERSION", 6);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

@@ -299,7 +299,8 @@ class FlowIndex:
     def __init__(self, reader: TraceReader):
         self._reader = reader
         self._it = iter(reader)
-        self._index = 0                    # trace index of the next event read
+        self._index = 0                    # events read here (the trace index: + those native calls took)
+        self.native: Any = None            # the Cursor native calls take events from past this reader
         self._lock = threading.Lock()
         self._pending: deque[Event] = deque()   # read by find(), not yet handed to the replayer
         self._records: dict[str, dict[str, Any]] = {}
@@ -334,7 +335,8 @@ class FlowIndex:
         except TraceError:
             self._done = True
             raise
-        index, self._index = self._index, self._index + 1
+        index = self._index + (self.native.taken if self.native is not None else 0)
+        self._index += 1
         if is_flow(event):
             problem = record_problem(event.result)
             if problem is None and event.result["id"] in self._records:

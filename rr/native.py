@@ -51,13 +51,16 @@ def describe() -> str:
 
 
 class _Counter:
-    """The Python path's host-call counter (the native one has the same two fields)."""
+    """The Python path's host-call counter (the native one has the same fields); replay's last
+    monotonic reading lives here too (rr/host/clocks.py), where native replay reads it."""
 
-    __slots__ = ("calls", "budget")
+    __slots__ = ("calls", "budget", "mono_last", "mono_seen")
 
     def __init__(self) -> None:
         self.calls = 0
         self.budget = 2**63 - 1
+        self.mono_last = 0
+        self.mono_seen = 0
 
 
 def new_counter() -> Any:
@@ -80,6 +83,11 @@ def _shape_of(fty: wc.FuncType) -> str | None:
         return _BYTES
     return None
 
+
+# benchmarks/bench_run.py's floor: `rr run` registers a no-op C callback that returns a constant
+# of the call's shape instead (the least a host on wasmtime-py's C API pays per call). Never set
+# outside the benchmark.
+FLOOR_FOR_BENCHMARK = False
 
 _ready = False
 
@@ -131,6 +139,8 @@ class Linking:
             return False
         plain = abi.bind(self.conv, counted.name, fty, partial(impl, self.host), self.guard)
         callback, release = _native.addresses()
+        if FLOOR_FOR_BENCHMARK and self.mode == _native.MODE_RUN and shape != _BYTES:
+            callback = _native.floor_address()
         env = _native.make(op, self.mode, self.host.counter, abi.trampoline_address(), abi.register(counted),
                            abi.register(plain), abi.finalizer_address(), call,
                            self.state, abi.fail_call)

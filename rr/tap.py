@@ -230,7 +230,7 @@ class Replayer(Tap):
         if self.until is not None:
             return
         cursor.read, cursor.consumed = self._n.read, self._n.consumed
-        self._n = self._cursor = cursor
+        self._n = self._cursor = flows.native = cursor
         self._source = (cursor, *queues, flows)
 
     def native_target(self, services: dict[str, Any]) -> tuple[Any, ...]:

@@ -387,3 +387,20 @@ def test_the_trace_lock_behaves_as_a_threading_lock() -> None:
     lock.release()   # the waiting thread gets it once this one lets go
     t.join(30)
     assert waited == [1] and not lock.locked()
+
+
+def test_the_benchmarks_floor_callback_answers_the_native_calls_with_a_constant(
+        built: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_run.py's floor column: `rr run` with the native calls bound to a no-op C callback
+    (rr/_native.c floor_call) returning (1, 2) for a datetime and 1 for a u64."""
+    program = runner.load(built["clock"])
+    monkeypatch.setenv("RR_NATIVE", "1")
+    monkeypatch.setattr(native, "FLOOR_FOR_BENCHMARK", True)
+    out = io.BytesIO()
+    outcome = runner.run(program, Sandbox(argv=["clock"], stdout=out, stderr=out))
+    assert outcome.kind == "exit", outcome
+    assert b"wall 1 2\n" in out.getvalue() and b"mono 1\n" in out.getvalue(), out.getvalue()
+    monkeypatch.setattr(native, "FLOOR_FOR_BENCHMARK", False)
+    out = io.BytesIO()
+    runner.run(program, Sandbox(argv=["clock"], stdout=out, stderr=out))
+    assert b"wall 1 2\n" not in out.getvalue(), out.getvalue()
