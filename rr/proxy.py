@@ -203,6 +203,61 @@ def _skip_ca_key_check() -> None:
     certs.load_pem_private_key = load_pem_private_key  # type: ignore[assignment]
 
 
+class _TlsWhenNeeded:
+    """mitmproxy's tlsconfig addon, made (with pyOpenSSL, cryptography and the CA, rr/deferred.py's
+    TLS group: ~40 ms of every start) on the first TLS a connection needs: rr's host sends plain
+    HTTP, so most runs need none. Stands where tlsconfig stood in the chain and hands it every
+    hook tlsconfig has; made mid-run as mitmproxy's AddonManager.register says, under its own
+    name, so `addons.get("tlsconfig")` finds it, and configured as its `running` hook does
+    (the CA and `certs` loaded from the confdir)."""
+
+    def __init__(self, master: "Master") -> None:
+        self._master = master
+        self._tls: Any = None
+
+    def configured(self) -> None:
+        """Once the options are set: a confdir without mitmproxy's CA gets it now, as before
+        (a failure fails the start; processes started together later find it whole instead of
+        each writing one while another reads it)."""
+        from mitmproxy.options import CONF_BASENAME
+
+        if not (Path(self._master.options.confdir).expanduser() / f"{CONF_BASENAME}-ca.pem").exists():
+            self._real()
+
+    def _real(self) -> Any:
+        if self._tls is None:
+            _skip_ca_key_check()
+            from mitmproxy.addons import tlsconfig
+
+            self._tls = self._master.addons.register(tlsconfig.TlsConfig())
+            self._tls.configure({"confdir"})
+        return self._tls
+
+    def configure(self, updated: set[str]) -> None:
+        if self._tls is not None:
+            self._tls.configure(updated)
+
+    def request(self, flow: Any) -> None:
+        # tlsconfig answers a request for its CA's revocation list (/mitmproxy-<serial>.crl).
+        if self._tls is not None or flow.request.path.endswith(".crl"):
+            self._real().request(flow)
+
+    def tls_clienthello(self, data: Any) -> None:
+        self._real().tls_clienthello(data)
+
+    def tls_start_client(self, data: Any) -> None:
+        self._real().tls_start_client(data)
+
+    def tls_start_server(self, data: Any) -> None:
+        self._real().tls_start_server(data)
+
+    def quic_start_client(self, data: Any) -> None:
+        self._real().quic_start_client(data)
+
+    def quic_start_server(self, data: Any) -> None:
+        self._real().quic_start_server(data)
+
+
 def _decide_when_the_server_closes_first() -> None:
     """mitmproxy decides how to relay a connection only once data arrives (layer.NextLayer asks
     its addons on DataReceived). A raw TCP connection rr relays is connected upstream eagerly, so
@@ -594,20 +649,22 @@ class EmbeddedProxy:
             ready.set()
 
     async def _run_master(self, ready: threading.Event) -> None:
-        _skip_ca_key_check()
         _http1_trailers()
         from mitmproxy import options
-        from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+        from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver
         from mitmproxy.master import Master
 
         opts = options.Options()
         master: Master
+        tls: _TlsWhenNeeded | None = None
         if self._web:
+            _skip_ca_key_check()
             master = _closable_web_master(opts)  # brings mitmweb's default addons
         else:
             master = Master(opts, with_termlog=False)
-            master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
-                              tlsconfig.TlsConfig(), disable_h2c.DisableH2C())
+            tls = _TlsWhenNeeded(master)
+            master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tls,
+                              disable_h2c.DisableH2C())
         # The gate goes first in the chain (before mitmweb's view and intercept): a request that
         # is not the guest's is refused before any other addon sees it.
         master.addons.add(self.gate)
@@ -662,6 +719,8 @@ class EmbeddedProxy:
                          # before any connection and rr's host never sends.)
                          "connection_strategy": "eager"}
         opts.update(**settings)
+        if tls is not None:
+            tls.configured()
         self._master = master
         await master.run()
         # Master.run() returns without closing the listening socket; close it so the port is
