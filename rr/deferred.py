@@ -208,26 +208,44 @@ def _replace_forwarders(group: Group) -> None:
 
 
 class _PostponedLoader(importlib.machinery.SourceFileLoader):
-    """Compiles its module with postponed evaluation of annotations (PEP 563). Its bytecode is
-    cached apart (rr's cache directory): the ordinary .pyc beside the source holds the other
-    compilation, and stays as it is for every process that does not defer."""
+    """Compiles its module with postponed evaluation of annotations (PEP 563). The ordinary .pyc
+    beside the source holds the other compilation (and stays as it is for every process that
+    defers nothing): this one is cached in rr's cache directory, like its compiled components,
+    whatever PYTHONDONTWRITEBYTECODE says (compiling mitmproxy.connection takes ~5-9 ms)."""
 
-    def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> types.CodeType:  # type: ignore[override]
-        return compile(data, path, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True,
-                       optimize=_optimize)
+    def get_code(self, fullname: str) -> types.CodeType:
+        import marshal
+        import os
 
-    def get_data(self, path: str) -> bytes:
-        return super().get_data(self._own(path))
+        st = os.stat(self.path)
+        # A timestamp-based .pyc's header (PEP 552): it is stale once the source changes.
+        header = b"".join((importlib.util.MAGIC_NUMBER, bytes(4), (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little"),
+                           (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")))
+        cached = self._cached()
+        try:
+            with open(cached, "rb") as f:
+                data = f.read()
+            if data[:16] == header:
+                return marshal.loads(data[16:])  # type: ignore[no-any-return]
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        code = compile(self.get_data(self.path), self.path, "exec", flags=__future__.annotations.compiler_flag,
+                       dont_inherit=True)
+        try:
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            part = f"{cached}.{os.getpid()}.part"
+            with open(part, "wb") as f:
+                f.write(header + marshal.dumps(code))
+            os.replace(part, cached)   # whole or not at all for a process reading it
+        except OSError:
+            pass
+        return code
 
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:  # type: ignore[override]
-        super().set_data(self._own(path), data, _mode=_mode)   # makes the directories; a failure is silent
-
-    def _own(self, path: str) -> str:
-        if not path.endswith(".pyc"):
-            return path
+    def _cached(self) -> str:
         from .cache import cache_dir
         where = hashlib.sha256(self.path.encode()).hexdigest()[:16]
-        return str(cache_dir() / "pyc" / f"{self.name}-{where}.{sys.implementation.cache_tag}.pyc")
+        opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
+        return str(cache_dir() / "pyc" / f"{self.name}-{where}.{sys.implementation.cache_tag}{opt}.pyc")
 
 
 class _Postponing:
@@ -289,8 +307,8 @@ GROUPS = (
     # YAML: option files.
     Group((("ruamel.yaml", ()),), prefix="ruamel.yaml."),
     # WebSocket (wsproto): rr's guests speak HTTP/1.1 requests; a 101 upgrade runs it.
-    Group((("wsproto", ()), ("wsproto.frame_protocol", ("Opcode",)), ("wsproto.handshake", ()),
-           ("wsproto.extensions", ()), ("wsproto.utilities", ()),
+    Group((("wsproto.frame_protocol", ("Opcode",)), ("wsproto.utilities", ()), ("wsproto.extensions", ()),
+           ("wsproto.handshake", ()), ("wsproto", ()),
            ("mitmproxy.proxy.layers.websocket", ("WebsocketLayer", "WebSocketMessageInjected"))),
           prefix="wsproto."),
 )

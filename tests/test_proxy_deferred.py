@@ -1,5 +1,5 @@
-"""rr/deferred.py: what the embedded proxy leaves unexecuted (QUIC and HTTP/3, the command-line
-grammar, YAML) runs as an ordinary import would once anything uses it.
+"""rr/deferred.py: what the embedded proxy leaves unexecuted (TLS, WebSocket, QUIC and HTTP/3, the
+command-line grammar, YAML) runs as an ordinary import would once anything uses it.
 
 Each case is a fresh interpreter: in this one, other tests have imported mitmproxy already (and
 then nothing is deferred)."""
@@ -19,7 +19,7 @@ START_PROXY = """
     with EmbeddedProxy("record", on_flow=lambda record: None) as proxy:
         assert proxy.port
     for name in ("aioquic.quic.connection", "pylsqpack", "service_identity", "pyparsing.core", "ruamel.yaml.main",
-                 "h2.connection", "zstandard.backend_c"):
+                 "h2.connection", "zstandard.backend_c", "OpenSSL.crypto", "cryptography.x509", "wsproto.connection"):
         assert name not in sys.modules, name   # left unexecuted by a proxy that ran
 """
 
@@ -65,6 +65,38 @@ def test_importing_aioquic_directly_runs_the_group_first() -> None:
     from mitmproxy.addons import tlsconfig
     assert QuicConfiguration().cipher_suites is None and tlsconfig.CipherSuite is aioquic.tls.CipherSuite
     assert sys.modules["aioquic.quic"].__spec__.origin.endswith("__init__.py")
+    print("ok")
+    """)
+    assert out == "ok\n"
+
+
+def test_tls_and_websocket_run_on_first_use_and_postponed_annotations_resolve() -> None:
+    out = python(START_PROXY + """
+    from mitmproxy import connection, http, websocket
+    from mitmproxy.addons import next_layer, proxyserver
+    from mitmproxy.proxy import layers
+    from mitmproxy.proxy.layers import http as http_layers
+    # the TLS layer's name, called by next_layer on a TLS ClientHello, runs the whole group
+    assert next_layer.starts_like_tls_record(bytes.fromhex("160301")) is True
+    import OpenSSL.SSL
+    from mitmproxy import certs, tls
+    from mitmproxy.proxy.layers import tls as tls_layers
+    assert isinstance(next_layer.ServerTLSLayer, type) and next_layer.ServerTLSLayer is layers.ServerTLSLayer is tls_layers.ServerTLSLayer
+    assert issubclass(sys.modules["mitmproxy.proxy.layers.quic._hooks"].QuicTlsData, tls.TlsData)
+    assert http_layers.tls is tls_layers and "h1" not in next_layer.HTTP_ALPNS and b"http/1.1" in next_layer.HTTP_ALPNS
+    # postponed annotations: the serializable dataclasses resolve them to the real classes
+    server = connection.Server(address=("example.com", 443))
+    assert connection.Server.from_state(server.get_state()).address == ("example.com", 443)
+    assert [f.type for f in connection.Server._SerializableDataclass__fields() if f.name == "certificate_list"] \
+        == [connection.Sequence[certs.Cert]]
+    # WebSocket: wsproto's Opcode is real once used
+    message = websocket.WebSocketMessage(1, True, b"hi")
+    assert message.is_text and proxyserver.Opcode is websocket.Opcode is sys.modules["wsproto.frame_protocol"].Opcode
+    assert isinstance(layers.WebsocketLayer, type) and "wsproto.connection" in sys.modules
+    from mitmproxy.test import tflow
+    flow = tflow.tflow(ws=True)
+    flow.websocket.messages.append(message)
+    assert http.HTTPFlow.from_state(flow.get_state()).websocket.messages[-1].content == b"hi"
     print("ok")
     """)
     assert out == "ok\n"
