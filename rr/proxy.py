@@ -258,6 +258,26 @@ class _TlsWhenNeeded:
         self._real().quic_start_server(data)
 
 
+class _PlainHttpFirst:
+    """Decides, before mitmproxy's next_layer addon, the layer of a connection to the regular
+    listener whose first byte cannot begin a TLS record (rr's host sends HTTP/1.1 there): the
+    HTTP layer next_layer would choose, without calling net.tls.starts_like_tls_record, whose
+    module would run the TLS group at every recording's first request. Anything else (a byte
+    0x16, another listener, ignore/allow hosts) is left to next_layer."""
+
+    def next_layer(self, nextlayer: Any) -> None:
+        from mitmproxy import ctx
+        from mitmproxy.proxy import layers
+        from mitmproxy.proxy.layers import modes
+        from mitmproxy.proxy.layers.http import HTTPMode
+
+        context = nextlayer.context
+        if (nextlayer.layer is None and len(context.layers) == 1 and type(context.layers[0]) is modes.HttpProxy
+                and context.client.transport_protocol == "tcp" and not ctx.options.ignore_hosts
+                and not ctx.options.allow_hosts and nextlayer.data_client()[:1] != b"\x16"):
+            nextlayer.layer = layers.HttpLayer(context, HTTPMode.regular)
+
+
 def _decide_when_the_server_closes_first() -> None:
     """mitmproxy decides how to relay a connection only once data arrives (layer.NextLayer asks
     its addons on DataReceived). A raw TCP connection rr relays is connected upstream eagerly, so
@@ -663,7 +683,7 @@ class EmbeddedProxy:
         else:
             master = Master(opts, with_termlog=False)
             tls = _TlsWhenNeeded(master)
-            master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tls,
+            master.addons.add(core.Core(), proxyserver.Proxyserver(), _PlainHttpFirst(), next_layer.NextLayer(), tls,
                               disable_h2c.DisableH2C())
         # The gate goes first in the chain (before mitmweb's view and intercept): a request that
         # is not the guest's is refused before any other addon sees it.

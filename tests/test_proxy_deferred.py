@@ -100,3 +100,24 @@ def test_tls_and_websocket_run_on_first_use_and_postponed_annotations_resolve() 
     print("ok")
     """)
     assert out == "ok\n"
+
+
+def test_a_plain_http_exchange_leaves_tls_unexecuted() -> None:
+    out = python("""
+    import http.client, sys
+    sys.path.insert(0, "tests")
+    import httpservers
+    from rr.proxy import EmbeddedProxy
+    server = httpservers.TestServer().start()
+    flows = []
+    with EmbeddedProxy("record", on_flow=flows.append) as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        conn.request("GET", server.url("/plain"), headers={"x-rr-flow": "1", "proxy-authorization": proxy.credentials})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, httpservers.PLAIN_BODY)
+        conn.close()
+    server.stop()
+    assert len(flows) == 1 and "OpenSSL.crypto" not in sys.modules and "wsproto.connection" not in sys.modules
+    print("ok")
+    """)
+    assert out == "ok\n"
