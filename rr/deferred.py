@@ -21,7 +21,6 @@ from __future__ import annotations
 import __future__
 import hashlib
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -163,8 +162,9 @@ class _RunsGroupFirst:
         return importlib.util.spec_from_loader(name, _Imported(module), is_package=hasattr(module, "__path__"))
 
 
-class _Imported(importlib.abc.Loader):
-    """Hands an import the module that is already in sys.modules, spec and all."""
+class _Imported:
+    """Hands an import the module that is already in sys.modules, spec and all. (A loader by
+    protocol: importlib.abc would import importlib.resources, ~1.5 ms of every proxy start.)"""
 
     def __init__(self, module: types.ModuleType) -> None:
         self.module = module
