@@ -121,3 +121,17 @@ def test_a_plain_http_exchange_leaves_tls_unexecuted() -> None:
     print("ok")
     """)
     assert out == "ok\n"
+
+
+def test_a_run_that_makes_no_request_starts_no_proxy(tmp_path: Path) -> None:
+    """http_get without a URL imports wasi:http and prints its usage: record and replay import
+    no mitmproxy (the proxy starts at the guest's first request)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import guests
+
+    wasm, trace = str(guests.c_guest("http_get")), str(tmp_path / "usage.cbor")
+    for argv in (["record", "--allow-http", "127.0.0.1", wasm, "-t", trace, "--"], ["replay", wasm, trace]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "rr", *argv], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 1 and "usage: http_get" in done.stderr, done.stderr[-500:]
+        assert "| rr.session" in done.stderr and "mitmproxy" not in done.stderr, argv
