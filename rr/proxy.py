@@ -12,7 +12,6 @@ see `_loop_local_ctx`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -26,6 +25,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import asyncio
+
     from mitmproxy.master import Master
     from proxy_addon import FlowRecord, RecordAddon, ReplayAddon
 
@@ -435,7 +436,9 @@ def _closable_web_master(opts: Any) -> "Master":
     return ClosableWebMaster(opts, with_termlog=False)
 
 
-def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+def _log_loop_exception(loop: "asyncio.AbstractEventLoop", context: dict[str, Any]) -> None:
+    import asyncio
+
     if not isinstance(context.get("exception"), asyncio.CancelledError):
         logging.getLogger("mitmproxy.rr").warning("asyncio: %s", context.get("message"), exc_info=context.get("exception"))
 
@@ -751,6 +754,8 @@ class EmbeddedProxy:
         # asyncio.run() now cancels the handlers of still-open client connections; Python 3.12.1
         # reports each as "Exception in callback ... CancelledError" on stderr. Route such
         # reports to mitmproxy's (normally silent) log instead.
+        import asyncio   # here, not at the top: a run that never starts the proxy needs none of it
+
         asyncio.get_running_loop().set_exception_handler(_log_loop_exception)
 
     def stop(self) -> None:
