@@ -10,13 +10,17 @@ module took out of it at import (`from m import f`: such names are handed out as
 or the import of any other module under its prefix (so aioquic's own modules never see a
 forwarder in place of a class). Once a group has run, every forwarder left in a module's
 globals is replaced by the real object, so isinstance and subclassing see real classes.
-The forwarded names are used by mitmproxy 12.2.3 only by calling, indexing or iterating them.
+The forwarded names are used by mitmproxy 12.2.3 only by calling, indexing, iterating or
+testing membership in them, or in annotations: the few modules whose annotations name a
+deferred class at import (POSTPONED) are compiled as if they began with `from __future__
+import annotations` (mitmproxy's serializable dataclasses resolve such strings on first use).
 """
 
 from __future__ import annotations
 
+import __future__
+import hashlib
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -52,6 +56,9 @@ class _Forward:
     def __len__(self) -> int:
         return len(self._real())
 
+    def __contains__(self, item: Any) -> bool:
+        return item in self._real()
+
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._real(), attr)
 
@@ -61,11 +68,13 @@ class _Forward:
 
 class Group:
     """`modules`: (name, names handed out as forwarders), in the order they run. `prefix`:
-    importing any other module that starts with it runs the group first."""
+    importing any other module that starts with it (or with one of them) runs the group first."""
 
-    def __init__(self, modules: tuple[tuple[str, tuple[str, ...]], ...], prefix: str | None = None) -> None:
+    def __init__(self, modules: tuple[tuple[str, tuple[str, ...]], ...],
+                 prefix: str | tuple[str, ...] | None = None, after: tuple[Group, ...] = ()) -> None:
         self.modules = modules
         self.prefix = prefix
+        self.after = after   # groups its modules import while they run: those run first
         self._pending: dict[str, tuple[types.ModuleType, importlib.machinery.ModuleSpec]] = {}
         self._running = False
         self._finder: _RunsGroupFirst | None = None
@@ -105,6 +114,8 @@ class Group:
         with _lock:
             if not self._pending or self._running:
                 return
+            for group in self.after:
+                group.run()
             self._running = True
             try:
                 # The packages above the group's modules first, as an ordinary import would
@@ -151,8 +162,9 @@ class _RunsGroupFirst:
         return importlib.util.spec_from_loader(name, _Imported(module), is_package=hasattr(module, "__path__"))
 
 
-class _Imported(importlib.abc.Loader):
-    """Hands an import the module that is already in sys.modules, spec and all."""
+class _Imported:
+    """Hands an import the module that is already in sys.modules, spec and all. (A loader by
+    protocol: importlib.abc would import importlib.resources, ~1.5 ms of every proxy start.)"""
 
     def __init__(self, module: types.ModuleType) -> None:
         self.module = module
@@ -195,7 +207,87 @@ def _replace_forwarders(group: Group) -> None:
         _bind_in_parent(name, sys.modules[name])
 
 
+class _PostponedLoader(importlib.machinery.SourceFileLoader):
+    """Compiles its module with postponed evaluation of annotations (PEP 563). The ordinary .pyc
+    beside the source holds the other compilation (and stays as it is for every process that
+    defers nothing): this one is cached in rr's cache directory, like its compiled components,
+    whatever PYTHONDONTWRITEBYTECODE says (compiling mitmproxy.connection takes ~5-9 ms)."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        import marshal
+        import os
+
+        st = os.stat(self.path)
+        # A timestamp-based .pyc's header (PEP 552): it is stale once the source changes.
+        header = b"".join((importlib.util.MAGIC_NUMBER, bytes(4), (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little"),
+                           (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")))
+        cached = self._cached()
+        try:
+            with open(cached, "rb") as f:
+                data = f.read()
+            if data[:16] == header:
+                return marshal.loads(data[16:])  # type: ignore[no-any-return]
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        code = compile(self.get_data(self.path), self.path, "exec", flags=__future__.annotations.compiler_flag,
+                       dont_inherit=True)
+        try:
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            part = f"{cached}.{os.getpid()}.part"
+            with open(part, "wb") as f:
+                f.write(header + marshal.dumps(code))
+            os.replace(part, cached)   # whole or not at all for a process reading it
+        except OSError:
+            pass
+        return code
+
+    def _cached(self) -> str:
+        from .cache import cache_dir
+        where = hashlib.sha256(self.path.encode()).hexdigest()[:16]
+        opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
+        return str(cache_dir() / "pyc" / f"{self.name}-{where}.{sys.implementation.cache_tag}{opt}.pyc")
+
+
+class _Postponing:
+    """A meta-path finder: the modules in `names` load through _PostponedLoader."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name not in self.names:
+            return None
+        spec = _spec_without_importing(name)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            return None
+        return importlib.util.spec_from_file_location(name, spec.origin,
+                                                      loader=_PostponedLoader(name, spec.origin))  # type: ignore[arg-type]
+
+
+# Modules whose annotations name a class of a group below at import time, and nothing else in
+# them uses those names before they are called (not mitmproxy.http: its message data check
+# their fields' types at run time). Their serializable dataclasses resolve the strings.
+POSTPONED = frozenset({
+    "mitmproxy.connection",   # certs.Cert
+    "mitmproxy.websocket",    # wsproto's Opcode
+})
+
+# TLS (pyOpenSSL, cryptography's x509, mitmproxy's certificates, TLS layers and tlsconfig):
+# rr's host speaks plain HTTP to the proxy, so only an upstream https request, a TLS
+# client of the proxy, or a recording's TCP relay (which looks for a ClientHello) runs it.
+TLS = Group((("OpenSSL", ()), ("OpenSSL.SSL", ()),
+            ("mitmproxy.certs", ()),
+            ("mitmproxy.tls", ("ClientHello", "ClientHelloData", "TlsData")),
+            ("mitmproxy.net.tls", ("starts_like_dtls_record", "starts_like_tls_record")),
+            ("mitmproxy.proxy.layers.tls", ("ClientTLSLayer", "ServerTLSLayer", "dtls_parse_client_hello",
+                                            "HTTP_ALPNS", "parse_client_hello")),
+            ("mitmproxy.proxy.layers.quic._hooks", ("QuicStartClientHook", "QuicStartServerHook", "QuicTlsData",
+                                                    "QuicTlsSettings")),
+            ("mitmproxy.addons.tlsconfig", ())),
+           prefix="OpenSSL.")
+
 GROUPS = (
+    TLS,
     # QUIC and HTTP/3: rr's listeners are TCP (regular, reverse:http, socks5).
     Group((("aioquic.tls", ("CipherSuite",)),
            ("aioquic.h3.connection", ("H3_ALPN",)),
@@ -203,7 +295,7 @@ GROUPS = (
            ("mitmproxy.proxy.layers.quic._stream_layers", ("ClientQuicLayer", "ServerQuicLayer", "error_code_to_str")),
            ("mitmproxy.proxy.layers.quic._raw_layers", ("QuicStreamLayer", "RawQuicLayer")),
            ("mitmproxy.proxy.layers.http._http3", ("Http3Client", "Http3Server"))),
-          prefix="aioquic."),
+          prefix="aioquic.", after=(TLS,)),   # aioquic.tls imports service_identity, which takes pyOpenSSL
     # HTTP/2 (h2, hpack, hyperframe): rr's proxy runs with http2=False and h2c disabled.
     Group((("mitmproxy.proxy.layers.http._http2", ("Http2Client", "Http2Server", "format_h2_request_headers",
                                                     "format_h2_response_headers", "parse_h2_request_headers",
@@ -214,10 +306,18 @@ GROUPS = (
     Group((("pyparsing", ()), ("mitmproxy.command_lexer", ("unquote",))), prefix="pyparsing."),
     # YAML: option files.
     Group((("ruamel.yaml", ()),), prefix="ruamel.yaml."),
+    # WebSocket (wsproto): rr's guests speak HTTP/1.1 requests; a 101 upgrade runs it.
+    Group((("wsproto.frame_protocol", ("Opcode",)), ("wsproto.utilities", ()), ("wsproto.extensions", ()),
+           ("wsproto.handshake", ()), ("wsproto", ()),
+           ("mitmproxy.proxy.layers.websocket", ("WebsocketLayer", "WebSocketMessageInjected"))),
+          prefix="wsproto."),
 )
 
 
 def register() -> None:
     """Before mitmproxy is imported."""
+    with _lock:
+        if not any(type(f) is _Postponing for f in sys.meta_path) and not POSTPONED & sys.modules.keys():
+            sys.meta_path.insert(0, _Postponing(POSTPONED))
     for group in GROUPS:
         group.register()

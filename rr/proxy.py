@@ -12,7 +12,6 @@ see `_loop_local_ctx`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -26,6 +25,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import asyncio
+
     from mitmproxy.master import Master
     from proxy_addon import FlowRecord, RecordAddon, ReplayAddon
 
@@ -201,6 +202,81 @@ def _skip_ca_key_check() -> None:
 
     load_pem_private_key.rr_unchecked = True  # type: ignore[attr-defined]
     certs.load_pem_private_key = load_pem_private_key  # type: ignore[assignment]
+
+
+class _TlsWhenNeeded:
+    """mitmproxy's tlsconfig addon, made (with pyOpenSSL, cryptography and the CA, rr/deferred.py's
+    TLS group: ~40 ms of every start) on the first TLS a connection needs: rr's host sends plain
+    HTTP, so most runs need none. Stands where tlsconfig stood in the chain and hands it every
+    hook tlsconfig has; made mid-run as mitmproxy's AddonManager.register says, under its own
+    name, so `addons.get("tlsconfig")` finds it, and configured as its `running` hook does
+    (the CA and `certs` loaded from the confdir)."""
+
+    def __init__(self, master: "Master") -> None:
+        self._master = master
+        self._tls: Any = None
+
+    def configured(self) -> None:
+        """Once the options are set: a confdir without mitmproxy's CA gets it now, as before
+        (a failure fails the start; processes started together later find it whole instead of
+        each writing one while another reads it)."""
+        from mitmproxy.options import CONF_BASENAME
+
+        if not (Path(self._master.options.confdir).expanduser() / f"{CONF_BASENAME}-ca.pem").exists():
+            self._real()
+
+    def _real(self) -> Any:
+        if self._tls is None:
+            _skip_ca_key_check()
+            from mitmproxy.addons import tlsconfig
+
+            self._tls = self._master.addons.register(tlsconfig.TlsConfig())
+            self._tls.configure({"confdir"})
+        return self._tls
+
+    def configure(self, updated: set[str]) -> None:
+        if self._tls is not None:
+            self._tls.configure(updated)
+
+    def request(self, flow: Any) -> None:
+        # tlsconfig answers a request for its CA's revocation list (/mitmproxy-<serial>.crl).
+        if self._tls is not None or flow.request.path.endswith(".crl"):
+            self._real().request(flow)
+
+    def tls_clienthello(self, data: Any) -> None:
+        self._real().tls_clienthello(data)
+
+    def tls_start_client(self, data: Any) -> None:
+        self._real().tls_start_client(data)
+
+    def tls_start_server(self, data: Any) -> None:
+        self._real().tls_start_server(data)
+
+    def quic_start_client(self, data: Any) -> None:
+        self._real().quic_start_client(data)
+
+    def quic_start_server(self, data: Any) -> None:
+        self._real().quic_start_server(data)
+
+
+class _PlainHttpFirst:
+    """Decides, before mitmproxy's next_layer addon, the layer of a connection to the regular
+    listener whose first byte cannot begin a TLS record (rr's host sends HTTP/1.1 there): the
+    HTTP layer next_layer would choose, without calling net.tls.starts_like_tls_record, whose
+    module would run the TLS group at every recording's first request. Anything else (a byte
+    0x16, another listener, ignore/allow hosts) is left to next_layer."""
+
+    def next_layer(self, nextlayer: Any) -> None:
+        from mitmproxy import ctx
+        from mitmproxy.proxy import layers
+        from mitmproxy.proxy.layers import modes
+        from mitmproxy.proxy.layers.http import HTTPMode
+
+        context = nextlayer.context
+        if (nextlayer.layer is None and len(context.layers) == 1 and type(context.layers[0]) is modes.HttpProxy
+                and context.client.transport_protocol == "tcp" and not ctx.options.ignore_hosts
+                and not ctx.options.allow_hosts and nextlayer.data_client()[:1] != b"\x16"):
+            nextlayer.layer = layers.HttpLayer(context, HTTPMode.regular)
 
 
 def _decide_when_the_server_closes_first() -> None:
@@ -400,7 +476,9 @@ def _closable_web_master(opts: Any) -> "Master":
     return ClosableWebMaster(opts, with_termlog=False)
 
 
-def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+def _log_loop_exception(loop: "asyncio.AbstractEventLoop", context: dict[str, Any]) -> None:
+    import asyncio
+
     if not isinstance(context.get("exception"), asyncio.CancelledError):
         logging.getLogger("mitmproxy.rr").warning("asyncio: %s", context.get("message"), exc_info=context.get("exception"))
 
@@ -634,23 +712,25 @@ class EmbeddedProxy:
             ready.set()
 
     async def _run_master(self, ready: threading.Event) -> None:
-        _skip_ca_key_check()
         _http1_trailers()
         _parsed_heads_unchecked()
         from . import proxyhooks
         proxyhooks.install()
         from mitmproxy import options
-        from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+        from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver
         from mitmproxy.master import Master
 
         opts = options.Options()
         master: Master
+        tls: _TlsWhenNeeded | None = None
         if self._web:
+            _skip_ca_key_check()
             master = _closable_web_master(opts)  # brings mitmweb's default addons
         else:
             master = Master(opts, with_termlog=False)
-            master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
-                              tlsconfig.TlsConfig(), disable_h2c.DisableH2C())
+            tls = _TlsWhenNeeded(master)
+            master.addons.add(core.Core(), proxyserver.Proxyserver(), _PlainHttpFirst(), next_layer.NextLayer(), tls,
+                              disable_h2c.DisableH2C())
         # The gate goes first in the chain (before mitmweb's view and intercept): a request that
         # is not the guest's is refused before any other addon sees it.
         master.addons.add(self.gate)
@@ -705,6 +785,8 @@ class EmbeddedProxy:
                          # before any connection and rr's host never sends.)
                          "connection_strategy": "eager"}
         opts.update(**settings)
+        if tls is not None:
+            tls.configured()
         self._master = master
         await master.run()
         # Master.run() returns without closing the listening socket; close it so the port is
@@ -715,6 +797,8 @@ class EmbeddedProxy:
         # asyncio.run() now cancels the handlers of still-open client connections; Python 3.12.1
         # reports each as "Exception in callback ... CancelledError" on stderr. Route such
         # reports to mitmproxy's (normally silent) log instead.
+        import asyncio   # here, not at the top: a run that never starts the proxy needs none of it
+
         asyncio.get_running_loop().set_exception_handler(_log_loop_exception)
 
     def stop(self) -> None:

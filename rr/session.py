@@ -152,9 +152,12 @@ def record(program: runner.Program, sandbox: Sandbox, trace_path: str | os.PathL
             try:
                 relay = _relays_tcp(program, sandbox)
                 if program.imports_interface("wasi:http/") or relay:
+                    # The web UI shows its address and the relay its listeners at once; else
+                    # the proxy starts at the guest's first request.
                     proxy = stack.enter_context(_start_proxy(http, "record", on_flow=shared.write_flow,
                                                              redaction=rules, relay=relay, bodies=shared,
-                                                             stream_above=stream_above()))
+                                                             stream_above=stream_above(),
+                                                             on_demand=not (http.inspect or relay)))
                     services.update(_proxy_transport(proxy, stack))
                     if relay:
                         from .host.sockets.connect import routed_through
@@ -195,7 +198,7 @@ def _redacted_values(sandbox: Sandbox, rules: dict[str, Any], proxy: Any) -> set
     """What the trace left out, to keep it out of the recorded output bytes too."""
     names = set(rules["env"])
     values = {v.encode() for k, v in sandbox.env if k in names}
-    if proxy is not None:
+    if proxy is not None and proxy.addon is not None:
         values |= proxy.addon.redacted_values
     return values
 
@@ -220,18 +223,54 @@ def _relays_tcp(program: runner.Program, sandbox: Sandbox) -> bool:
 
 
 def _proxy_transport(proxy: Any, stack: contextlib.ExitStack) -> dict[str, Any]:
-    """The run's services entry that sends the guest's HTTP to the embedded proxy; its kept-
-    alive connections close before the proxy stops (the stack unwinds in reverse)."""
+    """The run's services entry that sends the guest's HTTP to the embedded proxy (starting it
+    at the first request if it is not running); its kept-alive connections close before the
+    proxy stops (the stack unwinds in reverse)."""
     from .host.http.outgoing import TRANSPORT_SERVICE
     from .host.http.transport import ProxyTransport
-    transport = ProxyTransport(proxy.port, proxy.credentials)
+
+    if proxy.port is not None:
+        transport = ProxyTransport(proxy.port, proxy.credentials)
+    else:
+        transport = _starting_transport(proxy)
     stack.callback(transport.close)
     return {TRANSPORT_SERVICE: transport}
 
 
+def _starting_transport(proxy: Any) -> Any:
+    """A ProxyTransport that starts `proxy` when the guest's first request needs a connection:
+    a run that makes none pays nothing for mitmproxy (its import and start, ~100 ms of a
+    whole process). A proxy that cannot start fails that request (and tries again at the next)."""
+    import threading
+
+    from .host.http import errors
+    from .host.http.errors import HttpFailure
+    from .host.http.transport import ProxyTransport
+
+    class StartingTransport(ProxyTransport):
+        def __init__(self) -> None:
+            super().__init__(0, "")
+            self._start_lock = threading.Lock()
+
+        def connection(self, head: Any, timeouts: Any) -> Any:
+            with self._start_lock:
+                if proxy.port is None:
+                    try:
+                        proxy.start()
+                    except Exception as e:  # noqa: BLE001 - the guest's request fails instead
+                        raise HttpFailure(errors.code("internal-error", f"rr: the HTTP proxy did not start: {e}"),
+                                          f"the HTTP proxy did not start: {e}") from e
+                    self.port, self.credentials = proxy.port, proxy.credentials
+            return super().connection(head, timeouts)
+
+    return StartingTransport()
+
+
 @contextlib.contextmanager
-def _start_proxy(http: HttpOptions, mode: str, **kw: Any) -> Iterator[Any]:
-    """The embedded proxy in `mode`, configured from `http`, for the length of a run."""
+def _start_proxy(http: HttpOptions, mode: str, on_demand: bool = False, **kw: Any) -> Iterator[Any]:
+    """The embedded proxy in `mode`, configured from `http`, for the length of a run.
+    `on_demand`: not started here (_proxy_transport's transport starts it); `proxy.addon` is
+    None until then."""
     from .proxy import EmbeddedProxy
     try:
         proxy = EmbeddedProxy(mode=mode, extra_ca=http.extra_ca, web=http.inspect, web_host=http.inspect_host,
@@ -240,7 +279,8 @@ def _start_proxy(http: HttpOptions, mode: str, **kw: Any) -> Iterator[Any]:
         raise RRError(f"--ca-cert: {e}") from None
     from .proxy import WebUIError
     try:
-        proxy.start()
+        if not on_demand:
+            proxy.start()
     except WebUIError as e:
         raise RRError(f"--inspect: {e}") from None
     try:
@@ -351,7 +391,7 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 rules = redact.recorded_rules(reader.header)
             except redact.BadRedaction as e:
                 raise BadTrace(f"{trace_path}: {e}") from None
-            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", fetch_flows=index.find,
+            proxy = stack.enter_context(_start_proxy(HttpOptions(), "replay", on_demand=True, fetch_flows=index.find,
                                                      redaction=rules, bodies=index))
             services.update(_proxy_transport(proxy, stack))
         try:
@@ -376,7 +416,8 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
                 raise Diverged(d.message, d) from None
         if outcome.kind in STOP_KINDS and not outcome.replayed_stop:
             return Replayed(outcome, tap.consumed)  # the replay itself was interrupted (Ctrl-C)
-        if proxy is not None and proxy.addon.mismatches and not outcome.replayed_stop and _cut_short(tap, reader, index):
+        if (proxy is not None and proxy.addon is not None and proxy.addon.mismatches and not outcome.replayed_stop
+                and _cut_short(tap, reader, index)):
             return _ended_with_the_recording(tap, reader)
         _bad_flow_record(index)
         # A recorded stop may have cut HTTP exchanges short: those were never recorded.
@@ -388,8 +429,11 @@ def replay(program: runner.Program, trace_path: str, stdout, stderr,  # type: ig
             raise Diverged(f"replay diverged: the guest finished ({describe_outcome(outcome)}) but the trace "
                            f"has more events from event {tap.index}:\n{shown}")
         _drain(index)  # to learn the recorded outcome, and that nothing follows it
-        if proxy is not None and proxy.addon.unused() and not outcome.replayed_stop:
-            ids = ", ".join(f"{r['id']} {r['request']['method']} {r['request']['url']}" for r in proxy.addon.unused())
+        # (A proxy the guest never asked to start answered nothing: every recorded flow is unused.)
+        unused = [] if proxy is None or outcome.replayed_stop else \
+            proxy.addon.unused() if proxy.addon is not None else _all_flows(index)
+        if unused:
+            ids = ", ".join(f"{r['id']} {r['request']['method']} {r['request']['url']}" for r in unused)
             raise Diverged(f"replay diverged: recorded HTTP exchanges were never requested: {ids}")
         recorded = reader.outcome
         replayed = to_trace_outcome(outcome, tap.consumed)
@@ -498,7 +542,7 @@ class ReadAhead:
 def _raise_http_mismatch(proxy: Any, in_flight_ok: set[str] | None = None) -> None:
     """A request the recording did not make is a divergence, except (`in_flight_ok`: the ids
     recorded) one a recorded stop caught before its exchange finished."""
-    if proxy is None:
+    if proxy is None or proxy.addon is None:
         return
     mismatches = proxy.addon.mismatches
     if in_flight_ok is not None:

@@ -1,5 +1,5 @@
-"""rr/deferred.py: what the embedded proxy leaves unexecuted (QUIC and HTTP/3, the command-line
-grammar, YAML) runs as an ordinary import would once anything uses it.
+"""rr/deferred.py: what the embedded proxy leaves unexecuted (TLS, WebSocket, QUIC and HTTP/3, the
+command-line grammar, YAML) runs as an ordinary import would once anything uses it.
 
 Each case is a fresh interpreter: in this one, other tests have imported mitmproxy already (and
 then nothing is deferred)."""
@@ -19,7 +19,7 @@ START_PROXY = """
     with EmbeddedProxy("record", on_flow=lambda record: None) as proxy:
         assert proxy.port
     for name in ("aioquic.quic.connection", "pylsqpack", "service_identity", "pyparsing.core", "ruamel.yaml.main",
-                 "h2.connection", "zstandard.backend_c"):
+                 "h2.connection", "zstandard.backend_c", "OpenSSL.crypto", "cryptography.x509", "wsproto.connection"):
         assert name not in sys.modules, name   # left unexecuted by a proxy that ran
 """
 
@@ -68,3 +68,70 @@ def test_importing_aioquic_directly_runs_the_group_first() -> None:
     print("ok")
     """)
     assert out == "ok\n"
+
+
+def test_tls_and_websocket_run_on_first_use_and_postponed_annotations_resolve() -> None:
+    out = python(START_PROXY + """
+    from mitmproxy import connection, http, websocket
+    from mitmproxy.addons import next_layer, proxyserver
+    from mitmproxy.proxy import layers
+    from mitmproxy.proxy.layers import http as http_layers
+    # the TLS layer's name, called by next_layer on a TLS ClientHello, runs the whole group
+    assert next_layer.starts_like_tls_record(bytes.fromhex("160301")) is True
+    import OpenSSL.SSL
+    from mitmproxy import certs, tls
+    from mitmproxy.proxy.layers import tls as tls_layers
+    assert isinstance(next_layer.ServerTLSLayer, type) and next_layer.ServerTLSLayer is layers.ServerTLSLayer is tls_layers.ServerTLSLayer
+    assert issubclass(sys.modules["mitmproxy.proxy.layers.quic._hooks"].QuicTlsData, tls.TlsData)
+    assert http_layers.tls is tls_layers and "h1" not in next_layer.HTTP_ALPNS and b"http/1.1" in next_layer.HTTP_ALPNS
+    # postponed annotations: the serializable dataclasses resolve them to the real classes
+    server = connection.Server(address=("example.com", 443))
+    assert connection.Server.from_state(server.get_state()).address == ("example.com", 443)
+    assert [f.type for f in connection.Server._SerializableDataclass__fields() if f.name == "certificate_list"] \
+        == [connection.Sequence[certs.Cert]]
+    # WebSocket: wsproto's Opcode is real once used
+    message = websocket.WebSocketMessage(1, True, b"hi")
+    assert message.is_text and proxyserver.Opcode is websocket.Opcode is sys.modules["wsproto.frame_protocol"].Opcode
+    assert isinstance(layers.WebsocketLayer, type) and "wsproto.connection" in sys.modules
+    from mitmproxy.test import tflow
+    flow = tflow.tflow(ws=True)
+    flow.websocket.messages.append(message)
+    assert http.HTTPFlow.from_state(flow.get_state()).websocket.messages[-1].content == b"hi"
+    print("ok")
+    """)
+    assert out == "ok\n"
+
+
+def test_a_plain_http_exchange_leaves_tls_unexecuted() -> None:
+    out = python("""
+    import http.client, sys
+    sys.path.insert(0, "tests")
+    import httpservers
+    from rr.proxy import EmbeddedProxy
+    server = httpservers.TestServer().start()
+    flows = []
+    with EmbeddedProxy("record", on_flow=flows.append) as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        conn.request("GET", server.url("/plain"), headers={"x-rr-flow": "1", "proxy-authorization": proxy.credentials})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, httpservers.PLAIN_BODY)
+        conn.close()
+    server.stop()
+    assert len(flows) == 1 and "OpenSSL.crypto" not in sys.modules and "wsproto.connection" not in sys.modules
+    print("ok")
+    """)
+    assert out == "ok\n"
+
+
+def test_a_run_that_makes_no_request_starts_no_proxy(tmp_path: Path) -> None:
+    """http_get without a URL imports wasi:http and prints its usage: record and replay import
+    no mitmproxy (the proxy starts at the guest's first request)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import guests
+
+    wasm, trace = str(guests.c_guest("http_get")), str(tmp_path / "usage.cbor")
+    for argv in (["record", "--allow-http", "127.0.0.1", wasm, "-t", trace, "--"], ["replay", wasm, trace]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "rr", *argv], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 1 and "usage: http_get" in done.stderr, done.stderr[-500:]
+        assert "| rr.session" in done.stderr and "mitmproxy" not in done.stderr, argv
