@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, output, redact, runner, signals
+from .abi import Unwind
 from .cache import wasmtime_version
 from .errors import EXIT_BAD_TRACE, EXIT_DIVERGED, OutputError, RRError, UsageError
 from .host.context import Preopen, Sandbox
@@ -233,18 +234,24 @@ def _proxy_transport(proxy: Any, stack: contextlib.ExitStack) -> dict[str, Any]:
         transport = ProxyTransport(proxy.port, proxy.credentials)
     else:
         transport = _starting_transport(proxy)
+
+        def start_failure(kind: Any, error: BaseException | None, tb: Any) -> bool:
+            if isinstance(error, _ProxyDidNotStart):
+                raise error.error   # as the start at launch would have raised it
+            return False
+        stack.push(start_failure)
     stack.callback(transport.close)
     return {TRANSPORT_SERVICE: transport}
 
 
 def _starting_transport(proxy: Any) -> Any:
-    """A ProxyTransport that starts `proxy` when the guest's first request needs a connection:
-    a run that makes none pays nothing for mitmproxy (its import and start, ~100 ms of a
-    whole process). A proxy that cannot start fails that request (and tries again at the next)."""
+    """A ProxyTransport that starts `proxy` at the guest's first request: a run that makes
+    none pays nothing for mitmproxy (its import and start, ~100 ms of a whole process). The
+    start happens on the guest's thread, inside its first `handle` call, so a proxy that cannot
+    start ends the run with the error the start at launch gave (never an HTTP error the guest
+    would see and a recording would keep as if an upstream had answered it)."""
     import threading
 
-    from .host.http import errors
-    from .host.http.errors import HttpFailure
     from .host.http.transport import ProxyTransport
 
     class StartingTransport(ProxyTransport):
@@ -252,18 +259,25 @@ def _starting_transport(proxy: Any) -> Any:
             super().__init__(0, "")
             self._start_lock = threading.Lock()
 
-        def connection(self, head: Any, timeouts: Any) -> Any:
+        def ready(self) -> None:
             with self._start_lock:
                 if proxy.port is None:
                     try:
                         proxy.start()
-                    except Exception as e:  # noqa: BLE001 - the guest's request fails instead
-                        raise HttpFailure(errors.code("internal-error", f"rr: the HTTP proxy did not start: {e}"),
-                                          f"the HTTP proxy did not start: {e}") from e
+                    except Exception as e:  # noqa: BLE001 - carried out of the guest, re-raised
+                        raise _ProxyDidNotStart(e) from e
                     self.port, self.credentials = proxy.port, proxy.credentials
-            return super().connection(head, timeouts)
 
     return StartingTransport()
+
+
+class _ProxyDidNotStart(Unwind):
+    """The on-demand proxy's start failed inside the guest's call: the guest stops, and
+    _proxy_transport re-raises `error` once the run has unwound."""
+
+    def __init__(self, error: Exception):
+        super().__init__(f"the HTTP proxy did not start: {error}")
+        self.error = error
 
 
 @contextlib.contextmanager

@@ -135,3 +135,21 @@ def test_a_run_that_makes_no_request_starts_no_proxy(tmp_path: Path) -> None:
                               text=True, timeout=120)
         assert done.returncode == 1 and "usage: http_get" in done.stderr, done.stderr[-500:]
         assert "| rr.session" in done.stderr and "mitmproxy" not in done.stderr, argv
+
+
+def test_a_proxy_that_cannot_start_at_the_first_request_ends_the_run(tmp_path: Path) -> None:
+    """The on-demand start fails (its confdir cannot be made): the run ends with the one line
+    and status a failed start at launch gave, never an HTTP error handed to the guest (which
+    the recording would keep as if an upstream had answered it)."""
+    import os
+    sys.path.insert(0, str(REPO / "tests"))
+    import guests
+
+    not_a_dir = tmp_path / "cache"
+    not_a_dir.write_text("a file where the proxy's confdir should go\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(not_a_dir)}
+    wasm, trace = str(guests.c_guest("http_get")), tmp_path / "t.cbor"
+    done = subprocess.run([sys.executable, "-m", "rr", "record", "--allow-http", "127.0.0.1", wasm, "-t", str(trace),
+                           "--", "http://127.0.0.1:9/"], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 125, done.stderr
+    assert done.stdout == "" and done.stderr == f"rr: {not_a_dir}/rr/mitmproxy: Not a directory\n"

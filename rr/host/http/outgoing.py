@@ -119,6 +119,7 @@ def handle(host: HostContext, request: OutgoingRequest, options: RequestOptions 
         return host.tap(FLOW_CALL, [flow_id, head.method, url], _deny)
     transport = host.service(TRANSPORT_SERVICE, lambda: _transport_factory())
     timeouts = options.timeouts() if options is not None else Timeouts()
+    transport.ready()
     transfer = Transfer(host, str(next(counter)), head, request.body, timeouts, transport)
     transfer.start()
     return transfer.future

@@ -59,6 +59,10 @@ class Transport:
         self.extra_ca = extra_ca
         self._tls: ssl.SSLContext | None = None
 
+    def ready(self) -> None:
+        """Called on the guest's thread before a request's transfer starts, so that what must
+        be in place first fails the run there, not the request (see session's on-demand proxy)."""
+
     def connection(self, head: RequestHead, timeouts: Timeouts) -> http.client.HTTPConnection:
         host, port = head.host_port()
         if head.scheme != "https":
