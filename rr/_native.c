@@ -1039,6 +1039,7 @@ static inline int read_head(cursor *c, uint8_t *major, uint64_t *arg) {
 static PyObject *decode_item(cursor *c, int depth) {
     uint8_t major;
     uint64_t arg;
+    const uint8_t *at = c->p;   /* the head byte: c->p[-1] after it is a float's last byte */
     if (read_head(c, &major, &arg) < 0) return NULL;
     switch (major) {
     case 0: return PyLong_FromUnsignedLongLong(arg);
@@ -1072,9 +1073,9 @@ static PyObject *decode_item(cursor *c, int depth) {
         return list;
     }
     case 7:
-        if (c->p[-1] == 0xf4) return Py_NewRef(Py_False);
-        if (c->p[-1] == 0xf5) return Py_NewRef(Py_True);
-        if (c->p[-1] == 0xf6) return Py_NewRef(Py_None);
+        if (*at == 0xf4) return Py_NewRef(Py_False);
+        if (*at == 0xf5) return Py_NewRef(Py_True);
+        if (*at == 0xf6) return Py_NewRef(Py_None);
         return NULL;
     }
     return NULL;   /* maps, tags: the Python decoder's */

@@ -110,7 +110,9 @@ def story(rec: Recording, stderr: bytes) -> bytes:
 
 
 def _env() -> dict[str, str]:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "RR_CACHE_DIR", "XDG_CACHE_HOME") if k in os.environ}
+    # the sanitizer settings too: benchmarks/fuzz_native.py runs this corpus under ASan + UBSan
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "RR_CACHE_DIR", "XDG_CACHE_HOME", "LD_PRELOAD",
+                                      "ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ}
     env["RUST_BACKTRACE"] = "0"
     return env
 

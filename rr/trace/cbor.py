@@ -403,14 +403,15 @@ class CborDecoder:
                     start = end
                     yield "event", raw, pos
                     continue
-            view.seek(body)
+            # the record alone: cbor2 reads no further than its frame, as from the mapped file
+            view = dec.fp = io.BytesIO(mv[body:tail])
             try:
                 kind, raw = self._record(window[body])
             except RecordError as e:
                 raise RecordError(str(e), pos) from None
             except Exception as e:  # noqa: BLE001 - cbor2 raises many types on bytes it rejects
                 raise RecordError(f"undecodable record: {e}", pos) from None
-            if view.tell() != tail:
+            if view.tell() != tail - body:
                 raise RecordError(_UNFILLED, pos)
             start = end
             yield kind, raw, pos

@@ -1,0 +1,170 @@
+"""The checks of benchmarks/fuzz_native.py on one input, shared with tests/test_fuzz_native.py
+(which replays the inputs the fuzzer found, tests/data/fuzz_native/, with the installed build).
+
+An input is a control byte and a trace file; bit 0 of the control byte: recompute the frames'
+CRC chain first. `one_input` reads it with rr.trace's TraceReader three ways -- through the C
+cursor over the mapped file, streamed with the C event decoder, and with RR_NATIVE=0 (Python
+alone) -- and raises AssertionError unless all three agree (records by repr, or the same
+TraceError message); any other exception is a bug in itself. Then it drives the Cursor's methods
+at every frame start and at arbitrary offsets, and checks C's event_record against cbor2 (as
+CborDecoder._record decodes) on every frame body that starts like an event.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Any
+
+MAGIC = b"\xd9\xd9\xf7"
+NAMES = [f"call-{i}" for i in range(8)]   # call codes 0..7 for the bare-record check
+
+
+def frames(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(start, body, tail, end) of each whole frame from the magic on, as far as they parse."""
+    out, pos = [], len(MAGIC) if data.startswith(MAGIC) else 0
+    while pos < len(data):
+        h = data[pos]
+        if 0x40 <= h < 0x58:
+            n, hs = h - 0x40, 1
+        elif 0x58 <= h <= 0x5b:
+            hs = 1 + (1 << (h - 0x58))
+            if pos + hs > len(data):
+                break
+            n = int.from_bytes(data[pos + 1:pos + hs], "big")
+        else:
+            break
+        end = pos + hs + n
+        if n <= 4 or end > len(data):
+            break
+        out.append((pos, pos + hs, end - 4, end))
+        pos = end
+    return out
+
+
+def fix_crcs(data: bytes) -> bytes:
+    buf, crc = bytearray(data), 0
+    for start, _body, tail, end in frames(data):
+        crc = zlib.crc32(buf[start:tail], crc)
+        buf[tail:end] = crc.to_bytes(4, "big")
+    return bytes(buf)
+
+
+def read(trace: bytes, path: Path, how: str) -> tuple[object, ...]:
+    """What TraceReader makes of `trace`: ("ok", repr of every record, problem) or ("error", message)."""
+    from rr.trace import TraceError
+    from rr.trace.reader import TraceReader
+
+    before = os.environ.get("RR_NATIVE")
+    os.environ["RR_NATIVE"] = "0" if how == "python" else "1"
+    src = open(path, "rb") if how == "mapped" else io.BytesIO(trace)
+    try:
+        with TraceReader(src, name="t") as r:
+            if how == "mapped" and trace.startswith(MAGIC) and len(trace) > 3 and 0x40 <= trace[3] <= 0x5b \
+                    and r.cursor is None and r.file_version >= 2:
+                raise AssertionError("a framed trace in a regular file was not read through the C cursor")
+            events = [repr(e) for e in r]
+            return ("ok", repr(r.header), events, repr(r.outcome), r.problem)
+    except TraceError as e:
+        return ("error", str(e))
+    finally:
+        src.close()
+        if before is None:
+            del os.environ["RR_NATIVE"]
+        else:
+            os.environ["RR_NATIVE"] = before
+
+
+def same(result: tuple[object, ...]) -> tuple[object, ...]:
+    """A result as compared: cbor2's own words after "undecodable record:" say how much of the
+    buffer it was given, which differs between the mapped frame and the streamed window."""
+    if result[0] == "error":
+        return ("error", re.sub(r"undecodable record: .*", "undecodable record: ...", result[1]))
+    return result
+
+
+def python_event(body: bytes) -> object:
+    """A frame body decoded as CborDecoder._record decodes an event (cbor2 + normalize), or None
+    when Python refuses it."""
+    import cbor2
+
+    from rr.trace.values import normalize
+    f = io.BytesIO(body)
+    try:
+        record = cbor2.CBORDecoder(f, read_size=1).decode()
+        code, args, result = record[0], record[1], record[2]
+        if body[0] == 0x84 and record[3] is not True:
+            return None
+        if type(code) is not int or not 0 <= code < len(NAMES) or type(args) is not list:
+            return None
+        out = {"call": NAMES[code], "args": normalize(args, 1), "result": normalize(result, 1),
+               "failed": body[0] == 0x84}
+    except Exception:   # noqa: BLE001 - what cbor2 / normalize refuse, CborDecoder refuses
+        return None
+    return out if f.tell() == len(body) else None
+
+
+def check_records(native: Any, data: bytes) -> None:
+    """C's event_record against Python on every frame body that starts like an event, and on
+    the whole input as one bare record."""
+    spans = [(b, t) for _s, b, t, _e in frames(data)] + [(0, len(data))]
+    for body, tail in spans:
+        if tail <= body or data[body] not in (0x83, 0x84):
+            continue
+        got = native.event_record(data, body, tail, NAMES)
+        if got is not None and repr(got) != repr(python_event(data[body:tail])):
+            raise AssertionError(f"event_record disagrees with Python on {data[body:tail].hex()}: "
+                                 f"C {got!r}, Python {python_event(data[body:tail])!r}")
+
+
+def check_cursor(native: Any, data: bytes) -> None:
+    """The Cursor's methods at every frame start and at arbitrary offsets (ASan watches the reads):
+    what step() reads at a frame start, event_at() gives again from there."""
+    from rr.nativelib import OPS
+    if not data:
+        return
+    crcs, crc = {}, 0
+    for start, _b, tail, _e in frames(data):
+        crcs[start] = crc
+        crc = zlib.crc32(data[start:tail], crc)
+    m = mmap.mmap(-1, len(data))
+    m.write(data)
+    cur = native.Cursor(m, 0, 0, list(OPS)[:5] + NAMES, OPS)
+    try:
+        cur.live = True
+        offsets = [*crcs, *range(0, len(data), max(1, len(data) // 256)), len(data) - 1, len(data)]
+        for at in offsets:
+            cur.pos, cur.crc = at, crcs.get(at, 0)
+            cur.vouched()
+            got = cur.step()
+            if got is not None:
+                if got[2] != at or cur.pos <= at or repr(cur.event_at(at)) != repr(got[1]):
+                    raise AssertionError(f"step at {at}: {got!r}, then at {cur.pos}, event_at {cur.event_at(at)!r}")
+        cur.pos = len(data)
+        for at in offsets:
+            cur.event_at(at)
+    finally:
+        cur.close()
+        del cur
+        m.close()
+
+
+def one_input(raw: bytes, scratch: Path) -> None:
+    from rr.nativelib import built
+    native = built()   # whatever RR_NATIVE says: read() chooses the path per reading
+    assert native is not None, "rr/_native.c is not built"
+    if not raw:
+        return
+    data = fix_crcs(raw[1:]) if raw[0] & 1 else raw[1:]
+    path = scratch / "t.cbor"
+    path.write_bytes(data)
+    results = {how: read(data, path, how) for how in ("mapped", "stream", "python")}
+    if not same(results["mapped"]) == same(results["stream"]) == same(results["python"]):
+        shown = "\n".join(f"  {how}: {r!r}"[:2000] for how, r in results.items())
+        raise AssertionError(f"the readers disagree:\n{shown}")
+    check_records(native, data)
+    check_cursor(native, data)
