@@ -113,8 +113,27 @@ def record_seeds(seeds: Path) -> None:
             print(f"  tcp_client not recorded: {e}")
     for r in recs:
         for fmt, path in r.traces.items():
-            data = path.read_bytes()
-            (seeds / f"{r.name}.{fmt}").write_bytes(b"\x01" + data)   # CRCs recomputed: as recorded
+            write_seeds(seeds, r.name, fmt, path.read_bytes(), r.wasm.name in nativefuzz.REPLAYED)
+
+
+def write_seeds(seeds: Path, name: str, fmt: str, data: bytes, replayed: bool) -> None:
+    """A recording as seeds: as it is (CRCs recomputed: as recorded); a .cbor also with bare
+    records (reframed), and for a guest of nativefuzz.REPLAYED both again, replayed."""
+    (seeds / f"{name}.{fmt}").write_bytes(b"\x01" + data)
+    if fmt == "cbor":
+        (seeds / f"{name}-bare.cbor").write_bytes(b"\x05" + nativefuzz.bare(data))
+        if replayed:
+            (seeds / f"{name}-replayed.cbor").write_bytes(b"\x03" + data)
+            (seeds / f"{name}-bare-replayed.cbor").write_bytes(b"\x07" + nativefuzz.bare(data))
+
+
+# CBOR heads the decoders branch on: floats and simple values, event heads, long ints and
+# lengths, tags, indefinite lengths, maps (libFuzzer splices these in)
+DICTIONARY = ["\\xf4", "\\xf5", "\\xf6", "\\xf7", "\\xf8\\x20", "\\xf9\\x3c\\x00", "\\xfa\\x3f\\x80\\x00\\x00",
+              "\\xfb\\x3f\\xf0\\x00\\x00\\x00\\x00\\x00\\x00", "\\x83", "\\x84", "\\x80", "\\x81", "\\x82",
+              "\\x1b\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff", "\\x3b\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff",
+              "\\x5b\\x00\\x00\\x00\\x00\\x20\\x00\\x00\\x04", "\\x9f", "\\x5f", "\\x7f", "\\xff", "\\xc2", "\\xd9\\xd9\\xf7",
+              "\\xa1", "\\xa3", "\\x00\\x00\\x00\\x00"]
 
 
 # ------------------------------------------------------------------ main
@@ -166,7 +185,9 @@ def main() -> int:
     corpus.mkdir(exist_ok=True)
     crashes.mkdir(exist_ok=True)
     extra = [str(s) for s in args.seeds]
-    flags = [sys.argv[0], str(corpus), str(seeds), *extra, f"-max_total_time={args.time}", "-max_len=65536",
+    dictionary = work / "cbor.dict"
+    dictionary.write_text("".join(f'"{token}"\n' for token in DICTIONARY))
+    flags = [sys.argv[0], str(corpus), str(seeds), *extra, f"-dict={dictionary}", "-use_value_profile=1", f"-max_total_time={args.time}", "-max_len=65536",
              "-timeout=20", "-rss_limit_mb=3072", f"-artifact_prefix={crashes}/", "-print_final_stats=1",
              *args.libfuzzer]
     started = time.monotonic()

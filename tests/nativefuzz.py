@@ -2,7 +2,9 @@
 (which replays the inputs the fuzzer found, tests/data/fuzz_native/, with the installed build).
 
 An input is a control byte and a trace file; bit 0 of the control byte: recompute the frames'
-CRC chain first. `one_input` reads it with rr.trace's TraceReader three ways -- through the C
+CRC chain first; bit 2: the trace's records after the first are bare CBOR items, each framed
+here (reframe: a mutation may then change a record's length), CRCs included; bit 1: also replay it (a guest of REPLAYED) with the native calls and with
+RR_NATIVE=0, which must end alike (status, outcome, message, events, stdout, stderr). `one_input` reads it with rr.trace's TraceReader three ways -- through the C
 cursor over the mapped file, streamed with the C event decoder, and with RR_NATIVE=0 (Python
 alone) -- and raises AssertionError unless all three agree (records by repr, or the same
 TraceError message); any other exception is a bug in itself. Then it drives the Cursor's methods
@@ -52,6 +54,57 @@ def fix_crcs(data: bytes) -> bytes:
         crc = zlib.crc32(buf[start:tail], crc)
         buf[tail:end] = crc.to_bytes(4, "big")
     return bytes(buf)
+
+
+def item_end(data: bytes, at: int, depth: int = 0) -> int:
+    """The offset just after the CBOR item at `at` (len(data) when it runs past the end)."""
+    if at >= len(data) or depth > 80:
+        return len(data)
+    b = data[at]
+    major, info, at = b >> 5, b & 31, at + 1
+    if info == 31:   # indefinite: items up to the break
+        while at < len(data) and data[at] != 0xff:
+            at = item_end(data, at, depth + 1)
+        return min(at + 1, len(data))
+    if info > 27:
+        return at
+    size = 0 if info < 24 else 1 << (info - 24)
+    arg = info if info < 24 else int.from_bytes(data[at:at + size], "big")
+    at += size
+    if major in (2, 3):
+        return min(at + arg, len(data))
+    if major in (4, 5):
+        for _ in range(min(arg * (major - 3), len(data))):
+            at = item_end(data, at, depth + 1)
+        return at
+    if major == 6:
+        return item_end(data, at, depth + 1)
+    return min(at, len(data))
+
+
+def reframe(data: bytes) -> bytes:
+    """Magic, the first frame as it is, then bare CBOR records, each put in a frame of its own
+    length (so a mutation that grows or shrinks a record still reaches the record decoders)."""
+    fs = frames(data)
+    if not fs:
+        return data
+    out, at = bytearray(data[:fs[0][3]]), fs[0][3]
+    while at < len(data):
+        end = max(item_end(data, at), at + 1)
+        record = data[at:end]
+        n = len(record) + 4
+        out += bytes([0x40 | n]) if n < 24 else bytes([0x5b]) + n.to_bytes(8, "big") if n >> 32 else \
+            bytes([0x5a]) + n.to_bytes(4, "big") if n >> 16 else bytes([0x59]) + n.to_bytes(2, "big") if n >> 8 \
+            else bytes([0x58, n])
+        out += record + b"\0\0\0\0"
+        at = end
+    return bytes(out)
+
+
+def bare(trace: bytes) -> bytes:
+    """A trace as reframe() takes it: the frames after the first one without heads and checksums."""
+    fs = frames(trace)
+    return trace[:fs[0][3]] + b"".join(trace[b:t] for _s, b, t, _e in fs[1:]) if fs else trace
 
 
 def read(trace: bytes, path: Path, how: str) -> tuple[object, ...]:
@@ -153,13 +206,49 @@ def check_cursor(native: Any, data: bytes) -> None:
         m.close()
 
 
+# Guests whose traces bit 1 of the control byte replays in this process (by the header's
+# component name); their clocks and random calls are the native ones (cursor_take).
+GUESTS = Path(__file__).resolve().parent / "guests" / "bin"
+REPLAYED = ("clock.wasm", "random.wasm", "echo_stdin.wasm", "bigout.wasm")
+
+
+def replay(path: Path, how: str) -> tuple[object, ...]:
+    """rr.replay of the trace at `path` with the native calls on or off (RR_NATIVE), or None when
+    its header does not name a guest of REPLAYED."""
+    import rr
+    from rr.trace import TraceError
+    from rr.trace.reader import TraceReader
+    try:
+        with TraceReader(path) as r:
+            name = r.header.component.name
+    except TraceError:
+        return ()
+    if name not in REPLAYED:
+        return ()
+    before = os.environ.get("RR_NATIVE")
+    os.environ["RR_NATIVE"] = "0" if how == "python" else "1"
+    try:
+        out, err = io.BytesIO(), io.BytesIO()
+        got = rr.replay(GUESTS / name, path, stdout=out, stderr=err)
+        return (got.exit_status, got.outcome, got.message, got.events, out.getvalue(), err.getvalue())
+    finally:
+        if before is None:
+            del os.environ["RR_NATIVE"]
+        else:
+            os.environ["RR_NATIVE"] = before
+
+
 def one_input(raw: bytes, scratch: Path) -> None:
     from rr.nativelib import built
     native = built()   # whatever RR_NATIVE says: read() chooses the path per reading
     assert native is not None, "rr/_native.c is not built"
     if not raw:
         return
-    data = fix_crcs(raw[1:]) if raw[0] & 1 else raw[1:]
+    data = raw[1:]
+    if raw[0] & 4:
+        data = reframe(data)
+    if raw[0] & 5:
+        data = fix_crcs(data)
     path = scratch / "t.cbor"
     path.write_bytes(data)
     results = {how: read(data, path, how) for how in ("mapped", "stream", "python")}
@@ -168,3 +257,8 @@ def one_input(raw: bytes, scratch: Path) -> None:
         raise AssertionError(f"the readers disagree:\n{shown}")
     check_records(native, data)
     check_cursor(native, data)
+    if raw[0] & 2 and results["python"][0] == "ok":
+        replays = {how: replay(path, how) for how in ("native", "python")}
+        if replays["native"] != replays["python"]:
+            shown = "\n".join(f"  {how}: {r!r}"[:2000] for how, r in replays.items())
+            raise AssertionError(f"the native and the Python replay differ:\n{shown}")
