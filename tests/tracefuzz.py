@@ -110,9 +110,10 @@ def story(rec: Recording, stderr: bytes) -> bytes:
 
 
 def _env() -> dict[str, str]:
-    # the sanitizer settings too: benchmarks/fuzz_native.py runs this corpus under ASan + UBSan
+    # and the sanitizer settings and PYTHONPATH: this corpus can be run under ASan + UBSan with
+    # another tree's (sanitized) build of rr (benchmarks/README.md, fuzz_native.py)
     env = {k: os.environ[k] for k in ("PATH", "HOME", "RR_CACHE_DIR", "XDG_CACHE_HOME", "LD_PRELOAD",
-                                      "ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ}
+                                      "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONPATH") if k in os.environ}
     env["RUST_BACKTRACE"] = "0"
     return env
 
