@@ -56,15 +56,23 @@ def fix_crcs(data: bytes) -> bytes:
     return bytes(buf)
 
 
-def item_end(data: bytes, at: int, depth: int = 0) -> int:
-    """The offset just after the CBOR item at `at` (len(data) when it runs past the end)."""
+def item_end(data: bytes, at: int, depth: int = 0, spans: list[tuple[int, int]] | None = None) -> int:
+    """The offset just after the CBOR item at `at` (len(data) when it runs past the end); with
+    `spans`, the (start, end) of it and of every item inside it are appended there."""
+    start, end = at, _item_end(data, at, depth, spans)
+    if spans is not None and start < end:
+        spans.append((start, end))
+    return end
+
+
+def _item_end(data: bytes, at: int, depth: int, spans: list[tuple[int, int]] | None) -> int:
     if at >= len(data) or depth > 80:
         return len(data)
     b = data[at]
     major, info, at = b >> 5, b & 31, at + 1
     if info == 31:   # indefinite: items up to the break
         while at < len(data) and data[at] != 0xff:
-            at = item_end(data, at, depth + 1)
+            at = item_end(data, at, depth + 1, spans)
         return min(at + 1, len(data))
     if info > 27:
         return at
@@ -75,10 +83,10 @@ def item_end(data: bytes, at: int, depth: int = 0) -> int:
         return min(at + arg, len(data))
     if major in (4, 5):
         for _ in range(min(arg * (major - 3), len(data))):
-            at = item_end(data, at, depth + 1)
+            at = item_end(data, at, depth + 1, spans)
         return at
     if major == 6:
-        return item_end(data, at, depth + 1)
+        return item_end(data, at, depth + 1, spans)
     return min(at, len(data))
 
 
