@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -123,61 +122,10 @@ def write_seeds(seeds: Path, name: str, fmt: str, data: bytes, replayed: bool) -
     (seeds / f"{name}.{fmt}").write_bytes(b"\x01" + data)
     if fmt == "cbor":
         (seeds / f"{name}-bare.cbor").write_bytes(b"\x05" + nativefuzz.bare(data))
+        (seeds / f"{name}-restructured.cbor").write_bytes(b"\x0d" + nativefuzz.bare(data) + b"\0\0\0\1")
         if replayed:
             (seeds / f"{name}-replayed.cbor").write_bytes(b"\x03" + data)
             (seeds / f"{name}-bare-replayed.cbor").write_bytes(b"\x07" + nativefuzz.bare(data))
-
-
-# bytes the decoders compare against: CBOR's simple values and breaks, extremes, UTF-8 leads
-BYTES = (0x00, 0x01, 0x17, 0x18, 0x7f, 0x80, 0xc3, 0xed, 0xf4, 0xf5, 0xf6, 0xf7, 0xff)
-
-
-def payload(rng: random.Random, n: int) -> bytes:
-    return bytes(rng.choice(BYTES) if rng.random() < 0.5 else rng.randrange(256) for _ in range(n))
-
-
-def random_item(rng: random.Random) -> bytes:
-    """A CBOR item of a kind the decoders treat apart: floats and simple values (any payload),
-    ints of every width, byte and text strings (invalid UTF-8 too), deep arrays, tags, maps,
-    indefinite lengths."""
-    kind = rng.randrange(8)
-    if kind == 0:
-        size = rng.choice((2, 4, 8))
-        return bytes([{2: 0xf9, 4: 0xfa, 8: 0xfb}[size]]) + payload(rng, size)
-    if kind == 1:
-        return bytes([0xe0 | rng.randrange(24)]) if rng.random() < 0.7 else b"\xf8" + payload(rng, 1)
-    if kind == 2:
-        info = rng.randrange(24, 28)
-        return bytes([rng.choice((0x00, 0x20)) | info]) + payload(rng, 1 << (info - 24))
-    if kind == 3:
-        data = rng.choice((payload(rng, rng.randrange(6)), "é→\U0001f600".encode()[:rng.randrange(9)]))
-        return bytes([rng.choice((0x40, 0x60)) | len(data)]) + data
-    if kind == 4:
-        depth = rng.randrange(1, 24)
-        return b"\x81" * depth + b"\xf6"
-    if kind == 5:
-        return bytes([0xc0 | rng.randrange(24)]) + random_item(rng)
-    if kind == 6:
-        return b"\xa1\x61t" + random_item(rng)
-    return bytes([rng.choice((0x5f, 0x7f, 0x9f))]) + random_item(rng) + b"\xff"
-
-
-def mutate(data: bytes, max_size: int, seed: int) -> bytes:
-    """Half the time, for a bare-record input (control bit 2): one CBOR item somewhere in its
-    records replaced by random_item(); else libFuzzer's own mutations."""
-    import atheris
-    rng = random.Random(seed)
-    if len(data) < 2 or not data[0] & 4 or rng.random() < 0.5:
-        return atheris.Mutate(data, max_size)
-    body = data[1:]
-    fs = nativefuzz.frames(body)
-    at, spans = fs[0][3] if fs else 0, []
-    while at < len(body):
-        at = max(nativefuzz.item_end(body, at, 0, spans), at + 1)
-    if not spans:
-        return atheris.Mutate(data, max_size)
-    a, b = rng.choice(spans)
-    return (data[:1] + body[:a] + random_item(rng) + body[b:])[:max_size]
 
 
 # CBOR heads the decoders branch on: floats and simple values, event heads, long ints and
@@ -245,7 +193,7 @@ def main() -> int:
              *args.libfuzzer]
     started = time.monotonic()
     print(f"fuzzing {so.name} for {args.time} s: {' '.join(flags[1:])}", flush=True)
-    atheris.Setup(flags, lambda raw: nativefuzz.one_input(raw, scratch), custom_mutator=mutate)
+    atheris.Setup(flags, lambda raw: nativefuzz.one_input(raw, scratch))
     try:
         atheris.Fuzz()
     finally:

@@ -3,7 +3,9 @@
 
 An input is a control byte and a trace file; bit 0 of the control byte: recompute the frames'
 CRC chain first; bit 2: the trace's records after the first are bare CBOR items, each framed
-here (reframe: a mutation may then change a record's length), CRCs included; bit 1: also replay it (a guest of REPLAYED) with the native calls and with
+here (reframe: a mutation may then change a record's length), CRCs included; bit 3: the last
+4 bytes are a seed for restructure(), which first replaces CBOR items of those records with
+items of the kinds the decoders treat apart; bit 1: also replay it (a guest of REPLAYED) with the native calls and with
 RR_NATIVE=0, which must end alike (status, outcome, message, events, stdout, stderr). `one_input` reads it with rr.trace's TraceReader three ways -- through the C
 cursor over the mapped file, streamed with the C event decoder, and with RR_NATIVE=0 (Python
 alone) -- and raises AssertionError unless all three agree (records by repr, or the same
@@ -17,6 +19,7 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import random
 import re
 import zlib
 from pathlib import Path
@@ -88,6 +91,57 @@ def _item_end(data: bytes, at: int, depth: int, spans: list[tuple[int, int]] | N
     if major == 6:
         return item_end(data, at, depth + 1, spans)
     return min(at, len(data))
+
+
+# bytes the decoders compare against: CBOR's simple values and breaks, extremes, UTF-8 leads
+BYTES = (0x00, 0x01, 0x17, 0x18, 0x7f, 0x80, 0xc3, 0xed, 0xf4, 0xf5, 0xf6, 0xf7, 0xff)
+
+
+def payload(rng: random.Random, n: int) -> bytes:
+    return bytes(rng.choice(BYTES) if rng.random() < 0.5 else rng.randrange(256) for _ in range(n))
+
+
+def random_item(rng: random.Random) -> bytes:
+    """A CBOR item of a kind the decoders treat apart: floats and simple values (any payload),
+    ints of every width, byte and text strings (invalid UTF-8 too), deep arrays, tags, maps,
+    indefinite lengths."""
+    kind = rng.randrange(8)
+    if kind == 0:
+        size = rng.choice((2, 4, 8))
+        return bytes([{2: 0xf9, 4: 0xfa, 8: 0xfb}[size]]) + payload(rng, size)
+    if kind == 1:
+        return bytes([0xe0 | rng.randrange(24)]) if rng.random() < 0.7 else b"\xf8" + payload(rng, 1)
+    if kind == 2:
+        info = rng.randrange(24, 28)
+        return bytes([rng.choice((0x00, 0x20)) | info]) + payload(rng, 1 << (info - 24))
+    if kind == 3:
+        data = rng.choice((payload(rng, rng.randrange(6)), "é→\U0001f600".encode()[:rng.randrange(9)]))
+        return bytes([rng.choice((0x40, 0x60)) | len(data)]) + data
+    if kind == 4:
+        depth = rng.randrange(1, 24)
+        return b"\x81" * depth + b"\xf6"
+    if kind == 5:
+        return bytes([0xc0 | rng.randrange(24)]) + random_item(rng)
+    if kind == 6:
+        return b"\xa1\x61t" + random_item(rng)
+    return bytes([rng.choice((0x5f, 0x7f, 0x9f))]) + random_item(rng) + b"\xff"
+
+
+def restructure(data: bytes, seed: bytes) -> bytes:
+    """`data` (a bare-record trace) with one to three CBOR items of its records replaced by
+    random_item()s, chosen by `seed`: libFuzzer's mutations of the seed explore them (a custom
+    mutator would, but libFuzzer preloaded with the sanitizer runtime never calls atheris's)."""
+    rng = random.Random(seed)
+    for _ in range(1 + rng.randrange(3)):
+        fs = frames(data)
+        at, spans = fs[0][3] if fs else 0, []
+        while at < len(data):
+            at = max(item_end(data, at, 0, spans), at + 1)
+        if not spans:
+            break
+        a, b = rng.choice(spans)
+        data = data[:a] + random_item(rng) + data[b:]
+    return data
 
 
 def reframe(data: bytes) -> bytes:
@@ -253,6 +307,8 @@ def one_input(raw: bytes, scratch: Path) -> None:
     if not raw:
         return
     data = raw[1:]
+    if raw[0] & 8:
+        data = restructure(data[:-4], data[-4:])
     if raw[0] & 4:
         data = reframe(data)
     if raw[0] & 5:
