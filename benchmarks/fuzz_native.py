@@ -9,8 +9,10 @@ It builds rr/_native.c with clang (CC, else clang / clang-19) and -fsanitize=add
 fuzzer-no-link into DIR/build, re-executes itself with atheris's ASan + libFuzzer runtime in
 LD_PRELOAD, and loads that build as rr._native (the installed one is not touched). The seed corpus
 is DIR/seeds: real recordings made with `python -m rr record` (clock, random, echo_stdin, fs_ops,
-bigout, http_get against a loopback server, tcp_client against a loopback echo server, and an
-`rr serve` trace of serve_c), as .cbor, .jsonl and .cbor.gz; --seeds adds more files.
+bigout, http_get against a loopback server, tcp_client against a loopback echo server, an
+`rr serve` trace of serve_c, and benchmarks/guests/hostcall_loop.wat making 24 random / clock
+calls, whose replay takes its events straight from the cursor), as .cbor, .jsonl and .cbor.gz;
+--seeds adds more files.
 
 One input is a control byte and a trace file. Bit 0 of the control byte: recompute the frames'
 CRC chain first (else almost every mutation dies at the first checksum and never reaches a
@@ -93,6 +95,7 @@ def load_sanitized(so: Path) -> None:
 
 
 def record_seeds(seeds: Path) -> None:
+    import guests
     import tracefuzz as tf
     from httpservers import TestServer
     from sockservers import TcpEchoServer
@@ -111,6 +114,9 @@ def record_seeds(seeds: Path) -> None:
             recs.append(tf.record(case, work))
         except RuntimeError as e:   # a seed less, not a reason to stop
             print(f"  tcp_client not recorded: {e}")
+    loop = guests.build_wat(REPO / "benchmarks" / "guests" / "hostcall_loop.wat", work)
+    for call in ("random", "now"):
+        recs.append(tf.record(tf.GuestCase(f"loop_{call}", loop, (call, "24")), work))
     for r in recs:
         for fmt, path in r.traces.items():
             write_seeds(seeds, r.name, fmt, path.read_bytes(), r.wasm.name in nativefuzz.REPLAYED)
@@ -118,7 +124,7 @@ def record_seeds(seeds: Path) -> None:
 
 def write_seeds(seeds: Path, name: str, fmt: str, data: bytes, replayed: bool) -> None:
     """A recording as seeds: as it is (CRCs recomputed: as recorded); a .cbor also with bare
-    records (reframed), and for a guest of nativefuzz.REPLAYED both again, replayed."""
+    records (reframed) and restructured, and for a guest of nativefuzz.REPLAYED again, replayed."""
     (seeds / f"{name}.{fmt}").write_bytes(b"\x01" + data)
     if fmt == "cbor":
         (seeds / f"{name}-bare.cbor").write_bytes(b"\x05" + nativefuzz.bare(data))
@@ -126,6 +132,7 @@ def write_seeds(seeds: Path, name: str, fmt: str, data: bytes, replayed: bool) -
         if replayed:
             (seeds / f"{name}-replayed.cbor").write_bytes(b"\x03" + data)
             (seeds / f"{name}-bare-replayed.cbor").write_bytes(b"\x07" + nativefuzz.bare(data))
+            (seeds / f"{name}-restructured-replayed.cbor").write_bytes(b"\x0f" + nativefuzz.bare(data) + b"\0\0\0\2")
 
 
 # CBOR heads the decoders branch on: floats and simple values, event heads, long ints and
@@ -160,6 +167,7 @@ def main() -> int:
 
     import atheris
     load_sanitized(so)
+    nativefuzz.GUEST_DIRS.append(work / "recordings")   # hostcall_loop.wasm
     with atheris.instrument_imports(include=["rr.trace", "rr.nativelib", "cbor2"]):
         import rr.trace.cbor  # noqa: F401
         import rr.trace.jsonl  # noqa: F401
