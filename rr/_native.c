@@ -170,17 +170,22 @@ static int pwrite_all(int fd, const uint8_t *data, size_t n, off_t at) {
     return 0;
 }
 
+/* The record onto the mapped pages (room reserved), its first byte last. */
+static inline void mapped_copy(MapSink *m, const uint8_t *data, size_t n) {
+    uint8_t *at = m->base + (m->used - m->map_start);
+    memcpy(at + 1, data + 1, n - 1);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
+    __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
+    m->used += (off_t)n;
+}
+
 /* 0, or -1 with errno set (nothing written). */
 static int mapsink_append_slow(MapSink *m, const uint8_t *data, size_t n);
 
 static inline int mapsink_append(MapSink *m, const uint8_t *data, size_t n) {
     /* the common case: a small record on mapped pages no pwrite wrote */
     if (!m->closed && n > 0 && n < PWRITE_MIN && m->used + (off_t)n <= m->map_end && m->used >= m->pwritten) {
-        uint8_t *at = m->base + (m->used - m->map_start);
-        memcpy(at + 1, data + 1, n - 1);
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
-        __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
-        m->used += (off_t)n;
+        mapped_copy(m, data, n);
         return 0;
     }
     return mapsink_append_slow(m, data, n);
@@ -202,11 +207,7 @@ static int mapsink_append_slow(MapSink *m, const uint8_t *data, size_t n) {
         m->pwritten = (m->used + page_size - 1) & ~(off_t)(page_size - 1);
         return 0;
     }
-    uint8_t *at = m->base + (m->used - m->map_start);
-    memcpy(at + 1, data + 1, n - 1);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
-    __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
-    m->used += (off_t)n;
+    mapped_copy(m, data, n);
     return 0;
 }
 
