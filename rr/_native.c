@@ -322,9 +322,7 @@ typedef struct {
     int fd;
 } func;
 
-static PyObject *s_codes_get,
-    *s_error, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *s_until,
-    *s_peek, *s_mono_last, *s_acquire, *s_release, *s__read, *s__index, *one;
+static PyObject *s_error, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *s_until, *s_peek, *one;
 
 /* ---- live sources */
 
@@ -348,7 +346,8 @@ static int fill_random(uint8_t *buf, size_t n) {
  * 4 KiB: getrandom costs ~2.4 us per 512 bytes here, ~11 us per 4 KiB (0.043 -> 0.022 us a u64) */
 static __thread struct { uint8_t bytes[4096]; size_t left; } pool;
 
-static int secure_bytes(uint8_t *out, size_t n) {
+/* inline: with a constant n (a u64, 8) the copies are fixed-size and the size test folds away */
+static inline int secure_bytes(uint8_t *out, size_t n) {
     if (n > sizeof pool.bytes / 2) return fill_random(out, n);
     if (pool.left < n) {
         if (fill_random(pool.bytes, sizeof pool.bytes) < 0) return -1;
@@ -360,16 +359,8 @@ static int secure_bytes(uint8_t *out, size_t n) {
     return 0;
 }
 
-static int secure_u64(uint64_t *out) {   /* secure_bytes(out, 8), with fixed-size copies */
-    if (pool.left < 8) {
-        if (fill_random(pool.bytes, sizeof pool.bytes) < 0) return -1;
-        pool.left = sizeof pool.bytes;
-    }
-    uint8_t *at = pool.bytes + sizeof pool.bytes - pool.left;
-    memcpy(out, at, 8);
-    memset(at, 0, 8);
-    pool.left -= 8;
-    return 0;
+static int secure_u64(uint64_t *out) {
+    return secure_bytes((uint8_t *)out, 8);
 }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -814,10 +805,10 @@ out:
     return rc;
 }
 
-/* ---- replay: state = (replayer, ahead, popleft, behind_append, services, source or None, progress)
+/* ---- replay: state = (replayer, ahead, popleft, behind_append, source or None, progress)
  * progress: the replayer's counts (.read, .consumed): a Python object, or the cursor */
 
-enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SERVICES, P_SOURCE, P_PROGRESS, P_SIZE };
+enum { P_REPLAYER, P_AHEAD, P_POPLEFT, P_BEHIND_APPEND, P_SOURCE, P_PROGRESS, P_SIZE };
 
 /* The next event's value if it is exactly what this call expects. 0: consumed into *v
  * (*keep holds the Python value the bytes point into), 1: use Python, -1: exception set. */
@@ -1200,14 +1191,19 @@ static inline int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) 
     return 0;
 }
 
-/* The op of the native call an event record at `p` is of, or -1 (also: not an event). */
-static int event_op(Cursor *c, const uint8_t *p, const uint8_t *end) {
+/* The call code of an event record at `p`: 0, or -1 (not an event). */
+static inline int event_code(const uint8_t *p, const uint8_t *end, uint64_t *code) {
     cursor k = {p, end};
     if (k.p >= k.end || (*k.p != 0x83 && *k.p != 0x84)) return -1;
     k.p++;
     uint8_t major;
+    return read_head(&k, &major, code) < 0 || major != 0 ? -1 : 0;
+}
+
+/* The op of the native call an event record at `p` is of, or -1 (also: not an event). */
+static int event_op(Cursor *c, const uint8_t *p, const uint8_t *end) {
     uint64_t code;
-    if (read_head(&k, &major, &code) < 0 || major != 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return -1;
+    if (event_code(p, end, &code) < 0 || code >= (uint64_t)PyList_GET_SIZE(c->names)) return -1;
     if (code < CODE_CACHE && c->code_op[code] != -2) return c->code_op[code];
     PyObject *op = PyDict_GetItemWithError(c->native, PyList_GET_ITEM(c->names, (Py_ssize_t)code));
     int r = -1;
@@ -1219,12 +1215,8 @@ static int event_op(Cursor *c, const uint8_t *p, const uint8_t *end) {
 
 /* event_op without the GIL: -2 when the call's op is not cached yet. */
 static int event_op_cached(Cursor *c, const uint8_t *p, const uint8_t *end) {
-    cursor k = {p, end};
-    if (k.p >= k.end || (*k.p != 0x83 && *k.p != 0x84)) return -1;
-    k.p++;
-    uint8_t major;
     uint64_t code;
-    if (read_head(&k, &major, &code) < 0 || major != 0) return -1;
+    if (event_code(p, end, &code) < 0) return -1;
     return code < CODE_CACHE && c->code_op[code] != -2 ? c->code_op[code] : -2;
 }
 
@@ -1645,8 +1637,6 @@ PyMODINIT_FUNC PyInit__native(void) {
     INTERN(s_error, "error");
     INTERN(s_call, "call"); INTERN(s_args, "args"); INTERN(s_result, "result"); INTERN(s_failed, "failed");
     INTERN(s_consumed, "consumed"); INTERN(s_until, "until"); INTERN(s_peek, "_peek");
-    INTERN(s_mono_last, "clocks.monotonic-last"); INTERN(s_acquire, "acquire"); INTERN(s_release, "release");
-    INTERN(s_codes_get, "get"); INTERN(s__read, "_read"); INTERN(s__index, "_index");
     INTERN(s_k_call, "call"); INTERN(s_k_args, "args"); INTERN(s_k_result, "result"); INTERN(s_k_failed, "failed");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     PyObject *collections = PyImport_ImportModule("collections");
@@ -1665,7 +1655,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         || PyModule_AddObjectRef(m, "Cursor", (PyObject *)&CursorType) < 0
         || PyModule_AddObjectRef(m, "WriterState", (PyObject *)&WriterStateType) < 0
         || PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0) { Py_DECREF(m); return NULL; }
-    PyModule_AddIntConstant(m, "ABI_VERSION", 6);   /* rr/nativelib.py ABI: bump both together */
+    PyModule_AddIntConstant(m, "ABI_VERSION", 7);   /* rr/nativelib.py ABI: bump both together */
     PyModule_AddIntConstant(m, "MODE_RUN", MODE_RUN);
     PyModule_AddIntConstant(m, "MODE_RECORD", MODE_RECORD);
     PyModule_AddIntConstant(m, "MODE_REPLAY", MODE_REPLAY);

@@ -124,7 +124,7 @@ class Linking:
             self.state = record_target(tap)
             self.mode = _native.MODE_RECORD if self.state is not None else None
         elif type(tap) is Replayer:
-            self.state = tap.native_target(host.services)
+            self.state = tap.native_target()
             self.mode = _native.MODE_REPLAY
         if self.mode is not None:
             _setup()

@@ -11,7 +11,7 @@ import threading
 from types import ModuleType
 from typing import Any
 
-ABI = 6   # must equal ABI_VERSION in rr/_native.c: a stale build is not used
+ABI = 7   # must equal ABI_VERSION in rr/_native.c: a stale build is not used
 
 try:
     from . import _native as _lib

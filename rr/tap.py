@@ -233,10 +233,11 @@ class Replayer(Tap):
         self._n = self._cursor = flows.native = cursor
         self._source = (cursor, *queues, flows)
 
-    def native_target(self, services: dict[str, Any]) -> tuple[Any, ...]:
-        """What rr/_native.c replays from: this cursor (its read-ahead and context deques), the
-        run's services (the monotonic clock's last reading) and the trace's cursor, if attached."""
-        return (self, self._ahead, self._ahead.popleft, self._behind.append, services, self._source, self._n)
+    def native_target(self) -> tuple[Any, ...]:
+        """What rr/_native.c replays from: this cursor (its read-ahead and context deques) and the
+        trace's cursor, if attached. (The monotonic clock's last reading is in the host-call
+        counter.)"""
+        return (self, self._ahead, self._ahead.popleft, self._behind.append, self._source, self._n)
 
     def _recent(self) -> list[tuple[int, "Event"]]:
         """The events consumed last, oldest first."""
