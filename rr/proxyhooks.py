@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 logger = logging.getLogger("mitmproxy.addonmanager")   # where safecall() reports addon errors
@@ -61,8 +61,8 @@ def install() -> None:
                 except Exception as e:  # noqa: BLE001 - mitmproxy's safecall(): logged, next addon
                     logger.error(f"Addon error: {e}", exc_info=True)
 
-    async def rest(handler: ProxyConnectionHandler, hook: Any, data: Any,
-                   pending: Generator[Any, None, None], awaitable: Any) -> None:
+    async def rest(handler: ProxyConnectionHandler, data: Any, pending: Generator[Any, None, None],
+                   awaitable: Any) -> None:
         """What mitmproxy's handle_hook does after the first handler that is not done at once."""
         with handler.timeout_watchdog.disarm():
             while awaitable is not None:
@@ -75,28 +75,33 @@ def install() -> None:
             if isinstance(data, flow.Flow):
                 await data.wait_for_resume()
 
-    async def handle_hook(self: ProxyConnectionHandler, hook: commands.StartHook) -> None:
+    def begin(handler: ProxyConnectionHandler, hook: commands.StartHook) -> Coroutine[Any, Any, None] | None:
+        """Call `hook`'s handlers now: None if they are all done (and the flow is not held), else
+        the rest of the hook, to be awaited."""
         (data,) = _args(hook)
-        pending = steps(self, hook, data)
+        pending = steps(handler, hook, data)
         awaitable = _next(pending, None)
-        if awaitable is not None or isinstance(data, flow.Flow) and data.intercepted:
-            await rest(self, hook, data, pending, awaitable)
+        if awaitable is None and not (isinstance(data, flow.Flow) and data.intercepted):
+            return None
+        return rest(handler, data, pending, awaitable)
 
-    async def finish(self: ProxyConnectionHandler, hook: commands.StartHook, data: Any,
-                     pending: Generator[Any, None, None], awaitable: Any) -> None:
-        await rest(self, hook, data, pending, awaitable)
+    async def handle_hook(self: ProxyConnectionHandler, hook: commands.StartHook) -> None:
+        left = begin(self, hook)
+        if left is not None:
+            await left
+
+    async def finish(self: ProxyConnectionHandler, hook: commands.StartHook, left: Coroutine[Any, Any, None]) -> None:
+        await left
         if hook.blocking:
             await self.server_event(events.HookCompleted(hook))
 
     def in_line(self: Any, hook: commands.StartHook) -> bool:
         """Run `hook`'s handlers now: True if they are done (the reply is due), False if the
         rest went on in a task that replies itself."""
-        (data,) = _args(hook)
-        pending = steps(self, hook, data)
-        awaitable = _next(pending, None)
-        if awaitable is None and not (isinstance(data, flow.Flow) and data.intercepted):
+        left = begin(self, hook)
+        if left is None:
             return True
-        asyncio_utils.create_task(finish(self, hook, data, pending, awaitable), name=f"handle_hook({hook.name})",
+        asyncio_utils.create_task(finish(self, hook, left), name=f"handle_hook({hook.name})",
                                   keep_ref=True, client=self.client.peername)
         return False
 
