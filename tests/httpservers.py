@@ -76,6 +76,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _bytes_head(self, length: int | None) -> None:
+        """A 200 of application/octet-stream: `length` bytes, or chunked (None)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _cut(self) -> None:
+        """The connection ends here, whatever the head promised."""
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
     def _handle(self) -> None:
         body = self._read_body()
         url = urlsplit(self.path)
@@ -108,10 +124,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, GZIP_BODY, {"Content-Type": "text/plain", "Content-Encoding": "gzip"})
         elif path == "/bytes":
             n = int(query.get("n", "256"))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(n))
-            self.end_headers()
+            self._bytes_head(n)
             remaining = n
             while remaining:  # bounded: remaining strictly decreases
                 block = _PATTERN[: min(remaining, len(_PATTERN))]
@@ -119,10 +132,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 remaining -= len(block)
         elif path == "/chunked-bytes":
             n = int(query.get("n", "256"))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
+            self._bytes_head(None)
             data = pattern_bytes(n)
             for at in range(0, n, 65536):
                 chunk = data[at:at + 65536]
@@ -130,24 +140,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         elif path == "/cut":
             n = int(query.get("n", "256"))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(n))
-            self.end_headers()
+            self._bytes_head(n)
             self.wfile.write(pattern_bytes(n // 2))
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            self._cut()
         elif path == "/chunked-cut":
             n = int(query.get("n", "256"))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
+            self._bytes_head(None)
             self.wfile.write(b"%x\r\n%s\r\n" % (n // 2, pattern_bytes(n // 2)))
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            self._cut()
         elif path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
             self._send(status, f"status {status}\n".encode(), {"Content-Type": "text/plain"})
