@@ -348,10 +348,10 @@ class CborDecoder:
             return (yield from self._v1_records())
         if self.cursor is not None:
             return (yield from self._mapped_records())
-        src, dec = self._src, self._dec
+        src = self._src
         window, start = b"", 0     # `start`: offset in `window` of the next frame
         base = src.pos             # file offset of window[0]
-        view, mv = io.BytesIO(), memoryview(b"")
+        mv = memoryview(b"")
         crc = self._crc
         fast = _fast_event_record()
         while True:
@@ -360,8 +360,7 @@ class CborDecoder:
                 if more:
                     base += start
                     window, start = window[start:] + more, 0
-                    view, mv = io.BytesIO(window), memoryview(window)
-                    dec.fp = view
+                    mv = memoryview(window)
                     continue
                 if start == len(window):
                     return None
@@ -387,8 +386,7 @@ class CborDecoder:
                 more = self._read_at_least(end - len(window))
                 base += start
                 window, end, start = window[start:] + more, end - start, 0
-                view, mv = io.BytesIO(window), memoryview(window)
-                dec.fp = view
+                mv = memoryview(window)
                 if end > len(window):
                     if _goes_on(window, start):
                         raise RecordError(_damaged_length(n), pos)
@@ -403,16 +401,7 @@ class CborDecoder:
                     start = end
                     yield "event", raw, pos
                     continue
-            # the record alone: cbor2 reads no further than its frame, as from the mapped file
-            view = dec.fp = io.BytesIO(mv[body:tail])
-            try:
-                kind, raw = self._record(window[body])
-            except RecordError as e:
-                raise RecordError(str(e), pos) from None
-            except Exception as e:  # noqa: BLE001 - cbor2 raises many types on bytes it rejects
-                raise RecordError(f"undecodable record: {e}", pos) from None
-            if view.tell() != tail - body:
-                raise RecordError(_UNFILLED, pos)
+            kind, raw = self._framed_record(mv[body:tail], pos)
             start = end
             yield kind, raw, pos
 
@@ -460,21 +449,27 @@ class CborDecoder:
                 crc = zlib.crc32(memoryview(data)[start:tail], cur.crc)
                 if crc != int.from_bytes(data[tail:end], "big"):
                     raise RecordError(_MISMATCH, start)
-                view = self._dec.fp = io.BytesIO(data[body:tail])
-                try:
-                    kind, raw = self._record(data[body])
-                except RecordError as e:
-                    raise RecordError(str(e), start) from None
-                except Exception as e:  # noqa: BLE001 - cbor2 raises many types on bytes it rejects
-                    raise RecordError(f"undecodable record: {e}", start) from None
-                if view.tell() != tail - body:
-                    raise RecordError(_UNFILLED, start)
+                kind, raw = self._framed_record(data[body:tail], start)
                 cur.pos, cur.crc = end, crc
                 if kind == "outcome":
                     cur.live = False   # what follows is an error for the reader to report
                 yield kind, raw, start
         finally:
             cur.live = False
+
+    def _framed_record(self, frame: bytes | memoryview, pos: int) -> tuple[str, Any]:
+        """The record that must fill `frame` (a frame's body) exactly, decoded from it alone
+        (cbor2 reads no further than the frame, streamed or mapped); a problem is at `pos`."""
+        view = self._dec.fp = io.BytesIO(frame)
+        try:
+            kind, raw = self._record(frame[0])
+        except RecordError as e:
+            raise RecordError(str(e), pos) from None
+        except Exception as e:  # noqa: BLE001 - cbor2 raises many types on bytes it rejects
+            raise RecordError(f"undecodable record: {e}", pos) from None
+        if view.tell() != len(frame):
+            raise RecordError(_UNFILLED, pos)
+        return kind, raw
 
     def _unwritten(self, rest: bytes, more: bool | None = None) -> bool | None:
         """Whether a 0x00 where a frame starts is the unwritten end of a recording killed while
