@@ -17,9 +17,7 @@ serve-trust work, BASELINE below; `git archive` of it, as benchmarks/whole_proce
 from __future__ import annotations
 
 import argparse
-import filecmp
 import http.client
-import shutil
 import statistics
 import subprocess
 import sys
@@ -48,18 +46,6 @@ class ServedIn(guests.Served):
                                      env=guests._clean_env(None), cwd=cwd)
         self._wait_listening()
 
-
-def baseline(commit: str) -> Path | None:
-    """The baseline tree, with this tree's C extension when its source is the same (it is built
-    at install, so `git archive` has none: without it the baseline would run the Python path)."""
-    from whole_process import baseline_tree
-    tree = baseline_tree(commit)
-    if tree is None:
-        return None
-    for built in (REPO / "rr").glob("_native*.so"):
-        if filecmp.cmp(REPO / "rr" / "_native.c", tree / "rr" / "_native.c", shallow=False):
-            shutil.copy2(built, tree / "rr" / built.name)
-    return tree
 
 
 def load(port: int, total: int, concurrency: int) -> tuple[float, list[float]]:
@@ -125,9 +111,10 @@ def main() -> None:
     p.add_argument("--no-baseline", action="store_true")
     args = p.parse_args()
     sys.path.insert(0, str(REPO / "benchmarks"))
+    from whole_process import baseline_tree
     component = guests.c_guest(args.guest)
     wasmtime_flags = ("-S", "cli") if args.guest == "http_app_py" else ()
-    before = None if args.no_baseline else baseline(args.baseline)
+    before = None if args.no_baseline else baseline_tree(args.baseline)
     runs: dict[str, list[dict[str, float]]] = {}
     size = 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,9 @@ median. Peak memory is the process's own ru_maxrss (os.wait4), in MB.
 
 from __future__ import annotations
 
+import filecmp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,21 @@ REPO = Path(__file__).resolve().parent.parent
 BASELINE = "7492a9d"
 
 
+def baseline_tree(commit: str = BASELINE) -> Path | None:
+    """The baseline's source tree (cached under the temp dir), or None without git history."""
+    tree = Path(tempfile.gettempdir()) / f"rr-bench-before-{commit}"
+    if (tree / "rr" / "cli.py").is_file():
+        return _with_extension(compiled(tree))
+    tree.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True)
+    if archive.returncode != 0:
+        print(f"  note: no baseline column: git archive {commit}: {archive.stderr.decode().strip()}",
+              file=sys.stderr)
+        return None
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return _with_extension(compiled(tree))
+
+
 def compiled(tree: Path) -> Path:
     """`tree` with its bytecode written: with PYTHONDONTWRITEBYTECODE (or a read-only tree)
     every process would compile rr's modules again, ~0.2-0.5 s that no user pays."""
@@ -33,19 +50,14 @@ def compiled(tree: Path) -> Path:
     return tree
 
 
-def baseline_tree(commit: str = BASELINE) -> Path | None:
-    """The baseline's source tree (cached under the temp dir), or None without git history."""
-    tree = Path(tempfile.gettempdir()) / f"rr-bench-before-{commit}"
-    if (tree / "rr" / "cli.py").is_file():
-        return compiled(tree)
-    tree.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True)
-    if archive.returncode != 0:
-        print(f"  note: no baseline column: git archive {commit}: {archive.stderr.decode().strip()}",
-              file=sys.stderr)
-        return None
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-    return compiled(tree)
+def _with_extension(tree: Path) -> Path:
+    """A baseline `tree` with this tree's C extension when its source is the same (it is built
+    at install, so `git archive` has none: without it the baseline would run the Python path)."""
+    source = tree / "rr" / "_native.c"
+    for built in (REPO / "rr").glob("_native*.so"):
+        if source.is_file() and filecmp.cmp(REPO / "rr" / "_native.c", source, shallow=False):
+            shutil.copy2(built, tree / "rr" / built.name)
+    return tree
 
 
 @dataclass
