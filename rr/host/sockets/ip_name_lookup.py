@@ -2,7 +2,9 @@
 
 Without the grant every lookup is `permanent-resolver-failure`, IP literals included (what
 wasmtime 49 answers; wasi-libc sends numeric names through the lookup too). A granted lookup
-answers an IP literal at once, and resolves a name through the system resolver (getaddrinfo,
+parses the name as wasmtime does (url_host.py: refused names are invalid-argument, IPv4 forms
+like 0x7f.1 are addresses), answers an address at once, and resolves a domain through the
+system resolver (getaddrinfo,
 as wasmtime's tokio lookup_host) on a thread: resolve-next-address says `would-block` until it
 has finished, then gives the addresses one by one, then none. Whether it had to wait and
 every address are recorded; a replay resolves nothing.
@@ -23,13 +25,11 @@ from ..context import HostContext
 from ..poll import Pollable
 from ..wit import Interface
 from .grant import IpAddress
+from . import url_host
 from .network import Network, fail, ip_to_wit, next_label, nothing
 
 lookup_if = Interface("wasi:sockets/ip-name-lookup")
 R = "resolve-address-stream"
-
-# Host code points the WHATWG URL parser (url::Host::parse, wasmtime's check) refuses.
-_FORBIDDEN = set(" \t\n\r#%/:<>?@[\\]^|\0")
 
 
 class ResolveAddressStream:
@@ -45,6 +45,8 @@ class ResolveAddressStream:
 
 def _literal(name: str) -> IpAddress | None:
     text = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    if "%" in text:   # Python's parser takes a zone index (fe80::1%eth0); wasmtime's refuses it
+        return None
     try:
         return ipaddress.ip_address(text)
     except ValueError:
@@ -58,7 +60,9 @@ def _canonical(ip: IpAddress) -> IpAddress:
 
 def _resolve(host: HostContext, network: Network, name: str, stream: ResolveAddressStream) -> None:
     try:
-        infos = socket.getaddrinfo(name, 0, type=socket.SOCK_STREAM)
+        # Bytes, so that Python does not run its own IDNA codec (which refuses a 64-byte label)
+        # over a name url_host has already made ASCII: the resolver decides, as under wasmtime.
+        infos = socket.getaddrinfo(name.encode("ascii"), 0, type=socket.SOCK_STREAM)
         stream.addresses = [_canonical(ipaddress.ip_address(info[4][0].partition("%")[0])) for info in infos]
         network.grant.learned(name, stream.addresses)
     except (OSError, UnicodeError, ValueError):
@@ -80,13 +84,15 @@ def resolve_addresses(host: HostContext, network: Network, name: str) -> Resolve
             stream.addresses = [_canonical(literal)]
             stream.done.set()
             return
-        if not name or any(c in _FORBIDDEN for c in name):
-            raise fail("invalid-argument")
         try:
-            ascii_name = name.encode("idna").decode("ascii")
-        except UnicodeError:
+            parsed = url_host.parse(name)
+        except ValueError:
             raise fail("invalid-argument") from None
-        threading.Thread(target=_resolve, args=(host, network, ascii_name, stream), name=f"rr-{stream.label}",
+        if not isinstance(parsed, str):    # an IPv4 form such as 0x7f.1: an address, no lookup
+            stream.addresses = [_canonical(parsed)]
+            stream.done.set()
+            return
+        threading.Thread(target=_resolve, args=(host, network, parsed, stream), name=f"rr-{stream.label}",
                          daemon=True).start()
 
     host.tap("wasi:sockets/ip-name-lookup.resolve-addresses", [stream.label, name], live, nothing)
