@@ -28,6 +28,7 @@ import http.client
 import http.server
 import ipaddress
 import socket
+import socketserver
 import ssl
 import struct
 import threading
@@ -169,8 +170,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class NoReverseLookup(http.server.ThreadingHTTPServer):
+    """http.server without its start's reverse DNS lookup of the address (socket.getfqdn): for
+    ::1 that query leaves the machine, and tests talk to loopback only."""
+
     daemon_threads = True
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+
+class _Server(NoReverseLookup):
 
     def __init__(self, tls: ssl.SSLContext | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

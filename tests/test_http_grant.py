@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import guests
-from httpservers import PLAIN_BODY, TestServer
+from httpservers import PLAIN_BODY, NoReverseLookup, TestServer
 from rr.host.http.grant import BadPattern, HttpGrant, parse, wasmtime_s_option
 
 pytestmark = pytest.mark.timeout(120)
@@ -107,9 +107,8 @@ class _V6Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _V6Server(http.server.ThreadingHTTPServer):
+class _V6Server(NoReverseLookup):
     address_family = socket.AF_INET6
-    daemon_threads = True
 
 
 @pytest.fixture

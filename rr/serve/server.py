@@ -21,6 +21,7 @@ import contextlib
 import http.server
 import itertools
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -401,6 +402,13 @@ class _Backend(http.server.ThreadingHTTPServer):
             super().__init__(address, _Handler)
         except OSError as e:
             raise PortInUse(f"--addr {_shown_host(address[0])}:{address[1]}: cannot listen: {e.strerror}") from None
+
+    def server_bind(self) -> None:
+        # http.server's own also asks the resolver for the address's name (socket.getfqdn): a
+        # reverse DNS query at every start (for ::1 or 0.0.0.0 it leaves the machine, and waits
+        # out the resolver's timeout where DNS is unreachable), for a name nothing here reads.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
