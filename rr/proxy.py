@@ -634,34 +634,12 @@ class EmbeddedProxy:
         _starting.acquire()
         self._holding_lock = True
         try:
-            _lean_imports()
-            _loop_local_ctx()
-            from proxy_addon import RecordAddon, ReplayAddon
-            from proxy_addon.errors import install_error_response_headers
-            from proxy_addon.gate import GuestGate, new_credentials
+            from .dataclass_cache import cached
 
-            install_error_response_headers()
-            _route_mitmproxy_logs(self._verbose)
-            self.confdir.mkdir(parents=True, exist_ok=True)
-            if self.mode == "record":
-                assert self._on_flow is not None
-                self.addon = RecordAddon(self._on_flow, self._redaction, bodies=self._bodies,
-                                         **({"stream_above": self._stream_above} if self._stream_above else {}))
-            else:
-                self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows, bodies=self._bodies)
-                if self._bodies is not None:
-                    from proxy_addon.streamreplay import install
-                    install()
-            self.credentials = new_credentials()
-            self.gate = GuestGate(self.credentials)
-            ready = threading.Event()
-            # The loop's own thread runs it with anyio (one of the project's chosen packages);
-            # anyio is imported there, so its import overlaps whatever the caller does meanwhile.
-            self._thread = threading.Thread(target=_run_loop, args=(self._serve, ready),
-                                            name="rr-proxy-loop", daemon=True)
-            self._thread.start()
-            if not ready.wait(START_TIMEOUT_S):
-                raise RuntimeError(f"mitmproxy did not start within {START_TIMEOUT_S} s")
+            # mitmproxy's and anyio's imports (on both threads): their dataclasses' methods
+            # come compiled from rr's cache (rr/dataclass_cache.py)
+            with cached():
+                self._launch()
             if isinstance(self._failure, WebUIError):
                 raise self._failure
             if self._failure is not None:
@@ -691,6 +669,38 @@ class EmbeddedProxy:
         finally:
             self._release_start_lock()
         return self
+
+    def _launch(self) -> None:
+        """Import what the proxy needs, make its addons and start its loop thread; returns once
+        mitmproxy's servers are up or it failed."""
+        _lean_imports()
+        _loop_local_ctx()
+        from proxy_addon import RecordAddon, ReplayAddon
+        from proxy_addon.errors import install_error_response_headers
+        from proxy_addon.gate import GuestGate, new_credentials
+
+        install_error_response_headers()
+        _route_mitmproxy_logs(self._verbose)
+        self.confdir.mkdir(parents=True, exist_ok=True)
+        if self.mode == "record":
+            assert self._on_flow is not None
+            self.addon = RecordAddon(self._on_flow, self._redaction, bodies=self._bodies,
+                                     **({"stream_above": self._stream_above} if self._stream_above else {}))
+        else:
+            self.addon = ReplayAddon(self._flows, self._redaction, fetch=self._fetch_flows, bodies=self._bodies)
+            if self._bodies is not None:
+                from proxy_addon.streamreplay import install
+                install()
+        self.credentials = new_credentials()
+        self.gate = GuestGate(self.credentials)
+        ready = threading.Event()
+        # The loop's own thread runs it with anyio (one of the project's chosen packages);
+        # anyio is imported there, so its import overlaps whatever the caller does meanwhile.
+        self._thread = threading.Thread(target=_run_loop, args=(self._serve, ready),
+                                        name="rr-proxy-loop", daemon=True)
+        self._thread.start()
+        if not ready.wait(START_TIMEOUT_S):
+            raise RuntimeError(f"mitmproxy did not start within {START_TIMEOUT_S} s")
 
     def _release_start_lock(self) -> None:
         if self._holding_lock:
