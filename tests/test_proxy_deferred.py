@@ -19,7 +19,8 @@ START_PROXY = """
     with EmbeddedProxy("record", on_flow=lambda record: None) as proxy:
         assert proxy.port
     for name in ("aioquic.quic.connection", "pylsqpack", "service_identity", "pyparsing.core", "ruamel.yaml.main",
-                 "h2.connection", "zstandard.backend_c", "OpenSSL.crypto", "cryptography.x509", "wsproto.connection"):
+                 "h2.connection", "zstandard.backend_c", "OpenSSL.crypto", "cryptography.x509", "wsproto.connection",
+                 "tempfile"):
         assert name not in sys.modules, name   # left unexecuted by a proxy that ran
 """
 
@@ -97,6 +98,26 @@ def test_tls_and_websocket_run_on_first_use_and_postponed_annotations_resolve() 
     flow = tflow.tflow(ws=True)
     flow.websocket.messages.append(message)
     assert http.HTTPFlow.from_state(flow.get_state()).websocket.messages[-1].content == b"hi"
+    print("ok")
+    """)
+    assert out == "ok\n"
+
+
+def test_anyio_files_run_on_first_use_as_anyio_would_have_them() -> None:
+    out = python(START_PROXY + """
+    import anyio
+
+    async def main() -> bytes:
+        async with anyio.TemporaryFile() as f:   # a forwarder's call runs the group
+            await f.write(b"hi")
+            await f.seek(0)
+            return await f.read()
+
+    assert anyio.run(main, backend="asyncio") == b"hi" and "tempfile" in sys.modules
+    from anyio._core import _fileio, _tempfile
+    assert anyio.Path is _fileio.Path and isinstance(anyio.Path, type) and anyio.mkstemp is _tempfile.mkstemp
+    assert anyio.Path.__module__ == anyio.TemporaryFile.__module__ == anyio.mkstemp.__module__ == "anyio"
+    assert anyio.run(anyio.Path(sys.executable).exists, backend="asyncio")
     print("ok")
     """)
     assert out == "ok\n"
