@@ -667,7 +667,10 @@ def _main(argv: list[str] | None) -> int:
     args = None
     try:
         args = _parse(list(sys.argv[1:] if argv is None else argv))
-        return args.handler(args)
+        from .dataclass_cache import cached
+
+        with cached("rr"):   # the methods of rr's own dataclasses come compiled (rr/dataclass_cache.py)
+            return args.handler(args)
     except RRError as e:
         _report(str(e))
         return e.status

@@ -26,19 +26,28 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-# More texts than the proxy's imports ever make (~330): a file that grew past this (a caller
-# making dataclasses of its own while the cache is in effect) starts again from what is new.
+# More texts than a scope's imports ever make (the proxy's ~330): a file that grew past this (a
+# caller making dataclasses of its own while the cache is in effect) starts again from what is new.
 MAX_ENTRIES = 4096
 _HEADER = b"rr-dataclass-code\n" + importlib.util.MAGIC_NUMBER
 _lock = threading.Lock()
-_users = 0
-_known: dict[str, CodeType] = {}
-_new: dict[str, CodeType] = {}
 
 
-def cache_file() -> Path:
+class _Scope:
+    """One `cached(name)` in effect: the code its file held and the code compiled meanwhile."""
+
+    def __init__(self, name: str) -> None:
+        self.path = cache_file(name)
+        self.known = _load(self.path)
+        self.new: dict[str, CodeType] = {}
+
+
+_scopes: list[_Scope] = []   # in effect, innermost last
+
+
+def cache_file(name: str = "proxy") -> Path:
     from .cache import cache_dir
-    return cache_dir() / "pyc" / f"dataclass-code.{sys.implementation.cache_tag}.bin"
+    return cache_dir() / "pyc" / f"dataclass-code-{name}.{sys.implementation.cache_tag}.bin"
 
 
 def _cached_exec(source: Any, globals: Any = None, locals: Any = None, /, **kw: Any) -> Any:
@@ -50,10 +59,16 @@ def _cached_exec(source: Any, globals: Any = None, locals: Any = None, /, **kw: 
             locals = caller.f_locals
     if type(source) is not str or kw:
         return builtins.exec(source, globals, locals, **kw)
-    code = _known.get(source) or _new.get(source)
-    if code is None:
+    scopes = _scopes[::-1]
+    for scope in scopes:
+        code = scope.known.get(source) or scope.new.get(source)
+        if code is not None:
+            break
+    else:
         # dont_inherit: compiled as dataclasses' own exec(text) compiles it (no __future__ flags)
-        code = _new[source] = compile(source, "<string>", "exec", dont_inherit=True)
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+        if scopes:
+            scopes[0].new[source] = code
     return builtins.exec(code, globals, locals)
 
 
@@ -86,24 +101,22 @@ def _save(path: Path, table: dict[str, CodeType]) -> None:
 
 
 @contextmanager
-def cached() -> Iterator[None]:
-    """Dataclasses made inside take their methods' code from the cache file (nesting is fine,
-    from any thread). On leaving the outermost, code compiled meanwhile is added to the file."""
-    global _users
+def cached(name: str = "proxy") -> Iterator[None]:
+    """Dataclasses made inside take their methods' code from the cache file `name` (or from a
+    scope it is nested in: rr's start-up holds rr's own, the proxy's start mitmproxy's and
+    anyio's). Any thread's dataclasses count; on leaving, code compiled meanwhile is added
+    to the file."""
+    scope = _Scope(name)
     with _lock:
-        _users += 1
-        if _users == 1:
-            _known.update(_load(cache_file()))
-            vars(dataclasses)["exec"] = _cached_exec
+        _scopes.append(scope)
+        vars(dataclasses)["exec"] = _cached_exec
     try:
         yield
     finally:
         with _lock:
-            _users -= 1
-            if _users == 0:
+            _scopes.remove(scope)
+            if not _scopes:
                 vars(dataclasses).pop("exec", None)
-                if _new:
-                    table = {**_known, **_new} if len(_known) + len(_new) <= MAX_ENTRIES else dict(_new)
-                    _new.clear()
-                    _save(cache_file(), table)
-                _known.clear()
+        if scope.new:
+            table = {**scope.known, **scope.new} if len(scope.known) + len(scope.new) <= MAX_ENTRIES else scope.new
+            _save(scope.path, table)

@@ -82,7 +82,8 @@ def in_cache(cls) -> bool:
         for const in code.co_consts:
             if hasattr(const, "co_consts"):
                 yield from codes(const)
-    return any(cls.__init__.__code__ is c for code in dataclass_cache._known.values() for c in codes(code))
+    return any(cls.__init__.__code__ is c for scope in dataclass_cache._scopes
+               for code in scope.known.values() for c in codes(code))
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(o) or "default")
@@ -119,11 +120,17 @@ def test_a_damaged_cache_file_is_ignored_and_replaced(damage):
     assert "exec" not in vars(dataclasses)
 
 
-def test_nested_use_installs_once_and_exec_is_unchanged_for_other_code():
-    with dataclass_cache.cached():
-        with dataclass_cache.cached():
+def test_nested_scopes_keep_their_own_files_and_exec_is_unchanged_for_other_code():
+    with dataclass_cache.cached("outer"):
+        make({"frozen": True})
+    with dataclass_cache.cached("outer"):
+        with dataclass_cache.cached("inner"):
+            assert in_cache(make({"frozen": True}))   # found in the outer scope's file
+            make({"slots": True})                      # new: goes to the inner one's
             namespace: dict = {}
             dataclass_cache._cached_exec("z = 41 + 1", namespace)
             assert namespace["z"] == 42
         assert vars(dataclasses)["exec"] is dataclass_cache._cached_exec
     assert "exec" not in vars(dataclasses)
+    outer, inner = (dataclass_cache._load(dataclass_cache.cache_file(n)) for n in ("outer", "inner"))
+    assert len(inner) == 2 and not inner.keys() & outer.keys()   # slots' __init__ and `z = 41 + 1`
