@@ -18,7 +18,8 @@ replayed once with its output compared.
   10 MiB body    http_get URL/bytes?n=SIZE --summary minus the same with n=0: MB/s into the guest
   proxy start    record (or replay) of the usage run minus `rr run` of it (no request: no
                  proxy started, since it starts on demand); and whole
-                 `python -m rr record` vs `python -m rr run` of one GET (mitmproxy's import too)
+                 `python -m rr record` vs `python -m rr run` of one GET (mitmproxy's import too);
+                 and the proxy's imports + start + stop alone in a fresh interpreter (PROXY_ALONE)
 Targets (from the issue): record <= 2x direct per request, replay <= direct;
 >= 50 MB/s for the body while recording.
 """
@@ -106,6 +107,14 @@ def cli_rr_seconds(mode: str, wasm: Path, url: str, trace: Path, rounds: int) ->
     return statistics.median(times)
 
 
+# A fresh interpreter with what a recording has loaded before its first request, then (unless
+# "none") the proxy started and stopped: minus "none", the proxy's own fixed cost per process.
+PROXY_ALONE = """
+import sys
+import rr.runner, rr.session, rr.host.http.outgoing, rr.proxy
+if sys.argv[1] != "none":
+    rr.proxy.EmbeddedProxy(sys.argv[1], on_flow=lambda record: None).start().stop()
+"""
 WHOLE_BODY_X = 1.5        # record / replay of the body GET <= 1.5x rr run of it
 MEMORY_ABOVE_RUN_MB = 200  # record / replay of a big body: peak RSS above rr run's
 
@@ -133,6 +142,10 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     usage = measure("usage", get, [], rounds, expect=1)
     cli_usage = wp.wasmtime("-S", "http", get, expect=1)
     wp.interleaved([cli_usage], rounds)
+    print("  whole processes: the proxy's imports and start alone ...", file=sys.stderr, flush=True)
+    alone = {name: {mode: wp.python(tree, PROXY_ALONE, mode) for mode in ("none", "record", "replay")}
+             for name, tree in trees.items()}
+    wp.interleaved([c for m in alone.values() for c in m.values()], rounds)
     print(f"  whole processes: a {mib} MiB GET ...", file=sys.stderr, flush=True)
     body = measure("body", get, [f"{base}/bytes?n={mib * MiB}", "--summary"], rounds)
     cli_body = wp.wasmtime("-S", "http", get, f"{base}/bytes?n={mib * MiB}", "--summary")
@@ -176,7 +189,13 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     # The proxy starts at the first request: one small GET carries its import and start.
     started = {m: (one["now"][m].median - one["now"]["run"].median) * 1e3  # type: ignore[union-attr]
                for m in ("record", "replay")}
+    def start_alone(name: str, mode: str) -> float | None:
+        case, none = alone[name][mode], alone[name]["none"]
+        return None if case is None or none is None else (case.median - none.median) * 1e3
+
     return [
+        ["the proxy's import + start + stop alone (fresh interpreter), ms", "",
+         *(both("{:.0f}", lambda name, m=m: start_alone(name, m)) for m in ("record", "replay")), "", "", ""],
         ["no request (usage run; before: the proxy's import and start), ms",
          *(both("{:.0f}", secs(usage, m)) for m in MODES),
          f"{cli_usage.median * 1e3:.0f}", "", " / ".join(f"{m} +{fixed[m]:.0f} ms" for m in fixed)],

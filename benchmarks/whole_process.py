@@ -107,6 +107,15 @@ def rr(tree: Path | None, *args: str, stdin: str | None = None, expect: int = 0)
     return Case([sys.executable, "-m", "rr", *args], cwd=tree, stdin=stdin, expect=expect)
 
 
+def python(tree: Path | None, code: str, *args: str) -> Case | None:
+    """`python -c CODE ARGS` in `tree` (which rr it imports); None when there is no such tree."""
+    if tree is None:
+        return None
+    if tree == REPO and not _compiled_repo:
+        _compiled_repo.append(compiled(REPO))
+    return Case([sys.executable, "-c", code, *args], cwd=tree)
+
+
 def wasmtime(*args: str, stdin: str | None = None, expect: int = 0) -> Case:
     sys.path.insert(0, str(REPO / "tests"))
     import guests
