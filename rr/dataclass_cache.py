@@ -47,7 +47,8 @@ _scopes: list[_Scope] = []   # in effect, innermost last
 
 def cache_file(name: str = "proxy") -> Path:
     from .cache import cache_dir
-    return cache_dir() / "pyc" / f"dataclass-code-{name}.{sys.implementation.cache_tag}.bin"
+    opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""   # as a .pyc's name
+    return cache_dir() / "pyc" / f"dataclass-code-{name}.{sys.implementation.cache_tag}{opt}.bin"
 
 
 def _cached_exec(source: Any, globals: Any = None, locals: Any = None, /, **kw: Any) -> Any:
