@@ -43,6 +43,8 @@ class _Scope:
 
 
 _scopes: list[_Scope] = []   # in effect, innermost last
+_NONE = object()
+_before: list[Any] = [_NONE]   # a global `exec` the dataclasses module had before the outermost scope
 
 
 def cache_file(name: str = "proxy") -> Path:
@@ -109,6 +111,8 @@ def cached(name: str = "proxy") -> Iterator[None]:
     to the file."""
     scope = _Scope(name)
     with _lock:
+        if not _scopes:
+            _before[0] = vars(dataclasses).get("exec", _NONE)
         _scopes.append(scope)
         vars(dataclasses)["exec"] = _cached_exec
     try:
@@ -117,7 +121,10 @@ def cached(name: str = "proxy") -> Iterator[None]:
         with _lock:
             _scopes.remove(scope)
             if not _scopes:
-                vars(dataclasses).pop("exec", None)
+                if _before[0] is _NONE:
+                    vars(dataclasses).pop("exec", None)
+                else:   # someone else's before ours
+                    vars(dataclasses)["exec"] = _before[0]
         if scope.new:
             table = {**scope.known, **scope.new} if len(scope.known) + len(scope.new) <= MAX_ENTRIES else scope.new
             _save(scope.path, table)

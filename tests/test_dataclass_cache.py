@@ -134,3 +134,16 @@ def test_nested_scopes_keep_their_own_files_and_exec_is_unchanged_for_other_code
     assert "exec" not in vars(dataclasses)
     outer, inner = (dataclass_cache._load(dataclass_cache.cache_file(n)) for n in ("outer", "inner"))
     assert len(inner) == 2 and not inner.keys() & outer.keys()   # slots' __init__ and `z = 41 + 1`
+
+
+def test_an_exec_of_someone_elses_in_dataclasses_is_put_back():
+    def theirs(*args):
+        return exec(*args)
+    vars(dataclasses)["exec"] = theirs
+    try:
+        with dataclass_cache.cached():
+            assert vars(dataclasses)["exec"] is dataclass_cache._cached_exec
+            make({})
+        assert vars(dataclasses)["exec"] is theirs
+    finally:
+        vars(dataclasses).pop("exec", None)
