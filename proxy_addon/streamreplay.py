@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 HOST = "rr-replay.invalid"   # never resolved: the name of the recorded upstream
+PIECE = 1 << 17              # read whole up to this long: a recorded 64 KiB piece, in its chunk framing too
 _ports = itertools.count(1)
 _lock = threading.Lock()
 _waiting: dict[int, "RecordedBody"] = {}   # port -> the body the next connection there serves
@@ -129,8 +130,10 @@ class _Upstream:
     async def read(self, n: int) -> bytes:
         if not self._buffer:
             data = self._body.read()   # a trace read on the proxy's loop, as the request hook's
-            if not data:
-                return b""
+            if len(data) <= max(n, PIECE):
+                # As it was recorded, uncopied: mitmproxy asks for 65535 bytes, and a recording
+                # reads 64 KiB pieces (rr/proxy.py _aligned_reads): no 1-byte read after each.
+                return data
             self._buffer = memoryview(data)
         piece, self._buffer = self._buffer[:n], self._buffer[n:]
         return bytes(piece)
