@@ -1,7 +1,8 @@
 """HTTP through rr: the host's own requests (`rr run`) vs the embedded proxy (`rr record`,
 `rr replay`) vs the wasmtime CLI, side by side.
 
-    python benchmarks/bench_http.py [--quick] [--rounds K] [--requests N] [--mib M] [--whole-only | --requests-only]
+    python benchmarks/bench_http.py [--quick] [--rounds K] [--requests N] [--mib M]
+                                    [--whole-only | --requests-only | --body-only]
 
 The upstream is tests/httpservers.py's TestServer on 127.0.0.1, in a subprocess of its own
 (so it does not share rr's GIL). rr's modes run in this process (rr.runner.run,
@@ -15,7 +16,8 @@ replayed once with its output compared.
                  starts at the first request, so for record/replay this includes its start)
   N in one run   http_concurrent with N copies of URL/plain minus it with one copy, / (N-1):
                  the cost each extra request adds (they are in flight together)
-  10 MiB body    http_get URL/bytes?n=SIZE --summary minus the same with n=0: MB/s into the guest
+  10 MiB body    http_get URL/bytes?n=SIZE --summary minus the same with n=0: MB/s into the guest;
+                 record's and replay's as a share of rr run's; the pieces a recording of it holds
   proxy start    record (or replay) of the usage run minus `rr run` of it (no request: no
                  proxy started, since it starts on demand); and whole
                  `python -m rr record` vs `python -m rr run` of one GET (mitmproxy's import too);
@@ -241,6 +243,46 @@ def verdicts(ok: dict[str, bool]) -> str:
     return " / ".join(f"{p} {'ok' if v else 'MISS'}" for p, v in ok.items())
 
 
+BODY_VS_RUN = 0.9   # record / replay of the body: at least this share of rr run's MB/s (plain: 1.0)
+
+
+def body_mbs(get: Path, big: str, empty: str, size: int, rounds: int, work: Path) -> dict[str, dict[str, float]]:
+    """{mode: {path: MB/s}} of the body into the guest: the big GET minus the empty one."""
+    big_s = modes_of(get, ["http_get", big, "--summary"], work, rounds)
+    empty_s = modes_of(get, ["http_get", empty, "--summary"], work, rounds)
+    return {m: {p: size / 1e6 / max(big_s[m][p] - empty_s[m][p], 1e-9) for p in big_s[m]} for m in MODES}
+
+
+def body_pieces(get: Path, big: str, work: Path) -> dict[str, int]:
+    """{path: records of body pieces} in a recording of the big GET (streamed above 4 MiB:
+    each piece is a trip through the proxy's layers, a trace record and a send to the guest)."""
+    from rr.merge import BODY_CALL
+    from rr.trace import open_trace
+
+    pieces = {}
+    for path_name, program in load_paths(get).items():
+        trace = work / f"pieces-{path_name}.cbor"
+        check_replay(program, ["http_get", big, "--summary"], trace)
+        with open_trace(trace) as reader:
+            pieces[path_name] = sum(1 for event in reader if event.call == BODY_CALL)
+    return pieces
+
+
+def body_rows(mib: int, mbs: dict[str, dict[str, float]], pieces: dict[str, int], cli_mbs: str) -> list[list[str]]:
+    """The body's rows: MB/s, record and replay as a share of rr run's, pieces in the trace."""
+    paths = list(mbs["run"])
+    share = {m: {p: mbs[m][p] / mbs["run"][p] for p in paths} for m in ("record", "replay")}
+    floor = {p: 1.0 if p == "plain" else BODY_VS_RUN for p in paths}
+    return [
+        [f"{mib} MiB body into the guest, MB/s", *(cell(mbs[m], "{:.1f}") for m in MODES), cli_mbs,
+         f">= {RECORD_MBS_TARGET:g} MB/s rec", verdicts({p: mbs["record"][p] >= RECORD_MBS_TARGET for p in paths})],
+        [f"{mib} MiB body, MB/s vs rr run's", "", cell(share["record"], "{:.2f}x"), cell(share["replay"], "{:.2f}x"), "",
+         f"rec, rep >= {BODY_VS_RUN:g}x run (plain 1x)",
+         verdicts({p: min(share["record"][p], share["replay"][p]) >= floor[p] for p in paths})],
+        [f"{mib} MiB body, pieces in the trace", "", cell(pieces, "{}"), "", "", "", ""],
+    ]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="3 rounds, 10 requests, 4 MiB (a smoke run)")
@@ -249,6 +291,8 @@ def main() -> int:
     p.add_argument("--mib", type=int, help="body size in MiB (default 10, --quick 4)")
     p.add_argument("--big-mib", type=int, help="body size for peak memory, MiB (default 400, --quick 64)")
     p.add_argument("--whole-only", action="store_true", help="only the whole-process table")
+    p.add_argument("--body-only", action="store_true",
+                   help="only the in-process body rows (MB/s, vs rr run, pieces in the trace): ~1 min")
     p.add_argument("--requests-only", action="store_true",
                    help="only the in-process per-request rows (one GET, each of N in flight): ~1-2 min")
     opts = p.parse_args()
@@ -264,6 +308,16 @@ def main() -> int:
         if opts.requests_only:
             print_table(*request_rows(get, concurrent, base, n, rounds, work))
             return 0
+        big, empty = f"{base}/bytes?n={size}", f"{base}/bytes?n=0"
+        if opts.body_only:
+            print(f"  timing a {mib} MiB body ...", file=sys.stderr, flush=True)
+            mbs = body_mbs(get, big, empty, size, rounds, work)
+            pieces = body_pieces(get, big, work)
+            print(f"\nbench_http --body-only: loopback upstream in its own process; median of {rounds}; "
+                  f"cells are {' | '.join(mbs['run'])}\n")
+            print_table(["measure", "rr run (direct)", "rr record (proxy)", "rr replay (proxy)", "wasmtime CLI",
+                         "target", "verdict"], body_rows(mib, mbs, pieces, ""))
+            return 0
         whole = whole_processes(base, max(3, rounds // 2), n, mib, big_mib, work)
         whole_header = ["whole `python -m rr` (now vs before " + wp.BASELINE + ")", "rr run", "rr record",
                         "rr replay", "wasmtime CLI", "target", "verdict"]
@@ -272,7 +326,7 @@ def main() -> int:
                   "(peak memory: one run)\n")
             print_table(whole_header, whole)
             return 0
-        small, big, empty = f"{base}/plain", f"{base}/bytes?n={size}", f"{base}/bytes?n=0"
+        small = f"{base}/plain"
         print("  timing one GET ...", file=sys.stderr, flush=True)
         usage = modes_of(get, ["http_get"], work, rounds, expect=1)
         one = minus(modes_of(get, ["http_get", small], work, rounds), usage, 1e3)
@@ -281,9 +335,8 @@ def main() -> int:
         single = modes_of(concurrent, ["http_concurrent", small], work, rounds)
         each = minus(many, single, 1e3 / (n - 1))
         print(f"  timing a {mib} MiB body ...", file=sys.stderr, flush=True)
-        big_s = modes_of(get, ["http_get", big, "--summary"], work, max(3, rounds // 2))
-        empty_s = modes_of(get, ["http_get", empty, "--summary"], work, max(3, rounds // 2))
-        mbs = {m: {p: size / 1e6 / max(big_s[m][p] - empty_s[m][p], 1e-9) for p in big_s[m]} for m in MODES}
+        mbs = body_mbs(get, big, empty, size, max(3, rounds // 2), work)
+        pieces = body_pieces(get, big, work)
         start_ms = {m: {p: (usage[m][p] - usage["run"][p]) * 1e3 for p in usage[m]} for m in ("record", "replay")}
 
         print("  timing the wasmtime CLI and whole rr processes ...", file=sys.stderr, flush=True)
@@ -303,7 +356,6 @@ def main() -> int:
     replay_ok = verdicts({p: one["replay"][p] <= one["run"][p] for p in paths})
     each_ok = verdicts({p: each["record"][p] <= RECORD_RATIO_TARGET * each["run"][p]
                         and each["replay"][p] <= each["run"][p] for p in paths})
-    mbs_ok = verdicts({p: mbs["record"][p] >= RECORD_MBS_TARGET for p in paths})
     print(f"\nbench_http: loopback upstream in its own process; median of {rounds} "
           f"({max(3, rounds // 2)} for the body and whole processes); cells are {' | '.join(paths)}\n")
     print_table(
@@ -314,8 +366,7 @@ def main() -> int:
             ["", "", "", "", "", "rep <= run", replay_ok],
             [f"each of {n} GETs in one run, ms", *(cell(each[m], "{:.2f}") for m in MODES), "",
              "rec <= 2x, rep <= run", each_ok],
-            [f"{mib} MiB body into the guest, MB/s", *(cell(mbs[m], "{:.1f}") for m in MODES), f"{cli_mbs:.1f}",
-             f">= {RECORD_MBS_TARGET:g} MB/s rec", mbs_ok],
+            *body_rows(mib, mbs, pieces, f"{cli_mbs:.1f}"),
             ["proxy start+stop per run, ms", "", cell(start_ms["record"], "{:.1f}"),
              cell(start_ms["replay"], "{:.1f}"), "", "", ""],
             ["whole `python -m rr` one GET, ms", f"{cli_rr['run']:.0f}", f"{cli_rr['record']:.0f}", "", "", "", ""],
