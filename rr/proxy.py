@@ -410,26 +410,13 @@ def _aligned_reads() -> None:
     async def handle_connection(self: Any, connection: Any) -> None:
         io = self.transports.get(connection)
         if io is not None and type(io.reader) is asyncio.StreamReader:
-            io.reader = _AlignedReader(io.reader)
+            # The reader itself stays (the TCP relay's handover works on its internals).
+            read = io.reader.read
+            io.reader.read = lambda n=-1: read(65536 if n == 65535 else n)
         return await handle(self, connection)
 
     handle_connection.rr_aligned_reads = True  # type: ignore[attr-defined]
     server.ConnectionHandler.handle_connection = handle_connection  # type: ignore[method-assign]
-
-
-class _AlignedReader:
-    """An asyncio.StreamReader whose read(65535) reads 64 KiB."""
-
-    __slots__ = ("_reader",)
-
-    def __init__(self, reader: Any) -> None:
-        self._reader = reader
-
-    def read(self, n: int = -1) -> Any:
-        return self._reader.read(65536 if n == 65535 else n)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reader, name)
 
 
 def _parsed_heads_unchecked() -> None:
