@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 HOST = "rr-replay.invalid"   # never resolved: the name of the recorded upstream
-PIECE = 1 << 17              # read whole up to this long: a recorded 64 KiB piece, in its chunk framing too
+PIECE = 1 << 17              # read whole up to this long (a larger one: the held start of a body)
 _ports = itertools.count(1)
 _lock = threading.Lock()
 _waiting: dict[int, "RecordedBody"] = {}   # port -> the body the next connection there serves
@@ -131,8 +131,8 @@ class _Upstream:
         if not self._buffer:
             data = self._body.read()   # a trace read on the proxy's loop, as the request hook's
             if len(data) <= max(n, PIECE):
-                # As it was recorded, uncopied: mitmproxy asks for 65535 bytes, and a recording
-                # reads 64 KiB pieces (rr/proxy.py _aligned_reads): no 1-byte read after each.
+                # As it was recorded, uncopied: a piece is one read of mitmproxy's while
+                # recording (at most the 65535 bytes it asks for here), or that in its chunk.
                 return data
             self._buffer = memoryview(data)
         piece, self._buffer = self._buffer[:n], self._buffer[n:]

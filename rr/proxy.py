@@ -394,31 +394,6 @@ def _http1_trailers() -> None:
         side.send = sending(side.send)  # type: ignore[method-assign]
 
 
-def _aligned_reads() -> None:
-    """mitmproxy reads every connection 65535 bytes at a time (ConnectionHandler.handle_connection),
-    and asyncio's transport receives up to 256 KiB at once: so each 256 KiB that arrives became
-    four reads of 65535 bytes and one of 4, five trips through the HTTP layers, five trace
-    records of a streamed body, five sends to the guest. Reads of 64 KiB split it in four.
-    (Reading more at once measured worse: pieces over 64 KiB page-fault in glibc's allocator.)"""
-    import asyncio
-    from mitmproxy.proxy import server
-
-    handle = server.ConnectionHandler.handle_connection
-    if getattr(handle, "rr_aligned_reads", False):
-        return
-
-    async def handle_connection(self: Any, connection: Any) -> None:
-        io = self.transports.get(connection)
-        if io is not None and type(io.reader) is asyncio.StreamReader:
-            # The reader itself stays (the TCP relay's handover works on its internals).
-            read = io.reader.read
-            io.reader.read = lambda n=-1: read(65536 if n == 65535 else n)
-        return await handle(self, connection)
-
-    handle_connection.rr_aligned_reads = True  # type: ignore[attr-defined]
-    server.ConnectionHandler.handle_connection = handle_connection  # type: ignore[method-assign]
-
-
 def _parsed_heads_unchecked() -> None:
     """mitmproxy type-checks every field of a request's and a response's data as it creates
     them (`MessageData.__post_init__`, under `__debug__` only: a check of mitmproxy's own
@@ -749,7 +724,6 @@ class EmbeddedProxy:
     async def _run_master(self, ready: threading.Event) -> None:
         _http1_trailers()
         _parsed_heads_unchecked()
-        _aligned_reads()
         from . import proxyhooks
         proxyhooks.install()
         from mitmproxy import options
