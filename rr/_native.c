@@ -26,6 +26,7 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
@@ -350,8 +351,6 @@ static PyObject *s_error, *s_call, *s_args, *s_result, *s_failed, *s_consumed, *
 
 /* ---- live sources */
 
-static __thread uint64_t xs[4];   /* xoshiro256** for the insecure interfaces (per thread: guests run at once) */
-static __thread int xs_seeded;
 
 static int fill_random(uint8_t *buf, size_t n) {
     while (n) {
@@ -368,18 +367,45 @@ static int fill_random(uint8_t *buf, size_t n) {
 
 /* per thread: several guests may run at once, without the GIL; one struct, so one TLS lookup.
  * 4 KiB: getrandom costs ~2.4 us per 512 bytes here, ~11 us per 4 KiB (0.043 -> 0.022 us a u64) */
-static __thread struct { uint8_t bytes[4096]; size_t left; } pool;
+typedef struct {
+    uint8_t bytes[4096];
+    size_t left;
+    uint64_t xs[4];   /* xoshiro256** for the insecure interfaces */
+    int xs_seeded;
+} pool_t;
+/* A module loaded with dlopen reaches a thread-local of the default model through
+ * __tls_get_addr (~20 instructions a call); one of the initial-exec model is a load off %fs,
+ * but then the module's whole TLS block comes out of the small static space glibc keeps for
+ * dlopen: so that block is this one pointer, and each thread's pool is on the heap (freed
+ * with the thread, by the key's destructor). */
+static __thread pool_t *pool_ptr __attribute__((tls_model("initial-exec")));
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_key_init(void) { (void)pthread_key_create(&pool_key, free); }
+
+/* NULL: out of memory (the call goes the Python way) */
+static pool_t *this_pool(void) {
+    pool_t *p = pool_ptr;
+    if (__builtin_expect(p != NULL, 1)) return p;
+    (void)pthread_once(&pool_once, pool_key_init);
+    if ((p = calloc(1, sizeof *p)) == NULL) return NULL;
+    (void)pthread_setspecific(pool_key, p);
+    return pool_ptr = p;
+}
 
 /* inline: with a constant n (a u64, 8) the copies are fixed-size and the size test folds away */
 static inline int secure_bytes(uint8_t *out, size_t n) {
-    if (n > sizeof pool.bytes / 2) return fill_random(out, n);
-    if (pool.left < n) {
-        if (fill_random(pool.bytes, sizeof pool.bytes) < 0) return -1;
-        pool.left = sizeof pool.bytes;
+    if (n > sizeof ((pool_t *)0)->bytes / 2) return fill_random(out, n);
+    pool_t *pool = this_pool();
+    if (pool == NULL) return -1;
+    if (pool->left < n) {
+        if (fill_random(pool->bytes, sizeof pool->bytes) < 0) return -1;
+        pool->left = sizeof pool->bytes;
     }
-    memcpy(out, pool.bytes + sizeof pool.bytes - pool.left, n);
-    memset(pool.bytes + sizeof pool.bytes - pool.left, 0, n);   /* handed out once */
-    pool.left -= n;
+    memcpy(out, pool->bytes + sizeof pool->bytes - pool->left, n);
+    memset(pool->bytes + sizeof pool->bytes - pool->left, 0, n);   /* handed out once */
+    pool->left -= n;
     return 0;
 }
 
@@ -390,10 +416,13 @@ static int secure_u64(uint64_t *out) {
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static int insecure_u64(uint64_t *out) {
-    if (!xs_seeded) {
-        if (fill_random((uint8_t *)xs, sizeof xs) < 0) return -1;
+    pool_t *pool = this_pool();
+    if (pool == NULL) return -1;
+    uint64_t *xs = pool->xs;
+    if (!pool->xs_seeded) {
+        if (fill_random((uint8_t *)xs, sizeof pool->xs) < 0) return -1;
         xs[0] |= 1;
-        xs_seeded = 1;
+        pool->xs_seeded = 1;
     }
     uint64_t r = rotl(xs[1] * 5, 7) * 9, t = xs[1] << 17;
     xs[2] ^= xs[0]; xs[3] ^= xs[1]; xs[1] ^= xs[2]; xs[0] ^= xs[3];
@@ -537,24 +566,38 @@ static inline uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static inline uint32_t crc_step8(uint32_t crc, const uint8_t *p) {
+    uint32_t one = le32(p) ^ crc, two = le32(p + 4);
+    return crc_table[7][one & 0xff] ^ crc_table[6][(one >> 8) & 0xff] ^ crc_table[5][(one >> 16) & 0xff]
+        ^ crc_table[4][one >> 24] ^ crc_table[3][two & 0xff] ^ crc_table[2][(two >> 8) & 0xff]
+        ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
+}
+
+static inline uint32_t crc_step4(uint32_t crc, const uint8_t *p) {
+    uint32_t one = le32(p) ^ crc;
+    return crc_table[3][one & 0xff] ^ crc_table[2][(one >> 8) & 0xff] ^ crc_table[1][(one >> 16) & 0xff]
+        ^ crc_table[0][one >> 24];
+}
+
 /* zlib.crc32(data, crc), eight bytes a step (replay checks every frame it takes) */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
     crc = ~crc;
-    while (n >= 8) {
-        uint32_t one = le32(p) ^ crc, two = le32(p + 4);
-        crc = crc_table[7][one & 0xff] ^ crc_table[6][(one >> 8) & 0xff] ^ crc_table[5][(one >> 16) & 0xff]
-            ^ crc_table[4][one >> 24] ^ crc_table[3][two & 0xff] ^ crc_table[2][(two >> 8) & 0xff]
-            ^ crc_table[1][(two >> 16) & 0xff] ^ crc_table[0][two >> 24];
-        p += 8;
-        n -= 8;
-    }
+    for (; n >= 8; p += 8, n -= 8) crc = crc_step8(crc, p);
     if (n >= 4) {   /* an event frame is 10-20 bytes: one step of each */
-        uint32_t one = le32(p) ^ crc;
-        crc = crc_table[3][one & 0xff] ^ crc_table[2][(one >> 8) & 0xff] ^ crc_table[1][(one >> 16) & 0xff]
-            ^ crc_table[0][one >> 24];
+        crc = crc_step4(crc, p);
         p += 4;
         n -= 4;
     }
+    while (n--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* crc32_update inlined for an event frame of a clock or a u64 (n < 24): no call, no loop */
+static inline uint32_t crc_small(uint32_t crc, const uint8_t *p, size_t n) {
+    crc = ~crc;
+    if (n >= 8) { crc = crc_step8(crc, p); p += 8; n -= 8; }
+    if (n >= 8) { crc = crc_step8(crc, p); p += 8; n -= 8; }
+    if (n >= 4) { crc = crc_step4(crc, p); p += 4; n -= 4; }
     while (n--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
@@ -829,6 +872,66 @@ out:
     return rc;
 }
 
+/* The frame of a clock's or a u64's event into fr[0..32) (zeroed first) when its record head
+ * is one byte (a code below 24, the common case); its length (the CRC chained from `crc` into
+ * *crc_out), or 0: encode_event's. */
+static inline size_t small_frame(int op, uint64_t code, const value *v, uint32_t crc, uint8_t fr[32],
+                                 uint32_t *crc_out) {
+    if (code >= 24) return 0;
+    memset(fr, 0, 32);
+    size_t k = 1;
+    fr[k++] = 0x83;
+    fr[k++] = (uint8_t)code;
+    fr[k++] = 0x80;
+    if (op_shape[op] == SHAPE_U64) {
+        k += head(fr + k, 0x00, v->a);
+    } else {
+        fr[k++] = 0x82;
+        k += head(fr + k, 0x00, v->a);
+        k += head(fr + k, 0x00, v->b);
+    }
+    if (k - 1 + 4 >= 24) return 0;   /* a frame head of more than one byte */
+    fr[0] = (uint8_t)(0x40 | (k - 1 + 4));
+    uint32_t c = crc_small(crc, fr, k);
+    uint32_t be = __builtin_bswap32(c);
+    memcpy(fr + k, &be, 4);
+    *crc_out = c;
+    return k + 4;
+}
+
+/* record_event for a clock or a u64 onto the mapped sink, the common case of each call:
+ * 0: recorded (or dropped after a stop), 1: use Python, 2: use record_event. The frame is
+ * copied whole from its zeroed 32-byte buffer: the bytes past the record land on the sink's
+ * zero bytes after its end (mapsink_append's common case holds: no pwrite wrote there), as
+ * zeros, and the record's first byte still goes last. */
+static int record_small(func *f, const value *v) {
+    PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
+    WriterState *ws = (WriterState *)st[R_STATE];
+    Lock *lock = (Lock *)st[R_LOCK];
+    MapSink *m = f->map;
+    if (!lock_try(lock)) return 1;   /* the proxy's thread is writing */
+    int rc = 0;
+    if (!ws->guest_open) goto out;   /* the stop counted the events before it */
+    rc = 2;
+    if (!ws->open || m->closed || m->used < m->pwritten || m->used + 32 > m->map_end) goto out;
+    uint8_t fr[32];
+    uint32_t crc;
+    size_t len = small_frame(f->op, f->code, v, ws->crc, fr, &crc);
+    if (len == 0) goto out;
+    uint8_t *at = m->base + (m->used - m->map_start);
+    memcpy(at + 1, fr + 1, sizeof fr - 1);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
+    __atomic_store_n(at, fr[0], __ATOMIC_RELEASE);
+    m->used += (off_t)len;
+    ws->crc = crc;
+    ws->written++;
+    ws->guest_events++;
+    rc = 0;
+out:
+    lock_unlock(lock);
+    return rc;
+}
+
 /* ---- replay: state = (replayer, ahead, popleft, behind_append, source or None, progress)
  * progress: the replayer's counts (.read, .consumed): a Python object, or the cursor */
 
@@ -953,7 +1056,9 @@ static void *native_call(void *env, void *ctx, void *ty, val *args, size_t nargs
                 return known < 0 ? err : f->py_call(f->env_plain, ctx, ty, args, nargs, results, nresults);
             }
         }
-        int rc = record_event(f, n, &v, &err);
+        int rc = f->map != NULL && (op_shape[f->op] == SHAPE_U64 || op_shape[f->op] == SHAPE_DATETIME)
+                 ? record_small(f, &v) : 2;
+        if (rc == 2) rc = record_event(f, n, &v, &err);
         if (rc > 0) goto plain_nogil;
         if (rc == 0) lower(f->op, &v, &results[0]);
         if (buf != small) free(buf);
@@ -1175,7 +1280,18 @@ typedef struct {
     Py_ssize_t seen_at, seen_end;   /* the last frame checked, chained from seen_in */
     uint32_t seen_in, seen_out;
     signed char code_op[CODE_CACHE];   /* -2: not looked up, -1: not a native call, else its op */
+    struct parsed_ {   /* the frame cursor_take checked last as the one after its event, parsed */
+        Py_ssize_t at, end;      /* at == -1: none */
+        uint32_t in, out;        /* the CRC chain before and after it */
+        uint8_t event;           /* 0x83 / 0x84 with a call code, else 0 */
+        int8_t kind;             /* PK_*: the plain event's shape, or PK_NONE */
+        int8_t nargs;
+        uint64_t code, arg, a, b;
+        Py_ssize_t bytes;        /* PK_BYTES: the bytes' offset in buf; a = their length */
+    } next;
 } Cursor;
+
+enum { PK_NONE, PK_U64, PK_PAIR, PK_BYTES };
 
 typedef struct { Py_ssize_t body, tail, end; uint32_t crc; } frame_t;
 
@@ -1207,7 +1323,8 @@ static inline int frame_at(Cursor *c, Py_ssize_t at, uint32_t crc, frame_t *fr) 
         fr->crc = c->seen_out;
         return 0;
     }
-    uint32_t got = crc32_update(crc, b + at, (size_t)(fr->tail - at));
+    size_t covered = (size_t)(fr->tail - at);
+    uint32_t got = covered < 24 ? crc_small(crc, b + at, covered) : crc32_update(crc, b + at, covered);
     const uint8_t *t = b + fr->tail;
     if (got != ((uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 | (uint32_t)t[2] << 8 | t[3])) return -1;
     c->seen_at = at; c->seen_in = crc; c->seen_end = fr->end; c->seen_out = got;
@@ -1267,6 +1384,7 @@ static int cursor_init(Cursor *self, PyObject *args, PyObject *kw) {
     self->native = Py_NewRef(native);
     self->seen_at = -1;
     memset(self->code_op, -2, sizeof self->code_op);
+    self->next.at = -1;
     return 0;
 }
 
@@ -1403,63 +1521,105 @@ static int queue_empty(PyObject *q, int gil) {
     return len < 0 ? -1 : len == 0;
 }
 
+/* The frame at `at` (chained from `crc`) parsed as cursor_take reads it: 0, or -1 when it is not
+ * whole or its checksum does not match. A frame that is not an event, or an event whose
+ * arguments and result are not one of the plain shapes, parses with event or kind unset. */
+static int parse_frame(Cursor *c, Py_ssize_t at, uint32_t crc, struct parsed_ *p) {
+    frame_t fr;
+    if (frame_at(c, at, crc, &fr) < 0) return -1;
+    const uint8_t *b = c->buf.buf;
+    cursor k = {b + fr.body, b + fr.tail};
+    p->at = at; p->end = fr.end; p->in = crc; p->out = fr.crc;
+    p->event = 0; p->kind = PK_NONE;
+    uint8_t first = *k.p++;   /* a frame holds at least one byte before its CRC */
+    if ((first != 0x83 && first != 0x84) || uint_at(&k, &p->code) < 0) return 0;
+    p->event = first;
+    if (first != 0x83 || k.p >= k.end) return 0;
+    uint8_t args = *k.p++;
+    if (args == 0x80) p->nargs = 0;
+    else if (args == 0x81 && uint_at(&k, &p->arg) == 0) p->nargs = 1;
+    else return 0;
+    if (k.p >= k.end) return 0;
+    uint8_t major;
+    int kind = PK_NONE;
+    if (*k.p == 0x82) {
+        k.p++;
+        if (uint_at(&k, &p->a) < 0 || uint_at(&k, &p->b) < 0) return 0;
+        kind = PK_PAIR;
+    } else if (read_head(&k, &major, &p->a) < 0) {
+        return 0;
+    } else if (major == 0) {
+        kind = PK_U64;
+    } else if (major == 2 && (uint64_t)(k.end - k.p) >= p->a) {
+        p->bytes = k.p - b;
+        k.p += p->a;
+        kind = PK_BYTES;
+    }
+    if (k.p == k.end) p->kind = (int8_t)kind;   /* the record must fill its frame */
+    return 0;
+}
+
 /* 0: the event was this call's and is consumed into *v, 1: use the other paths (nothing was
  * changed), 2: (gil == 0) it takes the GIL to tell, -1: an exception is set. Without the GIL
  * it reads only C state, immutable tuples and what queue_empty reads; a call definition not
- * yet seen, a name to compare need the GIL. */
+ * yet seen, a name to compare need the GIL. The frame after the event is parsed once: it is
+ * the next call's event (c->next). */
 static int cursor_take(func *f, uint64_t n, value *v, int gil) {
     PyObject **st = &PyTuple_GET_ITEM(f->state, 0);
     PyObject *source = st[P_SOURCE];
     if (source == Py_None) return 1;
     PyObject **src = &PyTuple_GET_ITEM(source, 0);
     Cursor *c = (Cursor *)src[S_CURSOR];
-    if (!c->live) return 1;
+    if (!c->live || !c->has_buf) return 1;
     if (st[P_PROGRESS] != (PyObject *)c) return 1;   /* not attached (--until) */
     PyObject *queues[3] = {st[P_AHEAD], src[S_QUEUE1], src[S_QUEUE2]};
     for (int i = 0; i < 3; i++) {
         int empty = queue_empty(queues[i], gil);
         if (empty != 1) return empty == 0 ? 1 : empty;
     }
-    frame_t fr, next;
-    if (frame_at(c, c->pos, c->crc, &fr) < 0) return 1;
-    const uint8_t *b = c->buf.buf;
-    cursor k = {b + fr.body, b + fr.tail};
-    uint64_t code;
-    if (*k.p++ != 0x83 || uint_at(&k, &code) < 0) return 1;
-    if (code != f->code || c->names != f->code_names) {
+    struct parsed_ fr;
+    if (c->next.at == c->pos && c->next.in == c->crc) fr = c->next;
+    else if (parse_frame(c, c->pos, c->crc, &fr) < 0) return 1;
+    if (fr.event != 0x83) return 1;
+    if (fr.code != f->code || c->names != f->code_names) {
         if (!gil) return 2;
-        if (code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
-        PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)code);
+        if (fr.code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
+        PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)fr.code);
         if (name != f->name && !(PyUnicode_CheckExact(name) && PyUnicode_Compare(name, f->name) == 0)) {
             if (PyErr_Occurred()) PyErr_Clear();
             return 1;
         }
-        f->code = code;
+        f->code = fr.code;
         f->code_names = c->names;
     }
-    int shape = op_shape[f->op];
-    if (k.p >= k.end) return 1;
-    if (shape == SHAPE_BYTES) {
-        uint64_t got, len;
-        uint8_t major;
-        if (*k.p++ != 0x81 || uint_at(&k, &got) < 0 || got != n) return 1;
-        if (read_head(&k, &major, &len) < 0 || major != 2 || len != n || (uint64_t)(k.end - k.p) != n) return 1;
-        v->bytes = k.p;
+    switch (op_shape[f->op]) {
+    case SHAPE_BYTES:
+        if (fr.kind != PK_BYTES || fr.nargs != 1 || fr.arg != n || fr.a != n) return 1;
+        v->bytes = (const uint8_t *)c->buf.buf + fr.bytes;
         v->n = (size_t)n;
-        k.p += n;
-    } else {
-        if (*k.p++ != 0x80) return 1;
-        if (shape == SHAPE_U64) {
-            if (uint_at(&k, &v->a) < 0) return 1;
-        } else {
-            if (k.p >= k.end || *k.p++ != 0x82 || uint_at(&k, &v->a) < 0 || uint_at(&k, &v->b) < 0) return 1;
-            if (shape == SHAPE_DATETIME && v->b >= 1000000000u) return 1;
-        }
+        break;
+    case SHAPE_U64:
+        if (fr.kind != PK_U64 || fr.nargs != 0) return 1;
+        v->a = fr.a;
+        break;
+    default:
+        if (fr.kind != PK_PAIR || fr.nargs != 0) return 1;
+        if (op_shape[f->op] == SHAPE_DATETIME && fr.b >= 1000000000u) return 1;
+        v->a = fr.a;
+        v->b = fr.b;
     }
-    if (k.p != k.end) return 1;
-    if (frame_at(c, fr.end, fr.crc, &next) < 0) return 1;
-    int next_op = gil ? event_op(c, b + next.body, b + next.tail) : event_op_cached(c, b + next.body, b + next.tail);
-    if (next_op < 0) return next_op == -2 ? 2 : 1;
+    struct parsed_ next;
+    if (parse_frame(c, fr.end, fr.out, &next) < 0 || !next.event) return 1;
+    int next_op;
+    if (next.code < CODE_CACHE && c->code_op[next.code] != -2) next_op = c->code_op[next.code];
+    else if (!gil) return 2;
+    else {
+        const uint8_t *b = c->buf.buf;
+        frame_t nf;
+        if (frame_at(c, fr.end, fr.out, &nf) < 0) return 1;
+        next_op = event_op(c, b + nf.body, b + nf.tail);
+    }
+    if (next_op < 0) return 1;
     if (f->op == OP_MONO_NOW) {   /* the clock never goes back (clocks._not_before) */
         if (f->counter->mono_seen && v->a < f->counter->mono_last) return 1;
         f->counter->mono_last = v->a;
@@ -1471,9 +1631,10 @@ static int cursor_take(func *f, uint64_t n, value *v, int gil) {
     c->ring[slot].seq = ++c->consumed;
     c->ring[slot].index = c->read++;
     c->ring[slot].pos = c->pos;
-    c->ring_next = (slot + 1) % 3;
+    c->ring_next = slot == 2 ? 0 : slot + 1;
     c->pos = fr.end;
-    c->crc = fr.crc;
+    c->crc = fr.out;
+    c->next = next;
     c->events++;
     c->index++;
     c->taken++;
@@ -1576,6 +1737,14 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "bad op or data");
     }
     value v = {a, b, data.buf, (size_t)data.len};
+    uint8_t fr[32];
+    uint32_t small_crc;
+    size_t small_len = op_shape[op] == SHAPE_U64 || op_shape[op] == SHAPE_DATETIME
+                       ? small_frame(op, code, &v, (uint32_t)crc, fr, &small_crc) : 0;
+    if (small_len != 0) {   /* record_small's frames */
+        PyBuffer_Release(&data);
+        return Py_BuildValue("(y#k)", fr, (Py_ssize_t)small_len, (unsigned long)small_crc);
+    }
     uint8_t *frame = PyMem_Malloc(64 + data.len + 9);
     if (frame == NULL) { PyBuffer_Release(&data); return PyErr_NoMemory(); }
     uint8_t *rec = frame + 9;
