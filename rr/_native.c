@@ -1526,8 +1526,17 @@ static int queue_empty(PyObject *q, int gil) {
  * arguments and result are not one of the plain shapes, parses with event or kind unset. */
 static int parse_frame(Cursor *c, Py_ssize_t at, uint32_t crc, struct parsed_ *p) {
     frame_t fr;
-    if (frame_at(c, at, crc, &fr) < 0) return -1;
     const uint8_t *b = c->buf.buf;
+    uint8_t h = at >= 0 && at < c->buf.len ? b[at] : 0;
+    if (h > 0x44 && h < 0x58 && c->buf.len - at > h - 0x40) {   /* frame_at for a one-byte head, inlined */
+        fr.body = at + 1;
+        fr.end = fr.body + (h - 0x40);
+        fr.tail = fr.end - 4;
+        fr.crc = crc_small(crc, b + at, (size_t)(fr.tail - at));
+        if (fr.crc != __builtin_bswap32(le32(b + fr.tail))) return -1;
+    } else if (frame_at(c, at, crc, &fr) < 0) {
+        return -1;
+    }
     cursor k = {b + fr.body, b + fr.tail};
     p->at = at; p->end = fr.end; p->in = crc; p->out = fr.crc;
     p->event = 0; p->kind = PK_NONE;
@@ -1577,46 +1586,48 @@ static int cursor_take(func *f, uint64_t n, value *v, int gil) {
         int empty = queue_empty(queues[i], gil);
         if (empty != 1) return empty == 0 ? 1 : empty;
     }
-    struct parsed_ fr;
-    if (c->next.at == c->pos && c->next.in == c->crc) fr = c->next;
-    else if (parse_frame(c, c->pos, c->crc, &fr) < 0) return 1;
-    if (fr.event != 0x83) return 1;
-    if (fr.code != f->code || c->names != f->code_names) {
+    struct parsed_ here, *p = &c->next;
+    if (p->at != c->pos || p->in != c->crc) {
+        if (parse_frame(c, c->pos, c->crc, &here) < 0) return 1;
+        p = &here;
+    }
+    if (p->event != 0x83) return 1;
+    if (p->code != f->code || c->names != f->code_names) {
         if (!gil) return 2;
-        if (fr.code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
-        PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)fr.code);
+        if (p->code >= (uint64_t)PyList_GET_SIZE(c->names)) return 1;
+        PyObject *name = PyList_GET_ITEM(c->names, (Py_ssize_t)p->code);
         if (name != f->name && !(PyUnicode_CheckExact(name) && PyUnicode_Compare(name, f->name) == 0)) {
             if (PyErr_Occurred()) PyErr_Clear();
             return 1;
         }
-        f->code = fr.code;
+        f->code = p->code;
         f->code_names = c->names;
     }
     switch (op_shape[f->op]) {
     case SHAPE_BYTES:
-        if (fr.kind != PK_BYTES || fr.nargs != 1 || fr.arg != n || fr.a != n) return 1;
-        v->bytes = (const uint8_t *)c->buf.buf + fr.bytes;
+        if (p->kind != PK_BYTES || p->nargs != 1 || p->arg != n || p->a != n) return 1;
+        v->bytes = (const uint8_t *)c->buf.buf + p->bytes;
         v->n = (size_t)n;
         break;
     case SHAPE_U64:
-        if (fr.kind != PK_U64 || fr.nargs != 0) return 1;
-        v->a = fr.a;
+        if (p->kind != PK_U64 || p->nargs != 0) return 1;
+        v->a = p->a;
         break;
     default:
-        if (fr.kind != PK_PAIR || fr.nargs != 0) return 1;
-        if (op_shape[f->op] == SHAPE_DATETIME && fr.b >= 1000000000u) return 1;
-        v->a = fr.a;
-        v->b = fr.b;
+        if (p->kind != PK_PAIR || p->nargs != 0) return 1;
+        if (op_shape[f->op] == SHAPE_DATETIME && p->b >= 1000000000u) return 1;
+        v->a = p->a;
+        v->b = p->b;
     }
     struct parsed_ next;
-    if (parse_frame(c, fr.end, fr.out, &next) < 0 || !next.event) return 1;
+    if (parse_frame(c, p->end, p->out, &next) < 0 || !next.event) return 1;
     int next_op;
     if (next.code < CODE_CACHE && c->code_op[next.code] != -2) next_op = c->code_op[next.code];
     else if (!gil) return 2;
     else {
         const uint8_t *b = c->buf.buf;
         frame_t nf;
-        if (frame_at(c, fr.end, fr.out, &nf) < 0) return 1;
+        if (frame_at(c, p->end, p->out, &nf) < 0) return 1;
         next_op = event_op(c, b + nf.body, b + nf.tail);
     }
     if (next_op < 0) return 1;
@@ -1632,8 +1643,8 @@ static int cursor_take(func *f, uint64_t n, value *v, int gil) {
     c->ring[slot].index = c->read++;
     c->ring[slot].pos = c->pos;
     c->ring_next = slot == 2 ? 0 : slot + 1;
-    c->pos = fr.end;
-    c->crc = fr.out;
+    c->pos = p->end;
+    c->crc = p->out;
     c->next = next;
     c->events++;
     c->index++;
