@@ -206,7 +206,11 @@ static void mapsink_populate(MapSink *m, off_t from, off_t to) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals stay with Python's threads */
-        int err = pthread_create(&m->helper, NULL, mapsink_helper, m);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, (size_t)64 << 10);   /* it calls madvise, nothing deeper */
+        int err = pthread_create(&m->helper, &attr, mapsink_helper, m);
+        pthread_attr_destroy(&attr);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (err != 0) { m->populate = 0; return; }
         m->helper_on = 1;

@@ -404,3 +404,34 @@ def test_the_benchmarks_floor_callback_answers_the_native_calls_with_a_constant(
     out = io.BytesIO()
     runner.run(program, Sandbox(argv=["clock"], stdout=out, stderr=out))
     assert b"wall 1 2\n" not in out.getvalue(), out.getvalue()
+
+
+def test_a_killed_mapped_sink_leaves_its_records_then_zeros(tmp_path: Path) -> None:
+    """kill -9 of a process writing through MapSink past its first chunks, where a helper thread
+    pre-faults the reserved pages ahead (rr/_native.c mapsink_populate): the file holds exactly
+    the records written, then only zero bytes (the reader's end of the trace), pre-faulted or not.
+    The second reserve waits until the helper has handled the first one's pages."""
+    import os
+    import signal
+    path = tmp_path / "sink.bin"
+    record = bytes(range(1, 18))   # 17 bytes, as a u64 event's frame
+    count = (3 << 20) // len(record) + 5
+    pid = os.fork()
+    if pid == 0:   # the child: no pytest machinery, just the sink and the kill
+        try:
+            with open(path, "wb+") as f:
+                sink = native._native.MapSink(f.fileno())
+                for _ in range(count):
+                    sink.write(record)
+                sink.reserve(2 << 20)
+                sink.reserve(4 << 20)
+                os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+    data = path.read_bytes()
+    written = count * len(record)
+    assert len(data) >= written + (4 << 20)
+    assert data[:written] == record * count
+    assert data[written:].count(0) == len(data) - written
