@@ -696,7 +696,17 @@ static inline uint32_t crc_small(uint32_t crc, const uint8_t *p, size_t n) {
     if (n >= 8) { crc = crc_step8(crc, p); p += 8; n -= 8; }
     if (n >= 8) { crc = crc_step8(crc, p); p += 8; n -= 8; }
     if (n >= 4) { crc = crc_step4(crc, p); p += 4; n -= 4; }
-    while (n--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    switch (n) {   /* the last 1-3 bytes in one step each, as crc_step4 takes four */
+    case 3:
+        crc = (crc >> 24) ^ crc_table[2][(crc ^ p[0]) & 0xff] ^ crc_table[1][((crc >> 8) ^ p[1]) & 0xff]
+            ^ crc_table[0][((crc >> 16) ^ p[2]) & 0xff];
+        break;
+    case 2:
+        crc = (crc >> 16) ^ crc_table[1][(crc ^ p[0]) & 0xff] ^ crc_table[0][((crc >> 8) ^ p[1]) & 0xff];
+        break;
+    case 1:
+        crc = (crc >> 8) ^ crc_table[0][(crc ^ p[0]) & 0xff];
+    }
     return ~crc;
 }
 
