@@ -476,7 +476,11 @@ typedef struct {
  * but then the module's whole TLS block comes out of the small static space glibc keeps for
  * dlopen: so that block is this one pointer, and each thread's pool is on the heap (freed
  * with the thread, by the key's destructor). */
+#ifdef __GLIBC__
 static __thread pool_t *pool_ptr __attribute__((tls_model("initial-exec")));
+#else   /* other C libraries may keep no static TLS space for dlopen: the default model */
+static __thread pool_t *pool_ptr;
+#endif
 static pthread_key_t pool_key;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
