@@ -128,14 +128,15 @@ static PyTypeObject CounterType = {
  * behind a valid frame head. close() truncates the file to the records written. */
 
 #define MAP_CHUNK ((size_t)1 << 20)
+#define FIRST_CHUNK ((size_t)64 << 10)   /* a short recording's whole trace, without the helper */
 #define MAP_WINDOW ((size_t)64 << 20)   /* the mapping is made this large at once: remapped rarely */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23          /* Linux >= 5.14; older kernels say EINVAL */
 #endif
 
 /* Each first write to a fresh page of the mapping faults (~4-5 us a 4 KiB page on this ext4,
- * ~0.02 us an event of 17 bytes), in the guest's thread. Once a trace outgrows its first chunk,
- * a helper thread pre-faults each newly reserved chunk (MADV_POPULATE_WRITE) while the guest
+ * ~0.02 us an event of 17 bytes), in the guest's thread. Once a trace outgrows its first chunk
+ * (64 KiB: a short recording starts no thread), a helper thread pre-faults each newly reserved chunk (MADV_POPULATE_WRITE) while the guest
  * writes on: the pages are the file's reserved, unwritten ones, so they still read as zeros (the
  * end of the trace, also after a kill -9) until a record is copied onto them. The helper only
  * reads the mapping's address and a range, handed over through `req` (a futex word); the writer
@@ -226,7 +227,7 @@ static void mapsink_populate(MapSink *m, off_t from, off_t to) {
 static int mapsink_reserve(MapSink *m, size_t n) {
     if (m->used + (off_t)n <= m->map_end) return 0;
     off_t start = m->used & ~(off_t)(page_size - 1);
-    off_t want = m->used + (off_t)n + (off_t)MAP_CHUNK;
+    off_t want = m->used + (off_t)n + (off_t)(m->grown == 0 ? FIRST_CHUNK : MAP_CHUNK);
     want = (want + page_size - 1) & ~(off_t)(page_size - 1);
     int err = posix_fallocate(m->fd, m->used, want - m->used);
     if (err == ENOSPC) {   /* a nearly full disk: reserve no more than this record's pages */
