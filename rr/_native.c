@@ -339,18 +339,9 @@ static int mapsink_init(MapSink *self, PyObject *args, PyObject *kw) {
 static PyObject *mapsink_write(MapSink *self, PyObject *arg) {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
-    int r;
-    if ((size_t)b.len >= PWRITE_MIN || self->used + (off_t)b.len > self->map_end) {
-        /* A body's piece, whose pwrite fills fresh page-cache pages (~20-45 us per 64 KiB), or
-         * a record that extends the file (once per MiB: fallocate, writeback, a new mapping):
-         * time the guest's thread can use. Writers are serialised by the trace's lock, not the
-         * GIL (the native recorder appends without the GIL too). */
-        Py_BEGIN_ALLOW_THREADS
-        r = mapsink_append(self, b.buf, (size_t)b.len);
-        Py_END_ALLOW_THREADS
-    } else {
-        r = mapsink_append(self, b.buf, (size_t)b.len);
-    }
+    /* With the GIL held, as every other MapSink method runs: a write without it measured no
+     * faster (benchmarks/README.md, third round) and would let close() unmap under a copy. */
+    int r = mapsink_append(self, b.buf, (size_t)b.len);
     PyBuffer_Release(&b);
     if (r < 0) return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
