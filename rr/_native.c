@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
@@ -128,106 +127,24 @@ static PyTypeObject CounterType = {
  * behind a valid frame head. close() truncates the file to the records written. */
 
 #define MAP_CHUNK ((size_t)1 << 20)
-#define FIRST_CHUNK ((size_t)64 << 10)   /* a short recording's whole trace, without the helper */
-#define MAP_WINDOW ((size_t)64 << 20)   /* the mapping is made this large at once: remapped rarely */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23          /* Linux >= 5.14; older kernels say EINVAL */
-#endif
 
-/* Each first write to a fresh page of the mapping faults (~4-5 us a 4 KiB page on this ext4,
- * ~0.02 us an event of 17 bytes), in the guest's thread. Once a trace outgrows its first chunk
- * (64 KiB: a short recording starts no thread), a helper thread pre-faults each newly reserved chunk (MADV_POPULATE_WRITE) while the guest
- * writes on: the pages are the file's reserved, unwritten ones, so they still read as zeros (the
- * end of the trace, also after a kill -9) until a record is copied onto them. The helper only
- * reads the mapping's address and a range, handed over through `req` (a futex word); the writer
- * waits for it (`done`) before it unmaps. */
 typedef struct MapSink_ {
     PyObject_HEAD
     int fd;
-    uint8_t *base;     /* the mapping: file offsets [map_start, win_end) */
-    off_t map_start, map_end, win_end;   /* map_end: the end of the reserved (fallocated) part */
+    uint8_t *base;     /* the mapping: file offsets [map_start, map_end) */
+    off_t map_start, map_end;
     off_t used;        /* end of the records written */
     off_t pwritten;    /* end of the page holding the end of the last record written with pwrite */
     off_t flushing;    /* writeback is started up to here (see mapsink_reserve) */
     int closed;
-    int grown;         /* reservations made: the helper starts at the second */
-    int helper_on, populate, stop;
-    pid_t owner;       /* the helper is this process's (not a fork's) */
-    pthread_t helper;
-    unsigned req, done;          /* futex words: requests made / handled */
-    off_t pop_from, pop_to;      /* the range of the last request */
 } MapSink;
 
 static long page_size;
 
-static void *mapsink_helper(void *arg) {
-    MapSink *m = arg;
-    unsigned seen = 0;
-    for (;;) {
-        unsigned r = __atomic_load_n(&m->req, __ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) break;
-        if (r == seen) {
-            syscall(SYS_futex, &m->req, FUTEX_WAIT_PRIVATE, r, NULL, NULL, 0);
-            continue;
-        }
-        if (madvise(m->base + (m->pop_from - m->map_start), (size_t)(m->pop_to - m->pop_from),
-                    MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
-            __atomic_store_n(&m->populate, 0, __ATOMIC_RELAXED);   /* an older kernel: faults as before */
-        seen = r;
-        __atomic_store_n(&m->done, r, __ATOMIC_RELEASE);
-        syscall(SYS_futex, &m->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    }
-    return NULL;
-}
-
-/* Until the helper has handled every request (it touches the mapping no more). */
-static void mapsink_helper_idle(MapSink *m) {
-    if (!m->helper_on) return;
-    for (;;) {
-        unsigned d = __atomic_load_n(&m->done, __ATOMIC_ACQUIRE);
-        if (d == m->req) return;
-        syscall(SYS_futex, &m->done, FUTEX_WAIT_PRIVATE, d, NULL, NULL, 0);
-    }
-}
-
-static void mapsink_helper_stop(MapSink *m) {
-    if (!m->helper_on) return;
-    m->helper_on = 0;
-    if (m->owner != getpid()) return;   /* a forked child has no helper thread */
-    __atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
-    __atomic_fetch_add(&m->req, 1, __ATOMIC_RELEASE);
-    syscall(SYS_futex, &m->req, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    pthread_join(m->helper, NULL);
-}
-
-/* Pre-fault [from, to) of the mapping, in the helper (started here the first time). */
-static void mapsink_populate(MapSink *m, off_t from, off_t to) {
-    if (!__atomic_load_n(&m->populate, __ATOMIC_RELAXED) || from >= to) return;
-    if (!m->helper_on) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals stay with Python's threads */
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, (size_t)64 << 10);   /* it calls madvise, nothing deeper */
-        int err = pthread_create(&m->helper, &attr, mapsink_helper, m);
-        pthread_attr_destroy(&attr);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (err != 0) { m->populate = 0; return; }
-        m->helper_on = 1;
-        m->owner = getpid();
-    }
-    mapsink_helper_idle(m);   /* one request at a time (it is long done: a chunk takes ~1-5 ms) */
-    m->pop_from = from;
-    m->pop_to = to;
-    __atomic_fetch_add(&m->req, 1, __ATOMIC_RELEASE);
-    syscall(SYS_futex, &m->req, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 static int mapsink_reserve(MapSink *m, size_t n) {
     if (m->used + (off_t)n <= m->map_end) return 0;
     off_t start = m->used & ~(off_t)(page_size - 1);
-    off_t want = m->used + (off_t)n + (off_t)(m->grown == 0 ? FIRST_CHUNK : MAP_CHUNK);
+    off_t want = m->used + (off_t)n + (off_t)MAP_CHUNK;
     want = (want + page_size - 1) & ~(off_t)(page_size - 1);
     int err = posix_fallocate(m->fd, m->used, want - m->used);
     if (err == ENOSPC) {   /* a nearly full disk: reserve no more than this record's pages */
@@ -246,24 +163,12 @@ static int mapsink_reserve(MapSink *m, size_t n) {
         m->flushing = whole;
     }
 #endif
-    off_t fresh = m->map_end > start ? m->map_end : start;
-    if (m->base == NULL || want > m->win_end) {
-        size_t len = (size_t)(want - start) > MAP_WINDOW ? (size_t)(want - start) : MAP_WINDOW;
-        /* past the file's end, the window is address space only: nothing touches it there */
-        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, start);
-        if (p == MAP_FAILED) {
-            len = (size_t)(want - start);
-            p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, start);
-        }
-        if (p == MAP_FAILED) return -1;
-        mapsink_helper_idle(m);
-        if (m->base != NULL) munmap(m->base, (size_t)(m->win_end - m->map_start));
-        m->base = p;
-        m->map_start = start;
-        m->win_end = start + (off_t)len;
-    }
+    void *p = mmap(NULL, (size_t)(want - start), PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, start);
+    if (p == MAP_FAILED) return -1;
+    if (m->base != NULL) munmap(m->base, (size_t)(m->map_end - m->map_start));
+    m->base = p;
+    m->map_start = start;
     m->map_end = want;
-    if (++m->grown >= 2) mapsink_populate(m, fresh, want);
     return 0;
 }
 
@@ -325,14 +230,11 @@ static int mapsink_init(MapSink *self, PyObject *args, PyObject *kw) {
     off_t end = lseek(fd, 0, SEEK_END);
     if (end < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
     self->fd = fd;
-    self->used = self->map_end = self->map_start = self->win_end = end;
+    self->used = self->map_end = self->map_start = end;
     self->pwritten = 0;
     self->flushing = end & ~(off_t)(page_size - 1);
     self->base = NULL;
     self->closed = 0;
-    self->grown = self->helper_on = self->stop = 0;
-    self->populate = 1;
-    self->req = self->done = 0;
     return 0;
 }
 
@@ -357,8 +259,7 @@ static PyObject *mapsink_reserve_py(MapSink *self, PyObject *arg) {
 static int mapsink_finish(MapSink *self) {
     if (self->closed) return 0;
     self->closed = 1;
-    mapsink_helper_stop(self);
-    if (self->base != NULL) munmap(self->base, (size_t)(self->win_end - self->map_start));
+    if (self->base != NULL) munmap(self->base, (size_t)(self->map_end - self->map_start));
     self->base = NULL;
     return ftruncate(self->fd, self->used);
 }

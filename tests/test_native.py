@@ -407,10 +407,9 @@ def test_the_benchmarks_floor_callback_answers_the_native_calls_with_a_constant(
 
 
 def test_a_killed_mapped_sink_leaves_its_records_then_zeros(tmp_path: Path) -> None:
-    """kill -9 of a process writing through MapSink past its first chunks, where a helper thread
-    pre-faults the reserved pages ahead (rr/_native.c mapsink_populate): the file holds exactly
-    the records written, then only zero bytes (the reader's end of the trace), pre-faulted or not.
-    The second reserve waits until the helper has handled the first one's pages."""
+    """kill -9 of a process writing through MapSink past its first chunks, with more reserved
+    ahead: the file holds exactly the records written, then only zero bytes (the reader's end of
+    the trace)."""
     import os
     import signal
     path = tmp_path / "sink.bin"
