@@ -216,9 +216,9 @@ def whole_processes(base: str, rounds: int, n: int, mib: int, big_mib: int, work
     ]
 
 
-def request_rows(get: Path, concurrent: Path, base: str, n: int, rounds: int,
-                 work: Path) -> tuple[list[str], list[list[str]]]:
-    """The in-process table's per-request rows alone (`--requests-only`)."""
+def request_timings(get: Path, concurrent: Path, base: str, n: int, rounds: int, work: Path
+                    ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """(the usage run in s, one small GET in ms, each of n GETs in flight in ms), {mode: {path: value}}."""
     small = f"{base}/plain"
     print("  timing one GET ...", file=sys.stderr, flush=True)
     usage = modes_of(get, ["http_get"], work, rounds, expect=1)
@@ -226,6 +226,13 @@ def request_rows(get: Path, concurrent: Path, base: str, n: int, rounds: int,
     print(f"  timing {n} requests in one run ...", file=sys.stderr, flush=True)
     many = modes_of(concurrent, ["http_concurrent", *[small] * n], work, rounds)
     each = minus(many, modes_of(concurrent, ["http_concurrent", small], work, rounds), 1e3 / (n - 1))
+    return usage, one, each
+
+
+def request_rows(get: Path, concurrent: Path, base: str, n: int, rounds: int,
+                 work: Path) -> tuple[list[str], list[list[str]]]:
+    """The in-process table's per-request rows alone (`--requests-only`)."""
+    _, one, each = request_timings(get, concurrent, base, n, rounds, work)
     paths = list(one["run"])
     print(f"\nbench_http --requests-only: loopback upstream in its own process; median of {rounds}; "
           f"cells are {' | '.join(paths)}\n")
@@ -327,13 +334,7 @@ def main() -> int:
             print_table(whole_header, whole)
             return 0
         small = f"{base}/plain"
-        print("  timing one GET ...", file=sys.stderr, flush=True)
-        usage = modes_of(get, ["http_get"], work, rounds, expect=1)
-        one = minus(modes_of(get, ["http_get", small], work, rounds), usage, 1e3)
-        print(f"  timing {n} requests in one run ...", file=sys.stderr, flush=True)
-        many = modes_of(concurrent, ["http_concurrent", *[small] * n], work, rounds)
-        single = modes_of(concurrent, ["http_concurrent", small], work, rounds)
-        each = minus(many, single, 1e3 / (n - 1))
+        usage, one, each = request_timings(get, concurrent, base, n, rounds, work)
         print(f"  timing a {mib} MiB body ...", file=sys.stderr, flush=True)
         mbs = body_mbs(get, big, empty, size, max(3, rounds // 2), work)
         pieces = body_pieces(get, big, work)
