@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import threading
 from pathlib import Path
 
 import wasmtime
@@ -16,6 +18,31 @@ def cache_dir() -> Path:
     root = os.environ.get("RR_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rr")
     return Path(root)
+
+
+def store(path: Path, data: bytes) -> None:
+    """Put `data` at `path` whole or not at all: concurrent rr processes never see half a file.
+    A cache that cannot be written only costs time (the error is dropped, the partial file too).
+    The partial file is named for this process and thread (no tempfile: the proxy's start
+    writes here and leaves tempfile unimported, rr/deferred.py)."""
+    part = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(part, "wb") as f:
+            f.write(data)
+        os.replace(part, path)
+    except OSError:
+        try:
+            part.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def bytecode_file(stem: str, suffix: str) -> Path:
+    """A file of compiled Python in the cache, named as a .pyc is: for this interpreter and
+    optimisation level."""
+    opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
+    return cache_dir() / "pyc" / f"{stem}.{sys.implementation.cache_tag}{opt}{suffix}"
 
 
 def load_component(engine: wasmtime.Engine, wasm: bytes, sha256: str, engine_key: str,
@@ -30,15 +57,7 @@ def load_component(engine: wasmtime.Engine, wasm: bytes, sha256: str, engine_key
             path.unlink(missing_ok=True)  # stale or damaged: recompile below
     component = Component(engine, wasm)
     if use_cache:
-        import tempfile
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(component.serialize())
-            os.replace(tmp, path)  # atomic: concurrent rr processes never see half a file
-        except OSError:
-            pass  # a read-only cache dir only costs speed
+        store(path, component.serialize())
     return component, False
 
 

@@ -17,7 +17,6 @@ import builtins
 import dataclasses
 import importlib.util
 import marshal
-import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -48,9 +47,8 @@ _before: list[Any] = [_NONE]   # a global `exec` the dataclasses module had befo
 
 
 def cache_file(name: str = "proxy") -> Path:
-    from .cache import cache_dir
-    opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""   # as a .pyc's name
-    return cache_dir() / "pyc" / f"dataclass-code-{name}.{sys.implementation.cache_tag}{opt}.bin"
+    from .cache import bytecode_file
+    return bytecode_file(f"dataclass-code-{name}", ".bin")
 
 
 def _cached_exec(source: Any, globals: Any = None, locals: Any = None, /, **kw: Any) -> Any:
@@ -90,17 +88,8 @@ def _load(path: Path) -> dict[str, CodeType]:
 
 
 def _save(path: Path, table: dict[str, CodeType]) -> None:
-    part = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(part, "wb") as f:
-            f.write(_HEADER + marshal.dumps(table))
-        os.replace(part, path)
-    except OSError:
-        try:
-            part.unlink(missing_ok=True)
-        except OSError:
-            pass
+    from .cache import store
+    store(path, _HEADER + marshal.dumps(table))
 
 
 @contextmanager

@@ -235,21 +235,13 @@ class _PostponedLoader(importlib.machinery.SourceFileLoader):
             pass
         code = compile(self.get_data(self.path), self.path, "exec", flags=__future__.annotations.compiler_flag,
                        dont_inherit=True)
-        try:
-            os.makedirs(os.path.dirname(cached), exist_ok=True)
-            part = f"{cached}.{os.getpid()}.part"
-            with open(part, "wb") as f:
-                f.write(header + marshal.dumps(code))
-            os.replace(part, cached)   # whole or not at all for a process reading it
-        except OSError:
-            pass
+        from .cache import store
+        store(cached, header + marshal.dumps(code))
         return code
 
-    def _cached(self) -> str:
-        from .cache import cache_dir
-        where = hashlib.sha256(self.path.encode()).hexdigest()[:16]
-        opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
-        return str(cache_dir() / "pyc" / f"{self.name}-{where}.{sys.implementation.cache_tag}{opt}.pyc")
+    def _cached(self) -> Path:
+        from .cache import bytecode_file
+        return bytecode_file(f"{self.name}-{hashlib.sha256(self.path.encode()).hexdigest()[:16]}", ".pyc")
 
 
 class _Postponing:

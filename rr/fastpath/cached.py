@@ -7,12 +7,11 @@ nothing of the composer (wasm-tools, the WAT printer, subprocess: ~5 ms of start
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..cache import cache_dir
+from ..cache import cache_dir, store
 
 # Bump when the generated adapter (adapter.py, compose.py) changes: cached compositions are keyed by it.
 ADAPTER_REVISION = "3"
@@ -40,17 +39,5 @@ def compose_cached(guest: bytes, sha256: str, use_cache: bool = True) -> Composi
     except REFUSALS as e:
         wasm, note = None, f"plain byte path: {e}"
     if use_cache:
-        _store(refused if wasm is None else built, note.encode() if wasm is None else wasm)
+        store(refused if wasm is None else built, note.encode() if wasm is None else wasm)
     return Composition(wasm, note, False)
-
-
-def _store(path: Path, data: bytes) -> None:
-    import tempfile
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)  # atomic for concurrent rr processes
-    except OSError:
-        pass  # a read-only cache only costs time
