@@ -183,13 +183,19 @@ static int pwrite_all(int fd, const uint8_t *data, size_t n, off_t at) {
     return 0;
 }
 
-/* The record onto the mapped pages (room reserved), its first byte last. */
-static inline void mapped_copy(MapSink *m, const uint8_t *data, size_t n) {
+/* The record of n bytes onto the mapped pages (room reserved for `span` >= n), its first byte
+ * last: the bytes past n are copied too, so they must be the zeros already there (record_small
+ * copies its whole fixed-size buffer). */
+static inline void mapped_copy_span(MapSink *m, const uint8_t *data, size_t n, size_t span) {
     uint8_t *at = m->base + (m->used - m->map_start);
-    memcpy(at + 1, data + 1, n - 1);
+    memcpy(at + 1, data + 1, span - 1);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
     __atomic_store_n(at, data[0], __ATOMIC_RELEASE);
     m->used += (off_t)n;
+}
+
+static inline void mapped_copy(MapSink *m, const uint8_t *data, size_t n) {
+    mapped_copy_span(m, data, n, n);
 }
 
 /* 0, or -1 with errno set (nothing written). */
@@ -923,11 +929,7 @@ static int record_small(func *f, const value *v) {
     uint32_t crc;
     size_t len = small_frame(f->op, f->code, v, ws->crc, fr, &crc);
     if (len == 0) goto out;
-    uint8_t *at = m->base + (m->used - m->map_start);
-    memcpy(at + 1, fr + 1, sizeof fr - 1);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the first byte goes last, also for the compiler */
-    __atomic_store_n(at, fr[0], __ATOMIC_RELEASE);
-    m->used += (off_t)len;
+    mapped_copy_span(m, fr, len, sizeof fr);
     ws->crc = crc;
     ws->written++;
     ws->guest_events++;
